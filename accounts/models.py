@@ -1,0 +1,157 @@
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from . import crypto
+
+alias_list_help = "Model aliases or patterns such as claude-*, separated by commas or new lines. Empty means all."
+
+
+def split_aliases(text: str) -> list[str]:
+    return [a.strip() for a in text.replace("\n", ",").split(",") if a.strip()]
+
+
+class Project(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    rpm_limit = models.PositiveIntegerField("requests/min", null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField("tokens/min", null=True, blank=True)
+    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    allowed_models = models.TextField(blank=True, help_text=alias_list_help)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.name
+
+
+class ApiKey(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="keys")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="Shown to identify the key.")
+    digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    allowed_models = models.TextField(blank=True, help_text=alias_list_help + " Narrows the project's list.")
+    rpm_limit = models.PositiveIntegerField("requests/min", null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField("tokens/min", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "created_at"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+
+class Provider(models.Model):
+    KIND_CHOICES = [("anthropic", "Anthropic Messages API"), ("openai", "OpenAI-compatible Chat Completions")]
+
+    name = models.CharField(
+        max_length=100, unique=True, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, - _ . only.")]
+    )
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    base_url = models.URLField(
+        max_length=500,
+        help_text="As you would give the vendor's own SDK: https://api.openai.com/v1 (with /v1) or "
+        "https://api.anthropic.com (without).",
+    )
+    connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)], help_text="Seconds.")
+    read_timeout = models.FloatField(
+        default=600.0, validators=[MinValueValidator(1)], help_text="Seconds between bytes; long for reasoning models."
+    )
+    extra_headers = models.JSONField(default=dict, blank=True, help_text='Sent on every call, e.g. {"HTTP-Referer": "…"}.')
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class ProviderAccount(models.Model):
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="accounts")
+    name = models.CharField(max_length=100)
+    credential_encrypted = models.TextField(blank=True, editable=False)
+    credential_last4 = models.CharField("credential", max_length=8, blank=True, editable=False)
+    weight = models.PositiveIntegerField(default=1, help_text="Share of traffic among accounts of equal priority.")
+    priority = models.PositiveIntegerField(default=0, help_text="Lower is tried first.")
+    enabled = models.BooleanField(default=True)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cooldown_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider__name", "priority", "name"]
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="account_unique_per_provider")]
+
+    def __str__(self):
+        return f"{self.provider.name}/{self.name}"
+
+    @property
+    def credential(self) -> str:
+        return crypto.decrypt(self.credential_encrypted)
+
+    def set_credential(self, secret: str) -> None:
+        self.credential_encrypted = crypto.encrypt(secret) if secret else ""
+        self.credential_last4 = f"…{secret[-4:]}" if len(secret) >= 8 else ("…" if secret else "")
+
+
+class ModelRoute(models.Model):
+    alias = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text="The model name clients ask for. May be a pattern: claude-* or *. An exact alias wins over a "
+        "pattern, a longer pattern over a shorter one.",
+    )
+    display_name = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    default_max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Used when a client sends no max_tokens and the upstream needs one."
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Upstream cap: larger client max_tokens are clamped to it."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name = "model route"
+
+    def __str__(self):
+        return self.alias
+
+    @property
+    def is_pattern(self) -> bool:
+        return any(c in self.alias for c in "*?[")
+
+
+class RouteTarget(models.Model):
+    route = models.ForeignKey(ModelRoute, on_delete=models.CASCADE, related_name="targets")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="targets")
+    remote_model = models.CharField(
+        max_length=200, help_text="The provider's own model id. Leave as * to pass the client's model name through."
+    )
+    priority = models.PositiveIntegerField(default=0, help_text="Lower is tried first; later ones are failover.")
+    weight = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self):
+        return f"{self.provider.name}:{self.remote_model}"

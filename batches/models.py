@@ -1,0 +1,1 @@
+"""Batch jobs (Anthropic Message Batches and OpenAI Batch API) arrive with the batch issue."""

@@ -1,0 +1,17 @@
+"""The one NinjaAPI. Every route lives in proxy.api; errors are rendered there in the caller's own format."""
+
+from ninja import NinjaAPI
+
+api = NinjaAPI(
+    title="Gatehouse",
+    version="1",
+    description="Anthropic Messages and OpenAI Chat Completions in front of any provider.",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+    urls_namespace="gateway",
+)
+api.add_router("", "proxy.api.router")
+
+from proxy.api import install_error_handlers  # noqa: E402
+
+install_error_handlers(api)

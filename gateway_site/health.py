@@ -1,0 +1,64 @@
+"""Probes and operational endpoints that sit outside the API: liveness, readiness, metrics, JSON 404/500."""
+
+import hmac
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django_prometheus.exports import ExportToDjangoView
+
+
+async def root(request):
+    # Claude Code sends HEAD / before every run; answer without touching anything.
+    if request.method in ("HEAD", "GET"):
+        return JsonResponse({"service": "gatehouse", "status": "ok"})
+    return JsonResponse({"error": "method not allowed"}, status=405)
+
+
+async def health(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+    finally:
+        connection.close()
+
+
+def _redis_ok() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+async def ready(request):
+    checks = {"database": await sync_to_async(_database_ok, thread_sensitive=False)()}
+    if settings.REDIS_URL:
+        checks["redis"] = await sync_to_async(_redis_ok, thread_sensitive=False)()
+    ok = all(checks.values())
+    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+
+def metrics(request):
+    if settings.METRICS_TOKEN:
+        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(supplied.encode(), settings.METRICS_TOKEN.encode()):
+            return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+    return ExportToDjangoView(request)
+
+
+def not_found(request, exception=None):
+    return JsonResponse({"error": {"message": f"No route for {request.method} {request.path}", "type": "not_found"}}, status=404)
+
+
+def server_error(request):
+    return JsonResponse({"error": {"message": "Internal error", "type": "api_error"}}, status=500)

@@ -1,0 +1,25 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path, re_path
+from django.views.static import serve
+
+from . import health
+from .api import api
+
+admin.site.site_header = "Gatehouse"
+admin.site.site_title = "Gatehouse admin"
+admin.site.index_title = "Gateway administration"
+
+urlpatterns = [
+    path("", health.root),
+    path("health", health.health),
+    path("ready", health.ready),
+    path("metrics", health.metrics),
+    path("admin/", admin.site.urls),
+    # The admin's CSS/JS, collected by bin/run. Daphne serves no files itself; a CDN or proxy may take over.
+    re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),
+    path("", api.urls),
+]
+
+handler404 = "gateway_site.health.not_found"
+handler500 = "gateway_site.health.server_error"

@@ -1,0 +1,101 @@
+"""Every failure the gateway reports, as one exception tree rendered once, in the caller's format.
+
+GatewayError                        kind                 status
+ ├── InvalidRequest                 invalid_request      400  (names the offending `param`)
+ ├── AuthenticationFailed           authentication       401
+ ├── PermissionDenied               permission           403
+ ├── NotFound                       not_found            404  (unknown or not-allowed model)
+ ├── RequestTooLarge                request_too_large    413
+ ├── RateLimited                    rate_limit           429  (our own limits; carries retry_after)
+ └── UpstreamError                  any kind             the upstream's, mapped (see formats/*/errors)
+      kinds only upstreams produce: billing 402, api_error 500, overloaded 529/503, timeout 504
+
+`formats.<api>.render_error(err)` turns any of these into that API's error JSON and status; the pipeline never
+builds an error body itself. An UpstreamError from an upstream that speaks the caller's own format keeps the
+upstream's exact bytes in `raw`, so the caller sees them unchanged (Claude Code matches on error wording).
+"""
+
+from dataclasses import dataclass
+
+KIND_STATUS = {
+    "invalid_request": 400,
+    "authentication": 401,
+    "billing": 402,
+    "permission": 403,
+    "not_found": 404,
+    "request_too_large": 413,
+    "rate_limit": 429,
+    "api_error": 500,
+    "overloaded": 529,
+    "timeout": 504,
+}
+
+
+@dataclass(slots=True)
+class RawError:
+    """An upstream error response exactly as received."""
+
+    api: str  # the wire format that produced it: "anthropic" | "openai"
+    status: int
+    body: bytes
+    headers: dict[str, str]  # only the ones worth passing on: retry-after*, request-id, x-should-retry
+
+
+class GatewayError(Exception):
+    kind = "api_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        if kind:
+            self.kind = kind
+        self.param = param
+        self.code = code  # OpenAI-style code, e.g. model_not_found, context_length_exceeded, insufficient_quota
+        self.status = status or KIND_STATUS.get(self.kind, 500)
+        self.retry_after = retry_after
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.kind}, {self.status}, {self.message!r})"
+
+
+class InvalidRequest(GatewayError):
+    kind = "invalid_request"
+
+
+class AuthenticationFailed(GatewayError):
+    kind = "authentication"
+
+
+class PermissionDenied(GatewayError):
+    kind = "permission"
+
+
+class NotFound(GatewayError):
+    kind = "not_found"
+
+
+class RequestTooLarge(GatewayError):
+    kind = "request_too_large"
+
+
+class RateLimited(GatewayError):
+    kind = "rate_limit"
+
+
+class UpstreamError(GatewayError):
+    """An upstream failed or refused. `retryable` says whether another account/target may be tried
+    (only before any byte reached the client); `raw` is the upstream's own response, if it sent one."""
+
+    def __init__(self, message: str, *, raw: RawError | None = None, retryable: bool = False, **kwargs):
+        super().__init__(message, **kwargs)
+        self.raw = raw
+        self.retryable = retryable

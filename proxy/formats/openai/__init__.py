@@ -1,0 +1,39 @@
+"""OpenAI Chat Completions, spoken by callers (Cursor, Continue, OpenAI SDK users) and by upstreams (OpenAI,
+DeepSeek, OpenRouter, Groq, vLLM, Ollama). The surface is the one every format exports (see formats/__init__.py);
+`tool_name_map` is extra: it rebuilds the P-15 short-name map from a request.
+
+    caller_request   parse_request          OpenAI body -> ChatRequest (§5.3, §5.4 via messages_in)
+    upstream_request render_request         ChatRequest -> OpenAI body (§5.1, §5.2 via messages_out)
+    response         render_response, parse_response       chat.completion both ways (§5.10)
+    stream_encoder   StreamEncoder          canonical events -> chunks (§5.11 B)
+    stream_decoder   StreamDecoder          chunks -> canonical events (§5.11 A)
+    errors           render_error, parse_error              (§5.12)
+    passthrough      passthrough_request, usage_from_response, Relay
+"""
+
+from .caller_request import parse_request
+from .errors import parse_error, render_error
+from .passthrough import Relay, passthrough_request, usage_from_response
+from .response import parse_response, render_response
+from .stream_decoder import StreamDecoder
+from .stream_encoder import StreamEncoder
+from .tool_names import tool_name_map
+from .upstream_request import render_request
+
+NAME = "openai"
+
+__all__ = [
+    "NAME",
+    "parse_request",
+    "render_response",
+    "StreamEncoder",
+    "render_error",
+    "render_request",
+    "parse_response",
+    "StreamDecoder",
+    "parse_error",
+    "passthrough_request",
+    "usage_from_response",
+    "Relay",
+    "tool_name_map",
+]

@@ -1,0 +1,40 @@
+"""Identifiers the gateway makes up, in the shapes each API's clients expect (protocols.md §5.5)."""
+
+import hashlib
+import re
+import secrets
+import string
+
+_BASE62 = string.ascii_letters + string.digits
+_VALID_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _random62(n: int = 24) -> str:
+    return "".join(secrets.choice(_BASE62) for _ in range(n))
+
+
+def message_id() -> str:
+    return "msg_" + _random62()
+
+
+def tool_use_id() -> str:
+    return "toolu_" + _random62()
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + _random62(29)
+
+
+def request_id() -> str:
+    return "req_" + _random62()
+
+
+def sanitize_tool_id(raw: str | None) -> str:
+    """P-16: keep a valid id, repair an invalid one deterministically (so history ids still match), invent one
+    when missing."""
+    if not raw:
+        return tool_use_id()
+    if _VALID_TOOL_ID.match(raw):
+        return raw
+    cleaned = re.sub(r"[^a-zA-Z0-9_-]", "_", raw)
+    return f"{cleaned}_{hashlib.sha256(raw.encode()).hexdigest()[:6]}"

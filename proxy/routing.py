@@ -1,0 +1,207 @@
+"""Which upstream serves a model alias: an in-memory snapshot of routes, providers, accounts and prices.
+
+The snapshot is rebuilt from the database at most every GATEWAY_CACHE_TTL seconds (at once in this process when
+the admin or a command changes the config, see accounts/signals.py), so a warm request makes no query.
+
+Alias matching: an exact alias wins; otherwise the longest matching glob pattern (`claude-*` beats `*`), ties
+broken alphabetically. A target whose remote model is `*` passes the client's model name through.
+"""
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from fnmatch import fnmatchcase
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.keys import AuthenticatedKey
+
+from .errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    credential: str
+    weight: int
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    kind: str
+    base_url: str
+    connect_timeout: float
+    read_timeout: float
+    extra_headers: tuple[tuple[str, str], ...]
+    accounts: tuple[Account, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    provider: Provider
+    remote_model: str
+    priority: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    alias: str
+    display_name: str
+    default_max_tokens: int | None
+    max_output_tokens: int | None
+    targets: tuple[Target, ...]
+    created_at: int  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    effective_from: date
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+
+@dataclass(slots=True)
+class Snapshot:
+    exact: dict[str, Route]
+    patterns: list[Route]  # longest first
+    prices: dict[str, list[Price]]  # newest first
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def resolve(self, key: AuthenticatedKey, model: str) -> Route:
+        if not isinstance(model, str) or not model:
+            raise NotFound("model: a model name is required", param="model", code="model_not_found")
+        if not (_allowed(key.project_models, model) and _allowed(key.key_models, model)):
+            raise NotFound(f"model: {model} is not available to this key", param="model", code="model_not_found")
+        route = self.exact.get(model)
+        if route is None:
+            route = next((r for r in self.patterns if fnmatchcase(model, r.alias)), None)
+        if route is None or not route.targets:
+            raise NotFound(f"model: {model} not found", param="model", code="model_not_found")
+        return route
+
+    def visible_routes(self, key: AuthenticatedKey) -> list[Route]:
+        """Exact aliases the key may use (patterns are not model names, so they are not listed)."""
+        return [r for a, r in sorted(self.exact.items()) if _allowed(key.project_models, a) and _allowed(key.key_models, a)]
+
+    def price(self, remote_model: str, on: date) -> Price | None:
+        return next((p for p in self.prices.get(remote_model, ()) if p.effective_from <= on), None)
+
+
+def _allowed(patterns: tuple[str, ...], model: str) -> bool:
+    return not patterns or any(p == model or fnmatchcase(model, p) for p in patterns)
+
+
+def attempt_order(route: Route) -> list[tuple[Target, Account]]:
+    """Failover order: targets by priority (weighted shuffle within a priority), then each target's accounts
+    the same way. Accounts cooling down after errors were left out when the snapshot was built."""
+    attempts = []
+    for target in _weighted_by_priority(route.targets):
+        for account in _weighted_by_priority(target.provider.accounts):
+            attempts.append((target, account))
+    return attempts
+
+
+def _weighted_by_priority(items):
+    if len(items) <= 1:
+        return list(items)
+    ordered = []
+    for priority in sorted({i.priority for i in items}):
+        group = [i for i in items if i.priority == priority]
+        while group:
+            pick = random.choices(group, weights=[max(i.weight, 0) or 1 for i in group])[0]
+            group.remove(pick)
+            ordered.append(pick)
+    return ordered
+
+
+def _build() -> Snapshot:
+    from accounts.models import ModelRoute, ProviderAccount
+    from accounts.models import Provider as ProviderRow
+    from usage.models import ModelPrice
+
+    now = timezone.now()
+    accounts: dict[int, list[Account]] = {}
+    for row in ProviderAccount.objects.filter(enabled=True):
+        if row.cooldown_until and row.cooldown_until > now:
+            continue
+        accounts.setdefault(row.provider_id, []).append(
+            Account(id=row.id, name=row.name, credential=row.credential, weight=row.weight, priority=row.priority)
+        )
+    providers = {
+        p.id: Provider(
+            name=p.name,
+            kind=p.kind,
+            base_url=p.base_url.rstrip("/"),
+            connect_timeout=p.connect_timeout,
+            read_timeout=p.read_timeout,
+            extra_headers=tuple((str(k), str(v)) for k, v in (p.extra_headers or {}).items()),
+            accounts=tuple(accounts.get(p.id, ())),
+        )
+        for p in ProviderRow.objects.filter(enabled=True)
+    }
+    exact: dict[str, Route] = {}
+    patterns: list[Route] = []
+    for row in ModelRoute.objects.filter(enabled=True).prefetch_related("targets"):
+        targets = tuple(
+            Target(provider=providers[t.provider_id], remote_model=t.remote_model, priority=t.priority, weight=t.weight)
+            for t in row.targets.all()
+            if t.provider_id in providers and providers[t.provider_id].accounts
+        )
+        route = Route(
+            alias=row.alias,
+            display_name=row.display_name or row.alias,
+            default_max_tokens=row.default_max_tokens,
+            max_output_tokens=row.max_output_tokens,
+            targets=targets,
+            created_at=int(row.created_at.timestamp()),
+        )
+        if row.is_pattern:
+            patterns.append(route)
+        else:
+            exact[row.alias] = route
+    patterns.sort(key=lambda r: (-len(r.alias), r.alias))
+    prices: dict[str, list[Price]] = {}
+    for p in ModelPrice.objects.order_by("model", "-effective_from"):
+        prices.setdefault(p.model, []).append(
+            Price(p.effective_from, p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok)
+        )
+    return Snapshot(exact=exact, patterns=patterns, prices=prices)
+
+
+_current: Snapshot | None = None
+_refreshing: asyncio.Task | None = None
+
+
+def cache_clear() -> None:
+    global _current
+    _current = None
+
+
+async def snapshot() -> Snapshot:
+    """The current snapshot. When it is stale one request rebuilds it while the others keep using the old one."""
+    global _current, _refreshing
+    current = _current
+    if current is not None and time.monotonic() - current.loaded_at < settings.GATEWAY_CACHE_TTL:
+        return current
+    if current is not None and _refreshing is not None and not _refreshing.done():
+        return current
+    build = asyncio.ensure_future(sync_to_async(_build, thread_sensitive=False)())
+    _refreshing = build
+    _current = await build
+    return _current
+
+
+def snapshot_sync() -> Snapshot:
+    """For code outside the event loop (Celery, commands)."""
+    return _build()

@@ -1,0 +1,26 @@
+"""Anthropic's API (and Anthropic-compatible endpoints): base URL without /v1, key in x-api-key."""
+
+DEFAULT_VERSION = "2023-06-01"
+PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens", "models": "/v1/models"}
+
+
+class AnthropicUpstream:
+    api = "anthropic"
+
+    def url(self, provider, operation: str) -> str:
+        return provider.base_url + PATHS[operation]
+
+    def headers(self, provider, account, client_headers) -> dict[str, str]:
+        headers = {
+            "content-type": "application/json",
+            "anthropic-version": client_headers.get("anthropic-version") or DEFAULT_VERSION,
+        }
+        # Betas only make sense for a request that came from an Anthropic client (pass-through); they enable
+        # the beta fields in its body, so they travel together (protocols.md §1.1).
+        beta = client_headers.get("anthropic-beta")
+        if beta:
+            headers["anthropic-beta"] = beta
+        if account.credential:
+            headers["x-api-key"] = account.credential
+        headers.update(provider.extra_headers)
+        return headers

@@ -1,0 +1,36 @@
+"""One pooled HTTP client per running event loop (an AsyncClient must not cross loops: encode/httpx#2473).
+
+The transport is aiohttp's connection pool behind the httpx API: it costs about a third of the CPU of httpx's own
+pool per request (../shared/perf-notes.md). Tests may install another transport with `use_transport`.
+"""
+
+import asyncio
+import weakref
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
+_transport_factory = None
+
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+
+
+def use_transport(factory) -> None:
+    """Make every new client use `factory()` as its transport (None restores the default)."""
+    global _transport_factory
+    _transport_factory = factory
+    _clients.clear()
+
+
+def client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    existing = _clients.get(loop)
+    if existing is None:
+        transport = _transport_factory() if _transport_factory else AiohttpTransport(limits=LIMITS)
+        existing = _clients[loop] = httpx.AsyncClient(transport=transport, timeout=None, follow_redirects=False)
+    return existing
+
+
+def timeout(connect: float, read: float) -> httpx.Timeout:
+    return httpx.Timeout(read, connect=connect, pool=connect)

@@ -1,0 +1,119 @@
+"""Shared fixtures. Integration tests run the real gateway (daphne, a real port, real HTTP) as a subprocess on
+pytest-django's test database, so whatever a test commits is what the server sees."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url(settings_dict: dict) -> str:
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{auth}{settings_dict.get('HOST') or '127.0.0.1'}{port}/{settings_dict['NAME']}"
+
+
+@dataclass
+class RunningServer:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None) -> RunningServer:
+    from django.db import connection
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "GATEWAY_CACHE_TTL": "0.5",
+        "GATEWAY_LEDGER_FLUSH_SECONDS": "0.05",
+        "GATEWAY_MAX_BODY_BYTES": str(2 * 1024 * 1024),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    log_dir = tmp_dir or Path(os.environ.get("GATEWAY_DATA_DIR") or ROOT / "data")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"gateway-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "gateway_site.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return RunningServer(url, process, log_path)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"gateway did not start:\n{log_path.read_text()}")
+
+
+def stop_gateway(server: RunningServer) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    """Always create the test database: the end-to-end tests use it through the server without any test being
+    marked django_db (which is how pytest-django would otherwise decide to create it)."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def gateway_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The gateway as users run it (daphne), on the test database. Data tests create must be committed
+    (use `committed` below, not the `db` fixture, whose transaction the server cannot see)."""
+    server = start_gateway(tmp_dir=tmp_path_factory.mktemp("gateway"))
+    yield server
+    stop_gateway(server)
+
+
+@pytest.fixture
+def committed(django_db_blocker):
+    """ORM access outside a test transaction, so the gateway subprocess sees the rows."""
+    with django_db_blocker.unblock():
+        yield

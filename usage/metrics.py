@@ -1,0 +1,27 @@
+"""Every Prometheus metric the gateway defines, in one place. Updated when a request is recorded."""
+
+from prometheus_client import Counter, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+requests = Counter(
+    "gatehouse_requests_total", "API requests by outcome", ["ingress", "alias", "provider", "outcome", "status"]
+)
+tokens = Counter("gatehouse_tokens_total", "Tokens by kind", ["alias", "provider", "kind"])
+cost = Counter("gatehouse_cost_usd_total", "Cost in USD", ["alias", "provider"])
+latency = Histogram("gatehouse_request_seconds", "Whole request latency", ["ingress", "stream"], buckets=LATENCY_BUCKETS)
+ttft = Histogram("gatehouse_time_to_first_token_seconds", "Time to first upstream byte of a stream", ["ingress"], buckets=LATENCY_BUCKETS)
+ledger_dropped = Counter("gatehouse_ledger_write_failures_total", "Usage records that could not be written")
+
+
+def observe(record: dict) -> None:
+    alias, provider = record.get("alias", ""), record.get("provider", "")
+    requests.labels(record["ingress_api"], alias, provider, record["outcome"], str(record["http_status"])).inc()
+    for kind, field in (("input", "input_tokens"), ("output", "output_tokens"), ("cache_read", "cache_read_tokens"), ("cache_write", "cache_write_tokens")):
+        if record.get(field):
+            tokens.labels(alias, provider, kind).inc(record[field])
+    if record.get("cost_usd"):
+        cost.labels(alias, provider).inc(float(record["cost_usd"]))
+    latency.labels(record["ingress_api"], str(record.get("stream", False)).lower()).observe(record["latency_ms"] / 1000)
+    if record.get("ttft_ms") is not None:
+        ttft.labels(record["ingress_api"]).observe(record["ttft_ms"] / 1000)
