@@ -37,10 +37,10 @@ class World:
     server: RunningServer
 
     def anthropic(self, key: str = "alpha", **kwargs) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.url, api_key=self.keys[key], max_retries=0, **kwargs)
+        return anthropic.Anthropic(base_url=self.url, api_key=self.keys[key], **{"max_retries": 0, **kwargs})
 
     def openai(self, key: str = "alpha", **kwargs) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.keys[key], max_retries=0, **kwargs)
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.keys[key], **{"max_retries": 0, **kwargs})
 
     def upstream_requests(self) -> list[dict]:
         return self.fake.requests
