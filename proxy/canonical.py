@@ -99,6 +99,11 @@ class ToolChoice:
     disable_parallel: bool = False
 
 
+# Policy (protocols.md §5.9): the thinking budget an effort level stands for, and the levels that mean "none".
+EFFORT_BUDGETS = {"low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
+NO_THINKING_EFFORTS = frozenset({"none", "minimal"})
+
+
 @dataclass(slots=True)
 class ThinkingConfig:
     """`enabled` carries a budget; `adaptive` lets the model choose, guided by `effort`."""

@@ -9,16 +9,24 @@ out-of-range sampling parameters (P-11, P-12), thinking constraints (P-18, P-20)
 (response.py, stream.py) turns that tool call back into text.
 """
 
-from ...canonical import ChatRequest, Message, RedactedThinking, TargetOptions, Text, Thinking, ToolUse
+from ...canonical import (
+    EFFORT_BUDGETS,
+    NO_THINKING_EFFORTS,
+    ChatRequest,
+    Message,
+    RedactedThinking,
+    TargetOptions,
+    Text,
+    Thinking,
+    ToolUse,
+)
 from .wire import block_to_wire, is_blank_text
 
 JSON_TOOL_NAME = "json_response"
 JSON_TOOL_DESCRIPTION = "Respond with a JSON object matching this schema."
 JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 MIN_THINKING_BUDGET = 1024
-EFFORT_BUDGETS = {"low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}  # §5.9, configurable later
 EFFORTS = frozenset(EFFORT_BUDGETS)
-NO_THINKING_EFFORTS = frozenset({"none", "minimal"})
 MAX_CACHE_BREAKPOINTS = 4
 MISSING_TOOL_RESULT = "(no result)"
 

@@ -4,15 +4,21 @@ Validation errors name the offending field with OpenAI-style paths ("messages[2]
 because that is what OpenAI SDK users see from OpenAI itself.
 """
 
-from proxy.canonical import ChatRequest, ResponseFormat, ThinkingConfig, Tool, ToolChoice
+from proxy.canonical import (
+    EFFORT_BUDGETS,
+    NO_THINKING_EFFORTS,
+    ChatRequest,
+    ResponseFormat,
+    ThinkingConfig,
+    Tool,
+    ToolChoice,
+)
 from proxy.errors import InvalidRequest
 
 from .messages_in import parse_messages
 
 # reasoning_effort -> thinking budget (§5.9; LiteLLM's defaults). xhigh and max are not in the spec's table:
 # they continue the doubling so a caller asking for more effort never gets less budget.
-THINKING_BUDGET_BY_EFFORT = {"low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
-NO_THINKING_EFFORTS = ("none", "minimal")
 
 
 def parse_request(body: dict) -> ChatRequest:
@@ -148,9 +154,9 @@ def _allowed_tools(allowed: dict, param: str, tools: list[Tool]) -> ToolChoice:
 def _thinking(effort) -> ThinkingConfig | None:
     if effort is None or effort in NO_THINKING_EFFORTS:
         return None
-    if effort not in THINKING_BUDGET_BY_EFFORT:
+    if effort not in EFFORT_BUDGETS:
         raise InvalidRequest(f"Invalid 'reasoning_effort': {effort!r}.", param="reasoning_effort")
-    return ThinkingConfig(type="enabled", budget_tokens=THINKING_BUDGET_BY_EFFORT[effort], effort=effort)
+    return ThinkingConfig(type="enabled", budget_tokens=EFFORT_BUDGETS[effort], effort=effort)
 
 
 def _response_format(value) -> ResponseFormat | None:
