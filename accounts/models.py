@@ -65,8 +65,10 @@ class Provider(models.Model):
         max_length=100, unique=True, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, - _ . only.")]
     )
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)
-    base_url = models.URLField(
+    base_url = models.CharField(
         max_length=500,
+        # URLField would refuse single-label hosts such as http://ollama:11434/v1 (Docker service names).
+        validators=[RegexValidator(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", "An http:// or https:// URL.")],
         help_text="As you would give the vendor's own SDK: https://api.openai.com/v1 (with /v1) or "
         "https://api.anthropic.com (without).",
     )

@@ -99,8 +99,25 @@ def django_db_setup(django_test_environment, django_db_blocker):
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
     yield
+    from usage import ledger
+
+    ledger.stop()  # in-process tests may have queued records
     with django_db_blocker.unblock():
+        _close_other_connections()
         teardown_databases(config, verbosity=0)
+
+
+def _close_other_connections() -> None:
+    """Worker threads of in-process async tests keep their own connections; PostgreSQL cannot drop a database
+    that still has any."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(scope="session")

@@ -133,10 +133,11 @@ def _touch_keys(batch: list[dict]) -> None:
             log.exception("could not update last_used_at")
 
 
-def _drain_at_exit() -> None:
+def stop(timeout: float = 15.0) -> None:
+    """Write what is queued, then end the writer (it starts again on the next record)."""
     if _thread is not None and _thread.is_alive():
         _queue.put(_STOP)
-        _thread.join(timeout=15)
+        _thread.join(timeout=timeout)
 
 
-atexit.register(_drain_at_exit)
+atexit.register(stop)

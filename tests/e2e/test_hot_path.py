@@ -8,6 +8,8 @@ from asgiref.sync import async_to_sync
 from django.db.backends import utils as db_utils
 from django.test import AsyncClient
 
+from proxy.upstreams import http
+
 
 def test_a_warm_request_makes_no_database_query(world, committed, monkeypatch):
     queries: list[tuple[str, str]] = []
@@ -31,6 +33,7 @@ def test_a_warm_request_makes_no_database_query(world, committed, monkeypatch):
             if not statuses[1:]:
                 queries_when_cold.extend(queries)
                 queries.clear()
+        await http.client().aclose()  # this event loop ends with the test
         return statuses
 
     queries_when_cold: list = []

@@ -1,0 +1,313 @@
+"""Admin console for projects, client keys, providers and routes. Writes that need more than a form save go
+through accounts.services; the key secret is shown once (admin/accounts/apikey/secret_once.html) and never kept."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import Count, Prefetch, Q
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from . import services
+from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget
+
+STATUS_STYLE = {"active": "#1a7f37", "revoked": "#b42318", "expired": "#9a6700"}
+
+
+def status_badge(status: str):
+    return format_html('<b style="color:{}">{}</b>', STATUS_STYLE.get(status, "inherit"), status)
+
+
+class _ShownOnce(str):
+    """The new key's secret inside a template context: a failed variable lookup logs the context's repr at
+    DEBUG, so the repr must not carry the value."""
+
+    def __repr__(self):
+        return "'<secret shown once>'"
+
+
+# --- projects and keys ------------------------------------------------------------------------------------
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ("name", "prefix", "status_label", "created_at", "expires_at", "last_used_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "API keys (create one with the link above)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="status")
+    def status_label(self, obj):
+        return status_badge(obj.status)
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "active", "active_keys", "rpm_limit", "tpm_limit", "monthly_budget_usd",
+                    "created_at")  # fmt: skip
+    list_display_links = ("slug", "name")
+    list_filter = ("active",)
+    search_fields = ("slug", "name")
+    date_hierarchy = "created_at"
+    prepopulated_fields = {"slug": ("name",)}
+    fields = ("name", "slug", "active", "new_key_link", "allowed_models", "rpm_limit", "tpm_limit",
+              "monthly_budget_usd", "created_at")  # fmt: skip
+    readonly_fields = ("new_key_link", "created_at")
+    inlines = [ApiKeyInline]
+
+    def get_queryset(self, request):
+        unexpired = Q(keys__expires_at__isnull=True) | Q(keys__expires_at__gt=timezone.now())
+        active = Q(keys__revoked_at__isnull=True) & unexpired
+        return super().get_queryset(request).annotate(active_key_count=Count("keys", filter=active))
+
+    @admin.display(description="active keys", ordering="active_key_count")
+    def active_keys(self, obj):
+        return obj.active_key_count
+
+    @admin.display(description="API keys")
+    def new_key_link(self, obj):
+        if not obj or not obj.pk:
+            return "Save the project first, then create its keys."
+        url = reverse("admin:accounts_apikey_add") + f"?project={obj.pk}"
+        return format_html('<a class="addlink" href="{}">Create an API key for this project</a>', url)
+
+
+class ApiKeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "active"), ("revoked", "revoked"), ("expired", "expired")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "active":
+            return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "project", "status_label", "created_at", "expires_at", "last_used_at")
+    list_filter = (ApiKeyStatusFilter, "project")
+    list_select_related = ("project",)
+    search_fields = ("name", "prefix", "project__slug", "project__name")
+    date_hierarchy = "created_at"
+    actions = ["revoke"]
+
+    add_fields = ("project", "name", "expires_at", "allowed_models", "rpm_limit", "tpm_limit")
+    change_fields = ("project", "name", "prefix", "status_label", "expires_at", "allowed_models", "rpm_limit",
+                     "tpm_limit", "created_at", "last_used_at", "revoked_at")  # fmt: skip
+    help_texts = {
+        "name": "Who or what uses this key, e.g. “ci-bot” or “alice laptop”.",
+        "expires_at": "Leave empty for a key that never expires. You can always revoke it instead.",
+        "rpm_limit": "Leave empty to use the project's limit only.",
+        "tpm_limit": "Leave empty to use the project's limit only.",
+    }
+
+    def get_fields(self, request, obj=None):
+        return self.change_fields if obj else self.add_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("project", "prefix", "status_label", "created_at", "last_used_at", "revoked_at") if obj else ()
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["help_texts"] = {**self.help_texts, **kwargs.get("help_texts", {})}
+        return super().get_form(request, obj, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project":
+            kwargs["queryset"] = Project.objects.filter(active=True)
+            kwargs["help_text"] = "The key spends this project's budget and limits."
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="status", ordering="revoked_at")
+    def status_label(self, obj):
+        return status_badge(obj.status)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        key, secret = services.key_issue(
+            project=obj.project,
+            name=obj.name,
+            expires_at=obj.expires_at,
+            allowed_models=obj.allowed_models,
+            rpm_limit=obj.rpm_limit,
+            tpm_limit=obj.tpm_limit,
+        )
+        for f in ApiKey._meta.concrete_fields:
+            setattr(obj, f.attname, getattr(key, f.attname))
+        obj._state.adding = False
+        obj._secret_once = _ShownOnce(secret)  # read and dropped by response_add, within this request
+
+    def response_add(self, request, obj, post_url_continue=None):
+        secret = obj.__dict__.pop("_secret_once", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created",
+            "opts": self.opts,
+            "key": obj,
+            "secret": secret,
+            "change_url": reverse("admin:accounts_apikey_change", args=[obj.pk]),
+            "project_url": reverse("admin:accounts_project_change", args=[obj.project_id]),
+            "another_url": reverse("admin:accounts_apikey_add") + f"?project={obj.project_id}",
+        }
+        response = TemplateResponse(request, "admin/accounts/apikey/secret_once.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        count = services.keys_revoke(queryset)
+        self.message_user(request, f"Revoked {count} key(s). Clients using them get 401 within seconds.")
+
+
+# --- providers and accounts -------------------------------------------------------------------------------
+
+
+class ProviderAccountForm(forms.ModelForm):
+    """The credential is write-only: typed here, stored encrypted, shown back only as its last 4 characters."""
+
+    credential = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="The upstream API key. Leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = ProviderAccount
+        fields = ["provider", "name", "credential", "weight", "priority", "enabled", "cooldown_until"]
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("credential"):
+            self.instance.set_credential(self.cleaned_data["credential"])
+        return super().save(commit)
+
+
+class ProviderAccountInline(admin.TabularInline):
+    model = ProviderAccount
+    form = ProviderAccountForm
+    fields = ("name", "credential", "credential_last4", "weight", "priority", "enabled", "last_error")
+    readonly_fields = ("credential_last4", "last_error")
+    extra = 0
+    show_change_link = True
+
+
+class _EnableActions:
+    @admin.action(description="Enable selected", permissions=["change"])
+    def enable(self, request, queryset):
+        self.message_user(request, f"Enabled {services.enabled_set(queryset, True)}.")
+
+    @admin.action(description="Disable selected", permissions=["change"])
+    def disable(self, request, queryset):
+        self.message_user(request, f"Disabled {services.enabled_set(queryset, False)}.")
+
+
+@admin.register(Provider)
+class ProviderAdmin(_EnableActions, admin.ModelAdmin):
+    list_display = ("name", "kind", "base_url", "enabled", "accounts_summary")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "base_url")
+    actions = ["enable", "disable"]
+    inlines = [ProviderAccountInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            account_count=Count("accounts"), enabled_count=Count("accounts", filter=Q(accounts__enabled=True))
+        )
+
+    @admin.display(description="accounts", ordering="account_count")
+    def accounts_summary(self, obj):
+        url = reverse("admin:accounts_provideraccount_changelist") + f"?provider__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} ({} enabled)</a>', url, obj.account_count, obj.enabled_count)
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(_EnableActions, admin.ModelAdmin):
+    form = ProviderAccountForm
+    list_display = ("__str__", "provider", "enabled", "priority", "weight", "credential_last4", "health",
+                    "last_error_at")  # fmt: skip
+    list_filter = ("enabled", "provider__kind", "provider")
+    list_select_related = ("provider",)
+    search_fields = ("name", "provider__name", "last_error")
+    readonly_fields = ("credential_last4", "last_error", "last_error_at")
+    actions = ["test_connection", "enable", "disable"]
+
+    def get_fields(self, request, obj=None):
+        fields = ["provider", "name", "credential", "credential_last4", "weight", "priority", "enabled",
+                  "cooldown_until", "last_error", "last_error_at"]  # fmt: skip
+        return fields if obj else [f for f in fields if f not in self.readonly_fields]
+
+    @admin.display(description="health")
+    def health(self, obj):
+        if obj.cooldown_until and obj.cooldown_until > timezone.now():
+            return status_badge("cooling down")
+        if obj.last_error:
+            return format_html('<span style="color:#b42318" title="{}">error</span>', obj.last_error)
+        return mark_safe('<span style="color:#1a7f37">ok</span>')
+
+    @admin.action(description="Test connection (lists the upstream's models)", permissions=["change"])
+    def test_connection(self, request, queryset):
+        for account in queryset.select_related("provider"):
+            result = services.account_check(account)
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            self.message_user(request, f"{account}: {result.status} in {result.latency_ms} ms: {result.detail}", level)
+
+
+# --- model routes -----------------------------------------------------------------------------------------
+
+
+class RouteTargetInline(admin.TabularInline):
+    model = RouteTarget
+    fields = ("provider", "remote_model", "priority", "weight")
+    extra = 1
+    verbose_name_plural = "targets (tried by priority; equal priorities share traffic by weight)"
+
+
+@admin.register(ModelRoute)
+class ModelRouteAdmin(_EnableActions, admin.ModelAdmin):
+    list_display = ("alias", "display_name", "enabled", "targets_summary", "default_max_tokens", "max_output_tokens",
+                    "created_at")  # fmt: skip
+    list_filter = ("enabled", "targets__provider")
+    search_fields = ("alias", "display_name", "targets__remote_model")
+    date_hierarchy = "created_at"
+    fields = ("alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens")
+    actions = ["enable", "disable"]
+    inlines = [RouteTargetInline]
+
+    def get_queryset(self, request):
+        targets = RouteTarget.objects.select_related("provider")
+        return super().get_queryset(request).prefetch_related(Prefetch("targets", queryset=targets))
+
+    @admin.display(description="targets")
+    def targets_summary(self, obj):
+        return format_html_join(", ", "{}", ((str(t),) for t in obj.targets.all())) or "—"
+
+
+@admin.register(RouteTarget)
+class RouteTargetAdmin(admin.ModelAdmin):
+    list_display = ("route", "provider", "remote_model", "priority", "weight")
+    list_filter = ("provider",)
+    list_select_related = ("route", "provider")
+    search_fields = ("route__alias", "remote_model", "provider__name")
+    ordering = ("route__alias", "priority", "id")

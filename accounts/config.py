@@ -1,0 +1,429 @@
+"""The YAML config file read by `apply_config` and `bootstrap`: parsing and validation only, no writes.
+
+`config_parse(data)` checks the whole document first and raises ConfigError listing every problem, each named by
+its path (`models[1].targets[0].provider: unknown provider 'nope'`), so a bad file changes nothing. `${VAR}` in any
+string value expands from the environment. Credentials come from `api_key_env: NAME` (preferred) or `api_key:`.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+
+from .models import Provider
+
+KINDS = [kind for kind, _ in Provider.KIND_CHOICES]
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_MISSING = object()
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass
+class AccountSpec:
+    name: str
+    credential: str | None  # None: keep whatever the account has
+    weight: int = 1
+    priority: int = 0
+    enabled: bool = True
+
+
+@dataclass
+class ProviderSpec:
+    name: str
+    kind: str
+    base_url: str
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
+    extra_headers: dict = field(default_factory=dict)
+    enabled: bool = True
+    accounts: list[AccountSpec] = field(default_factory=list)
+
+
+@dataclass
+class TargetSpec:
+    provider: str
+    model: str
+    priority: int = 0
+    weight: int = 1
+
+
+@dataclass
+class RouteSpec:
+    alias: str
+    display_name: str = ""
+    enabled: bool = True
+    default_max_tokens: int | None = None
+    max_output_tokens: int | None = None
+    targets: list[TargetSpec] = field(default_factory=list)
+
+
+@dataclass
+class PriceSpec:
+    model: str
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    cache_read_per_mtok: Decimal
+    cache_write_per_mtok: Decimal
+    effective_from: date | None  # None: today, unless the current price already matches
+
+
+@dataclass
+class ProjectSpec:
+    slug: str
+    name: str
+    active: bool = True
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    monthly_budget_usd: Decimal | None = None
+    allowed_models: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    providers: list[ProviderSpec] = field(default_factory=list)
+    models: list[RouteSpec] = field(default_factory=list)
+    prices: list[PriceSpec] = field(default_factory=list)
+    projects: list[ProjectSpec] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def config_read(path) -> dict:
+    """The file's YAML as a mapping; a syntax error becomes a ConfigError naming the line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: YAML syntax error{where}: {getattr(e, 'problem', None) or e}"]) from None
+    return {} if data is None else data
+
+
+class _Reader:
+    """Walks the document once, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, environ, known_providers):
+        self.environ = environ
+        self.known_providers = set(known_providers)
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    def fail(self, path: str, message: str):
+        self.problems.append(f"{path or '(top level)'}: {message}")
+
+    def expand(self, value, path):
+        if not isinstance(value, str):
+            return value
+
+        def substitute(match):
+            name = match.group(1)
+            if name not in self.environ:
+                self.fail(path, f"environment variable {name} is not set")
+                return ""
+            return self.environ[name]
+
+        return _VAR.sub(substitute, value)
+
+    def mapping(self, value, path, allowed: set[str]) -> dict | None:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping, got {_type_name(value)}")
+            return None
+        for key in value:
+            if key not in allowed:
+                expected = ", ".join(sorted(allowed))
+                self.fail(_join(path, key), f"unknown field (expected one of: {expected})")
+        return value
+
+    def items(self, data: dict, key: str, path: str) -> list:
+        value = data.get(key, [])
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(_join(path, key), f"expected a list, got {_type_name(value)}")
+            return []
+        return value
+
+    def string(self, data, key, path, default=_MISSING, *, pattern=None, max_length=200):
+        where = _join(path, key)
+        value = data.get(key, _MISSING)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                self.fail(where, "required")
+                return ""
+            return default
+        if not isinstance(value, str):
+            self.fail(where, f"expected a string, got {_type_name(value)}")
+            return ""
+        value = self.expand(value, where).strip()
+        if default is _MISSING and not value:
+            self.fail(where, "must not be empty")
+        elif pattern and value and not pattern.match(value):
+            self.fail(where, f"{value!r}: only letters, digits, - _ . are allowed")
+        elif len(value) > max_length:
+            self.fail(where, f"at most {max_length} characters")
+        return value
+
+    def boolean(self, data, key, path, default: bool) -> bool:
+        value = data.get(key, default)
+        if isinstance(value, str) and "${" in value:
+            value = {"true": True, "false": False}.get(self.expand(value, _join(path, key)).lower(), value)
+        if not isinstance(value, bool):
+            self.fail(_join(path, key), f"expected true or false, got {_type_name(value)}")
+            return default
+        return value
+
+    def number(self, data, key, path, default, *, kind=int, minimum=0, places=None):
+        """int, float or Decimal (with at most `places` decimals, as the column stores them)."""
+        where = _join(path, key)
+        value = data.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, str) and "${" in value:
+            value = self.expand(value, where)
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise TypeError
+            if kind is int:
+                if isinstance(value, float) and not value.is_integer():
+                    raise TypeError
+                if isinstance(value, str) and not re.fullmatch(r"-?\d+", value.strip()):
+                    raise TypeError
+                result = int(value)
+            elif kind is float:
+                result = float(value)
+            else:
+                result = Decimal(str(value).strip())
+                if not result.is_finite():
+                    raise TypeError
+        except (TypeError, ValueError, InvalidOperation):
+            expected = {int: "a whole number", float: "a number", Decimal: "a number"}[kind]
+            self.fail(where, f"expected {expected}, got {_type_name(value)} {value!r}")
+            return default
+        if result < minimum:
+            self.fail(where, f"must be at least {minimum}")
+        if places is not None and result != round(result, places):
+            self.fail(where, f"at most {places} decimal places")
+        return result
+
+    def credential(self, data, path) -> str | None:
+        if "api_key_env" in data and "api_key" in data:
+            self.fail(path, "give api_key_env or api_key, not both")
+            return None
+        if "api_key_env" in data:
+            name = self.string(data, "api_key_env", path)
+            if name and not self.environ.get(name):
+                self.fail(_join(path, "api_key_env"), f"environment variable {name} is not set")
+            return self.environ.get(name) if name else None
+        if "api_key" in data:
+            if "${" not in str(data["api_key"]):
+                self.warnings.append(
+                    f"{_join(path, 'api_key')}: a credential written in the file; prefer api_key_env: VARIABLE_NAME"
+                )
+            return self.string(data, "api_key", path, default="", max_length=10_000)
+        return None
+
+
+def _join(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _type_name(value) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+PROVIDER_FIELDS = {"name", "kind", "base_url", "api_key_env", "api_key", "accounts", "connect_timeout",
+                   "read_timeout", "extra_headers", "enabled"}  # fmt: skip
+ACCOUNT_FIELDS = {"name", "api_key_env", "api_key", "weight", "priority", "enabled"}
+ROUTE_FIELDS = {"alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens", "targets"}
+TARGET_FIELDS = {"provider", "model", "priority", "weight"}
+PRICE_FIELDS = {"model", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
+                "effective_from"}  # fmt: skip
+PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "allowed_models"}
+
+
+def config_parse(data, *, environ, known_providers=()) -> Config:
+    """Validate the whole document. `known_providers`: names already in the database, which routes may use."""
+    r = _Reader(environ, known_providers)
+    config = Config()
+    if r.mapping(data, "", {"providers", "models", "prices", "projects"}) is None:
+        raise ConfigError(r.problems)
+
+    for i, item in enumerate(r.items(data, "providers", "")):
+        path = f"providers[{i}]"
+        if r.mapping(item, path, PROVIDER_FIELDS) is None:
+            continue
+        provider = ProviderSpec(
+            name=r.string(item, "name", path, pattern=_NAME, max_length=100),
+            kind=r.string(item, "kind", path),
+            base_url=r.string(item, "base_url", path, max_length=500),
+            connect_timeout=r.number(item, "connect_timeout", path, 10.0, kind=float, minimum=0.1),
+            read_timeout=r.number(item, "read_timeout", path, 600.0, kind=float, minimum=1),
+            extra_headers=_headers(r, item, path),
+            enabled=r.boolean(item, "enabled", path, True),
+        )
+        if provider.kind and provider.kind not in KINDS:
+            r.fail(f"{path}.kind", f"invalid kind {provider.kind!r} (expected one of: {', '.join(KINDS)})")
+        if provider.base_url:
+            try:
+                for validate in Provider._meta.get_field("base_url").validators:
+                    validate(provider.base_url)
+            except ValidationError:
+                r.fail(f"{path}.base_url", f"not an http(s) URL: {provider.base_url!r}")
+        if provider.name in {p.name for p in config.providers}:
+            r.fail(f"{path}.name", f"duplicate provider {provider.name!r}")
+        if "accounts" in item and ("api_key_env" in item or "api_key" in item):
+            r.fail(path, "give either api_key_env/api_key (one account named 'default') or accounts, not both")
+        elif "api_key_env" in item or "api_key" in item:
+            provider.accounts.append(AccountSpec(name="default", credential=r.credential(item, path)))
+        for j, account in enumerate(r.items(item, "accounts", path)):
+            apath = f"{path}.accounts[{j}]"
+            if r.mapping(account, apath, ACCOUNT_FIELDS) is None:
+                continue
+            spec = AccountSpec(
+                name=r.string(account, "name", apath, max_length=100),
+                credential=r.credential(account, apath),
+                weight=r.number(account, "weight", apath, 1),
+                priority=r.number(account, "priority", apath, 0),
+                enabled=r.boolean(account, "enabled", apath, True),
+            )
+            if spec.name in {a.name for a in provider.accounts}:
+                r.fail(f"{apath}.name", f"duplicate account {spec.name!r}")
+            provider.accounts.append(spec)
+        config.providers.append(provider)
+
+    providers = r.known_providers | {p.name for p in config.providers}
+    for i, item in enumerate(r.items(data, "models", "")):
+        path = f"models[{i}]"
+        if r.mapping(item, path, ROUTE_FIELDS) is None:
+            continue
+        route = RouteSpec(
+            alias=r.string(item, "alias", path),
+            display_name=r.string(item, "display_name", path, ""),
+            enabled=r.boolean(item, "enabled", path, True),
+            default_max_tokens=r.number(item, "default_max_tokens", path, None, minimum=1),
+            max_output_tokens=r.number(item, "max_output_tokens", path, None, minimum=1),
+        )
+        if route.alias in {m.alias for m in config.models}:
+            r.fail(f"{path}.alias", f"duplicate model alias {route.alias!r}")
+        if "targets" not in item:
+            r.fail(f"{path}.targets", "required (a list of {provider, model})")
+        for j, target in enumerate(r.items(item, "targets", path)):
+            tpath = f"{path}.targets[{j}]"
+            if r.mapping(target, tpath, TARGET_FIELDS) is None:
+                continue
+            spec = TargetSpec(
+                provider=r.string(target, "provider", tpath),
+                model=r.string(target, "model", tpath),
+                priority=r.number(target, "priority", tpath, 0),
+                weight=r.number(target, "weight", tpath, 1),
+            )
+            if spec.provider and spec.provider not in providers:
+                r.fail(f"{tpath}.provider", f"unknown provider {spec.provider!r}")
+            route.targets.append(spec)
+        config.models.append(route)
+
+    seen_prices = set()
+    for i, item in enumerate(r.items(data, "prices", "")):
+        path = f"prices[{i}]"
+        if r.mapping(item, path, PRICE_FIELDS) is None:
+            continue
+        price = PriceSpec(
+            model=r.string(item, "model", path),
+            **{
+                f: r.number(item, f, path, 0, kind=Decimal, places=6)
+                for f in ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
+            },
+            effective_from=_date(r, item, "effective_from", path),
+        )
+        if (price.model, price.effective_from) in seen_prices:
+            r.fail(f"{path}.model", f"duplicate price for {price.model!r} from {price.effective_from or 'today'}")
+        seen_prices.add((price.model, price.effective_from))
+        config.prices.append(price)
+
+    for i, item in enumerate(r.items(data, "projects", "")):
+        path = f"projects[{i}]"
+        if r.mapping(item, path, PROJECT_FIELDS) is None:
+            continue
+        slug = r.string(item, "slug", path, max_length=50)
+        if slug:
+            try:
+                validate_slug(slug)
+            except ValidationError:
+                r.fail(f"{path}.slug", f"{slug!r}: only letters, digits, - and _ are allowed")
+        if slug in {p.slug for p in config.projects}:
+            r.fail(f"{path}.slug", f"duplicate project {slug!r}")
+        config.projects.append(
+            ProjectSpec(
+                slug=slug,
+                name=r.string(item, "name", path, slug),
+                active=r.boolean(item, "active", path, True),
+                rpm_limit=r.number(item, "rpm", path, None),
+                tpm_limit=r.number(item, "tpm", path, None),
+                monthly_budget_usd=r.number(item, "monthly_budget_usd", path, None, kind=Decimal, places=2),
+                allowed_models=_aliases(r, item, path),
+            )
+        )
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    config.warnings = r.warnings
+    return config
+
+
+def _headers(r: _Reader, item: dict, path: str) -> dict:
+    value = item.get("extra_headers") or {}
+    where = f"{path}.extra_headers"
+    if not isinstance(value, dict):
+        r.fail(where, f"expected a mapping of header: value, got {_type_name(value)}")
+        return {}
+    headers = {}
+    for name, header in value.items():
+        if not isinstance(name, str) or not isinstance(header, (str, int, float)) or isinstance(header, bool):
+            r.fail(f"{where}.{name}", "expected a string value")
+            continue
+        headers[name] = r.expand(str(header), f"{where}.{name}")
+    return headers
+
+
+def _date(r: _Reader, item: dict, key: str, path: str) -> date | None:
+    value = item.get(key)
+    if value is None or (isinstance(value, date) and not hasattr(value, "hour")):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(r.expand(value, f"{path}.{key}").strip())
+        except ValueError:
+            pass
+    r.fail(f"{path}.{key}", f"expected a date like 2025-01-01, got {value!r}")
+    return None
+
+
+def _aliases(r: _Reader, item: dict, path: str) -> list[str]:
+    value = item.get("allowed_models", [])
+    where = f"{path}.allowed_models"
+    if isinstance(value, str):
+        value = [a.strip() for a in value.replace("\n", ",").split(",") if a.strip()]
+    if not isinstance(value, list):
+        r.fail(where, f"expected a list of model aliases, got {_type_name(value)}")
+        return []
+    aliases = []
+    for j, alias in enumerate(value):
+        if not isinstance(alias, str) or not alias.strip():
+            r.fail(f"{where}[{j}]", "expected a model alias or pattern")
+            continue
+        aliases.append(r.expand(alias, f"{where}[{j}]").strip())
+    return aliases

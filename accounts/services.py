@@ -1,0 +1,319 @@
+"""Writes behind the admin console and the operator commands (both call these; neither writes on its own).
+
+    key_issue            a client API key with its limits; the secret is returned once, never stored
+    keys_revoke          bulk revoke
+    enabled_set          bulk enable/disable of providers, accounts, routes
+    account_check        one tiny real upstream call (the model list); records or clears last_error
+    config_apply         the YAML config (see accounts/config.py), idempotent, all or nothing
+"""
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from usage.models import ModelPrice
+
+from . import keys
+from .config import Config, ConfigError, config_parse, config_read
+from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget, split_aliases
+
+CHECK_TIMEOUT = 10.0
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def _config_changed() -> None:
+    """Bulk updates send no post_save, so drop this process's caches by hand (accounts/signals.py does it
+    for single saves)."""
+    from proxy import routing
+
+    keys.cache_clear()
+    routing.cache_clear()
+
+
+# --- client keys ------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def key_issue(
+    *,
+    project: Project,
+    name: str,
+    expires_at: datetime | None = None,
+    allowed_models: str = "",
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+) -> tuple[ApiKey, str]:
+    """keys.key_create plus the optional limits. The caller shows the secret once and forgets it."""
+    key, secret = keys.key_create(project=project, name=name)
+    key.expires_at = expires_at
+    key.allowed_models = allowed_models
+    key.rpm_limit = rpm_limit
+    key.tpm_limit = tpm_limit
+    key.save(update_fields=["expires_at", "allowed_models", "rpm_limit", "tpm_limit"])
+    return key, secret
+
+
+def keys_revoke(queryset: models.QuerySet) -> int:
+    """Revokes the keys not revoked yet; returns how many. Other processes notice within GATEWAY_CACHE_TTL."""
+    count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    _config_changed()
+    return count
+
+
+def enabled_set(queryset: models.QuerySet, enabled: bool) -> int:
+    """Bulk enable/disable of anything with an `enabled` flag: providers, accounts, model routes."""
+    count = queryset.update(enabled=enabled)
+    _config_changed()
+    return count
+
+
+# --- upstream check ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    latency_ms: int
+    detail: str
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "FAILED"
+
+
+def models_request(provider: Provider, credential: str) -> tuple[str, dict[str, str]]:
+    """URL and headers of the upstream's model list: the cheapest authenticated call each API offers."""
+    base = provider.base_url.rstrip("/")
+    headers = {str(k): str(v) for k, v in (provider.extra_headers or {}).items()}
+    if provider.kind == "anthropic":
+        headers.update({"x-api-key": credential, "anthropic-version": ANTHROPIC_VERSION})
+        return f"{base}/v1/models", headers
+    if credential:
+        headers["authorization"] = f"Bearer {credential}"
+    return f"{base}/models", headers
+
+
+def account_check(account: ProviderAccount, *, timeout: float = CHECK_TIMEOUT, transport=None) -> CheckResult:
+    """GET the upstream model list with this account's credential. Records the failure on the account
+    (last_error, last_error_at) or clears it on success. Never raises for upstream trouble."""
+    provider = account.provider
+    started = time.monotonic()
+    credential = ""
+    try:
+        credential = account.credential
+        url, headers = models_request(provider, credential)
+        client_timeout = httpx.Timeout(timeout, connect=min(provider.connect_timeout, timeout))
+        with httpx.Client(timeout=client_timeout, transport=transport, follow_redirects=False) as client:
+            response = client.get(url, headers=headers)
+        ok = response.status_code == 200
+        detail = _models_summary(response) if ok else f"HTTP {response.status_code}: {_error_text(response)}"
+    except ValueError as e:  # the credential cannot be decrypted
+        ok, detail = False, str(e)
+    except httpx.TimeoutException:
+        ok, detail = False, f"timed out after {timeout:g} s"
+    except httpx.HTTPError as e:
+        ok, detail = False, f"{type(e).__name__}: {e}"
+    latency_ms = int((time.monotonic() - started) * 1000)
+    if credential:  # an upstream may echo what it was sent
+        detail = detail.replace(credential, "***")
+    detail = detail[:500]
+    if ok:
+        account.last_error, account.last_error_at = "", None
+    else:
+        account.last_error, account.last_error_at = detail, timezone.now()
+    # update(), not save(): the result is bookkeeping, not a config change, so no cache flush.
+    ProviderAccount.objects.filter(pk=account.pk).update(
+        last_error=account.last_error, last_error_at=account.last_error_at
+    )
+    return CheckResult(ok=ok, latency_ms=latency_ms, detail=detail)
+
+
+def _models_summary(response: httpx.Response) -> str:
+    try:
+        data = response.json().get("data")
+    except (ValueError, AttributeError):
+        return "reachable (unexpected body)"
+    return f"{len(data)} models" if isinstance(data, list) else "reachable"
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        message = None
+    text = str(message) if message else response.text.strip() or response.reason_phrase
+    return " ".join(text.split())[:300]
+
+
+# --- config file ------------------------------------------------------------------------------------------
+
+SECTIONS = ("providers", "accounts", "models", "prices", "projects")
+
+
+@dataclass
+class ApplyReport:
+    counts: dict[str, Counter] = field(default_factory=lambda: {s: Counter() for s in SECTIONS})
+    warnings: list[str] = field(default_factory=list)
+
+    def total(self, state: str) -> int:
+        return sum(c[state] for c in self.counts.values())
+
+    def lines(self) -> list[str]:
+        lines = [
+            f"  {section:<10} {c['created']} created, {c['updated']} updated, {c['unchanged']} unchanged"
+            for section, c in self.counts.items()
+            if sum(c.values())
+        ]
+        totals = ", ".join(f"{self.total(s)} {s}" for s in ("created", "updated", "unchanged"))
+        return lines + [f"Config applied: {totals}."]
+
+
+def config_apply_file(path, *, environ=None) -> ApplyReport:
+    return config_apply(config_read(path), environ=environ)
+
+
+def config_apply(data, *, environ=None) -> ApplyReport:
+    """Make the database match `data` for every object it names (others are left alone; a route's targets are
+    replaced by the file's). Validates everything first and writes in one transaction: on ConfigError nothing
+    has changed. Applying the same data twice reports nothing created or updated."""
+    environ = os.environ if environ is None else environ
+    with transaction.atomic():
+        known = Provider.objects.values_list("name", flat=True)
+        config = config_parse(data, environ=environ, known_providers=known)
+        report = ApplyReport(warnings=config.warnings)
+        _apply(config, report)
+    return report
+
+
+def _apply(config: Config, report: ApplyReport) -> None:
+    count = report.counts
+    for i, spec in enumerate(config.providers):
+        path = f"providers[{i}]"
+        values = {
+            "kind": spec.kind,
+            "base_url": spec.base_url,
+            "connect_timeout": spec.connect_timeout,
+            "read_timeout": spec.read_timeout,
+            "extra_headers": spec.extra_headers,
+            "enabled": spec.enabled,
+        }
+        provider, state = _upsert(Provider, {"name": spec.name}, values, path)
+        count["providers"][state] += 1
+        for j, account_spec in enumerate(spec.accounts):
+            count["accounts"][_apply_account(provider, account_spec, f"{path}.accounts[{j}]")] += 1
+
+    providers = {p.name: p for p in Provider.objects.all()}
+    for i, spec in enumerate(config.models):
+        path = f"models[{i}]"
+        values = {
+            "display_name": spec.display_name,
+            "enabled": spec.enabled,
+            "default_max_tokens": spec.default_max_tokens,
+            "max_output_tokens": spec.max_output_tokens,
+        }
+        route, state = _upsert(ModelRoute, {"alias": spec.alias}, values, path)
+        wanted = [(providers[t.provider].pk, t.model, t.priority, t.weight) for t in spec.targets]
+        existing = list(route.targets.order_by("id").values_list("provider_id", "remote_model", "priority", "weight"))
+        if wanted != existing:
+            route.targets.all().delete()
+            for j, (provider_id, model, priority, weight) in enumerate(wanted):
+                target = RouteTarget(route=route, provider_id=provider_id, remote_model=model, priority=priority,
+                                     weight=weight)  # fmt: skip
+                _save(target, f"{path}.targets[{j}]", exclude=["route"])
+            state = "updated" if state == "unchanged" else state
+        count["models"][state] += 1
+
+    today = timezone.localdate()
+    for i, spec in enumerate(config.prices):
+        values = {
+            "input_per_mtok": spec.input_per_mtok,
+            "output_per_mtok": spec.output_per_mtok,
+            "cache_read_per_mtok": spec.cache_read_per_mtok,
+            "cache_write_per_mtok": spec.cache_write_per_mtok,
+        }
+        if spec.effective_from is None:
+            # No date: only a price that differs from the one in force today starts a new row, dated today.
+            current = ModelPrice.objects.filter(model=spec.model, effective_from__lte=today).first()
+            if current and all(getattr(current, k) == v for k, v in values.items()):
+                count["prices"]["unchanged"] += 1
+                continue
+        lookup = {"model": spec.model, "effective_from": spec.effective_from or today}
+        count["prices"][_upsert(ModelPrice, lookup, values, f"prices[{i}]")[1]] += 1
+
+    for i, spec in enumerate(config.projects):
+        project = Project.objects.filter(slug=spec.slug).first()
+        same_models = project is not None and split_aliases(project.allowed_models) == spec.allowed_models
+        values = {
+            "name": spec.name,
+            "active": spec.active,
+            "rpm_limit": spec.rpm_limit,
+            "tpm_limit": spec.tpm_limit,
+            "monthly_budget_usd": spec.monthly_budget_usd,
+            "allowed_models": project.allowed_models if same_models else ", ".join(spec.allowed_models),
+        }
+        count["projects"][_upsert(Project, {"slug": spec.slug}, values, f"projects[{i}]")[1]] += 1
+
+
+def _apply_account(provider: Provider, spec, path: str) -> str:
+    account = ProviderAccount.objects.filter(provider=provider, name=spec.name).first()
+    state = "unchanged"
+    if account is None:
+        account, state = ProviderAccount(provider=provider, name=spec.name), "created"
+    for attr in ("weight", "priority", "enabled"):
+        if getattr(account, attr) != getattr(spec, attr):
+            setattr(account, attr, getattr(spec, attr))
+            state = state if state == "created" else "updated"
+    if spec.credential is not None:
+        try:
+            same = account.credential == spec.credential  # Fernet is randomized: compare the plaintext
+        except ValueError:
+            same = False
+        if not same:
+            account.set_credential(spec.credential)
+            state = state if state == "created" else "updated"
+    if state != "unchanged":
+        _save(account, path, exclude=["provider"])
+    return state
+
+
+_FILE_NAMES = {"rpm_limit": "rpm", "tpm_limit": "tpm", "remote_model": "model"}
+
+
+def _upsert(model, lookup: dict, values: dict, path: str):
+    obj = model.objects.filter(**lookup).first()
+    if obj is None:
+        obj, state = model(**lookup, **values), "created"
+    else:
+        changed = {k: v for k, v in values.items() if getattr(obj, k) != v}
+        if not changed:
+            return obj, "unchanged"
+        for k, v in changed.items():
+            setattr(obj, k, v)
+        state = "updated"
+    _save(obj, path)
+    return obj, state
+
+
+def _save(obj, path: str, exclude=None) -> None:
+    """full_clean catches what the file schema does not (lengths, digits); the error names the file's path."""
+    try:
+        obj.full_clean(exclude=exclude)
+    except ValidationError as e:
+        problems = [
+            f"{path}{'' if name == '__all__' else '.' + _FILE_NAMES.get(name, name)}: {' '.join(messages)}"
+            for name, messages in e.message_dict.items()
+        ]
+        raise ConfigError(problems) from None
+    obj.save()
+
+
+__all__ = ["ConfigError", "account_check", "config_apply", "config_apply_file", "enabled_set", "key_issue",
+           "keys_revoke"]  # fmt: skip
