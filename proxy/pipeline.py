@@ -45,6 +45,9 @@ async def handle_chat(request, ingress_api: str) -> HttpResponse:
     except GatewayError as err:
         call.record(status=err.status, outcome=outcome_of(err), error=err)
         return error_response(ingress, err, call.request_id)
+    except asyncio.CancelledError:  # the client went away before the response started
+        call.record(status=499, outcome="cancelled")
+        raise
     except Exception:
         log.exception("unexpected error in %s request %s", ingress_api, call.request_id)
         err = GatewayError("internal gateway error", kind="api_error")

@@ -5,6 +5,7 @@ import time
 from decimal import Decimal
 
 import httpx
+import pytest
 from tests.conftest import start_gateway, stop_gateway
 
 from .conftest import build_world  # noqa: F401  (re-exported for readers: the world the prices come from)
@@ -86,6 +87,27 @@ def test_a_client_disconnect_cancels_the_upstream_and_is_recorded(world, ledger)
     row = ledger(request_id)
     assert row.outcome == "cancelled"
     assert row.latency_ms < 3000  # 20 chunks x 300 ms would take 6 s: the upstream read stopped early
+
+
+def test_a_client_giving_up_before_the_answer_is_recorded_as_cancelled(world, ledger, committed):
+    from usage.models import UsageRecord
+
+    marker = "SLOW: 2000\nSAY: too late " + str(time.time())
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            world.url + "/v1/chat/completions",
+            headers={"authorization": f"Bearer {world.keys['alpha']}"},
+            json={"model": "gw-openai", "messages": [{"role": "user", "content": marker}]},
+            timeout=httpx.Timeout(5, read=0.3),
+        )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        row = UsageRecord.objects.filter(outcome="cancelled", stream=False, http_status=499).order_by("-created_at").first()
+        if row and row.latency_ms < 1500:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("no cancelled record for a non-streamed request the client abandoned")
 
 
 def test_bad_json_is_a_400_in_the_callers_format_and_recorded(world, ledger):
