@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from proxy.errors import AuthenticationFailed
@@ -86,6 +86,7 @@ def cache_clear() -> None:
 
 
 def _load(secret: str, secret_digest: str) -> AuthenticatedKey | None:
+    close_old_connections()  # runs in an executor thread that outlives requests: drop a stale connection
     key = ApiKey.objects.select_related("project").filter(prefix=secret[:PREFIX_LENGTH]).first()
     if key is None or not hmac.compare_digest(key.digest, secret_digest):
         return None

@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils import timezone
 
 from accounts.keys import AuthenticatedKey
@@ -130,6 +131,7 @@ def _build() -> Snapshot:
     from accounts.models import Provider as ProviderRow
     from usage.models import ModelPrice
 
+    close_old_connections()  # runs in an executor thread that outlives requests: drop a stale connection
     now = timezone.now()
     accounts: dict[int, list[Account]] = {}
     for row in ProviderAccount.objects.filter(enabled=True):
