@@ -9,8 +9,10 @@ COPY usage usage
 COPY batches batches
 COPY templates templates
 COPY manage.py ./
+COPY bin bin
 RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput -v0 \
     && useradd --create-home gatehouse && mkdir -p /data && chown gatehouse /data
 USER gatehouse
 EXPOSE 8000
-CMD ["sh", "-c", "daphne -b 0.0.0.0 -p ${PORT:-8000} --proxy-headers gateway_site.asgi:application"]
+ENV HOST=0.0.0.0 VENV_PYTHON=python
+CMD ["bin/serve"]

@@ -93,4 +93,21 @@ async def http(scope, receive, send):
     await handler(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": http, "websocket": URLRouter(websocket_urlpatterns)})
+async def lifespan(scope, receive, send):
+    """Servers that speak ASGI lifespan (uvicorn) end the process by re-raising SIGTERM after shutdown, so atexit
+    never runs there: drain the ledger here instead. Daphne has no lifespan and exits normally (atexit)."""
+    from usage import ledger
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await asyncio.to_thread(ledger.stop)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+application = ProtocolTypeRouter(
+    {"http": http, "websocket": URLRouter(websocket_urlpatterns), "lifespan": lifespan}
+)

@@ -1,19 +1,20 @@
 """Identifiers the gateway makes up, in the shapes each API's clients expect (protocols.md §5.5)."""
 
 import hashlib
-import os
+import random
 import re
 import string
 
 _BASE62 = (string.ascii_letters + string.digits).encode()
-# Random bytes mapped onto base62 in one C call. The mapping is slightly uneven (256 is not a multiple of 62),
-# which costs an id ~0.1 bit of its ~142: these are identifiers, not secrets (keys use the secrets module).
+# Random bytes mapped onto base62 in one C call. These are identifiers, not secrets (keys use the secrets module):
+# the process's Mersenne Twister (seeded from the OS, reseeded after fork) avoids a syscall per id, and the
+# slightly uneven mapping (256 is not a multiple of 62) costs an id ~0.1 bit of its ~142.
 _TO_BASE62 = bytes(_BASE62[i % 62] for i in range(256))
 _VALID_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 
 
 def _random62(n: int = 24) -> str:
-    return os.urandom(n).translate(_TO_BASE62).decode()
+    return random.randbytes(n).translate(_TO_BASE62).decode()
 
 
 def message_id() -> str:

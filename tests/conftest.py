@@ -43,7 +43,8 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None) -> RunningServer:
+def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, server: str = "daphne") -> RunningServer:
+    """The gateway as bin/serve runs it (daphne, or uvicorn), on the test database."""
     from django.db import connection
 
     port = free_port()
@@ -54,13 +55,17 @@ def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None) ->
         "GATEWAY_LEDGER_FLUSH_SECONDS": "0.05",
         "GATEWAY_MAX_BODY_BYTES": str(2 * 1024 * 1024),
         "PYTHONUNBUFFERED": "1",
+        "GATEWAY_SERVER": server,
+        "VENV_PYTHON": sys.executable,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
         **(extra_env or {}),
     }
     log_dir = tmp_dir or Path(os.environ.get("GATEWAY_DATA_DIR") or ROOT / "data")
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"gateway-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "gateway_site.asgi:application"],
+        [str(ROOT / "bin" / "serve")],
         cwd=ROOT,
         env=env,
         stdout=log_path.open("wb"),

@@ -139,10 +139,12 @@ def test_failover_to_the_next_target_when_the_first_is_unreachable(world, ledger
     assert ledger(completion._request_id).provider == "fake-openai"
 
 
-def test_records_survive_a_graceful_shutdown(world, committed, tmp_path):
+@pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
+def test_records_survive_a_graceful_shutdown(world, committed, tmp_path, server_kind):
     from usage.models import UsageRecord
 
-    server = start_gateway({"GATEWAY_LEDGER_FLUSH_SECONDS": "30"}, tmp_dir=tmp_path)  # nothing flushes by itself
+    # A long flush interval: nothing is written until shutdown drains the queue.
+    server = start_gateway({"GATEWAY_LEDGER_FLUSH_SECONDS": "30"}, tmp_dir=tmp_path, server=server_kind)
     try:
         before = UsageRecord.objects.count()
         with httpx.Client(timeout=10) as client:
