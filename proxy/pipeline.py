@@ -20,8 +20,9 @@ from django.utils import timezone
 from accounts import keys
 
 from . import formats, ids, routing, upstreams
-from .canonical import TargetOptions
+from .canonical import Ping, TargetOptions
 from .errors import GatewayError, InvalidRequest, RequestTooLarge, UpstreamError
+from .keepalive import with_keepalive
 from .metering import Call, outcome_of
 from .upstreams import http
 
@@ -56,15 +57,16 @@ async def handle_chat(request, ingress_api: str) -> HttpResponse:
 
 
 async def _call_upstream(request, body: dict, snapshot, route: routing.Route, ingress, call: Call) -> HttpResponse:
-    chat = None  # the canonical request, parsed only if some target needs a translation
+    parsed = None  # the canonical request, parsed once if some target needs a translation
     last_error: GatewayError | None = None
     for target, account in routing.attempt_order(route):
         upstream = upstreams.get(target.provider.kind)
         options = target_options(route, target, body.get("model"))
         if upstream.api == ingress.NAME:
+            chat = None  # same API: pass-through, both ways
             payload = ingress.passthrough_request(body, options)
         else:
-            chat = chat or ingress.parse_request(body)
+            chat = parsed = parsed or ingress.parse_request(body)
             payload = formats.get(upstream.api).render_request(chat, options)
         call.provider, call.account, call.upstream_api = target.provider.name, account.name, upstream.api
         call.remote_model = options.remote_model
@@ -186,7 +188,10 @@ async def _relay_translated(response, chat, ingress, upstream_format, call: Call
     decoder, encoder = upstream_format.StreamDecoder(chat), ingress.StreamEncoder(chat)
     outcome, error = "ok", None
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in with_keepalive(response.aiter_raw(), settings.GATEWAY_STREAM_PING_SECONDS):
+            if chunk is None:  # the upstream is thinking in silence: keep the client's connection alive
+                yield encoder.encode(Ping())
+                continue
             call.first_byte()
             events = decoder.feed(chunk)
             if events:

@@ -54,6 +54,7 @@ def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, se
         "GATEWAY_CACHE_TTL": "0.5",
         "GATEWAY_LEDGER_FLUSH_SECONDS": "0.05",
         "GATEWAY_MAX_BODY_BYTES": str(2 * 1024 * 1024),
+        "GATEWAY_STREAM_PING_SECONDS": "0.2",
         "PYTHONUNBUFFERED": "1",
         "GATEWAY_SERVER": server,
         "VENV_PYTHON": sys.executable,

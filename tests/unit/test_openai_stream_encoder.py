@@ -69,7 +69,7 @@ def encode(events, include_usage=True) -> bytes:
 
 def data_lines(stream: bytes) -> list:
     assert stream.endswith(b"\n\n")
-    frames = stream.split(b"\n\n")[:-1]
+    frames = [f for f in stream.split(b"\n\n")[:-1] if not f.startswith(b":")]  # SSE comments: keep-alives
     assert all(frame.startswith(b"data: ") and b"\n" not in frame for frame in frames)
     return [frame[len(b"data: "):] for frame in frames]
 
@@ -84,6 +84,11 @@ def test_every_chunk_shares_id_created_and_model_and_role_comes_first():
     assert parsed[0]["id"].startswith("chatcmpl-") and parsed[0]["model"] == "my-alias"
     assert parsed[0]["object"] == "chat.completion.chunk"
     assert parsed[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+
+
+def test_a_ping_is_an_sse_comment_that_clients_skip():
+    encoder = StreamEncoder(ChatRequest(model="m", messages=[]))
+    assert encoder.encode(Ping()) == b": ping\n\n"
 
 
 def test_usage_chunk_and_null_usage_only_when_asked():

@@ -16,13 +16,14 @@ from .errors import parse_error, render_error
 from .passthrough import Relay, passthrough_request, usage_from_response
 from .response import parse_response, render_response
 from .stream_decoder import StreamDecoder
-from .stream_encoder import StreamEncoder
+from .stream_encoder import StreamEncoder, render_stream_error
 from .tool_names import tool_name_map
 from .upstream_request import render_request
 
 NAME = "openai"
 
 __all__ = [
+    "render_stream_error",
     "NAME",
     "parse_request",
     "render_response",

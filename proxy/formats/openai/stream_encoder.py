@@ -5,6 +5,7 @@ import time
 import orjson
 
 from proxy.canonical import (
+    Ping,
     BlockDelta,
     BlockStart,
     ChatRequest,
@@ -23,6 +24,13 @@ from .errors import error_type
 from .mappings import finish_reason_for, usage_to_openai
 
 DONE = sse.encode(None, b"[DONE]")
+KEEPALIVE = b": ping\n\n"
+
+
+def render_stream_error(err) -> bytes:
+    """The final `data: {"error": …}` chunk of a stream that failed after it started (never followed by [DONE])."""
+    error = {"message": err.message, "type": error_type(err), "param": None, "code": None}
+    return sse.encode(None, orjson.dumps({"error": error}))
 
 
 class StreamEncoder:
@@ -59,9 +67,10 @@ class StreamEncoder:
             return sse.encode(None, orjson.dumps(usage_chunk)) + DONE
         if isinstance(event, StreamError):
             self._ended = True  # no [DONE]: the client must see the answer is cut short
-            error = {"message": event.error.message, "type": error_type(event.error), "param": None, "code": None}
-            return sse.encode(None, orjson.dumps({"error": error}))
-        return b""  # text/thinking block starts, block stops, pings: nothing in this format
+            return render_stream_error(event.error)
+        if isinstance(event, Ping):
+            return KEEPALIVE  # an SSE comment: every client skips it, every proxy sees traffic
+        return b""  # text/thinking block starts, block stops: nothing in this format
 
     def _delta(self, event: BlockDelta) -> bytes:
         if not event.value:  # P-6
