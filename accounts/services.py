@@ -25,7 +25,6 @@ from .config import Config, ConfigError, config_parse, config_read
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget, split_aliases
 
 CHECK_TIMEOUT = 10.0
-ANTHROPIC_VERSION = "2023-06-01"
 
 
 def _config_changed() -> None:
@@ -89,15 +88,15 @@ class CheckResult:
 
 
 def models_request(provider: Provider, credential: str) -> tuple[str, dict[str, str]]:
-    """URL and headers of the upstream's model list: the cheapest authenticated call each API offers."""
-    base = provider.base_url.rstrip("/")
-    headers = {str(k): str(v) for k, v in (provider.extra_headers or {}).items()}
-    if provider.kind == "anthropic":
-        headers.update({"x-api-key": credential, "anthropic-version": ANTHROPIC_VERSION})
-        return f"{base}/v1/models", headers
-    if credential:
-        headers["authorization"] = f"Bearer {credential}"
-    return f"{base}/models", headers
+    """URL and headers of the upstream's model list: the cheapest authenticated call each API offers, signed
+    exactly as the proxy signs its calls (proxy.upstreams)."""
+    from proxy import routing, upstreams
+
+    upstream = upstreams.get(provider.kind)
+    target = routing.provider_view(provider)
+    headers = upstream.headers(target, routing.Account(0, "check", credential, 1, 0), {})
+    headers.pop("content-type", None)
+    return upstream.url(target, "models"), headers
 
 
 def account_check(account: ProviderAccount, *, timeout: float = CHECK_TIMEOUT, transport=None) -> CheckResult:

@@ -126,6 +126,19 @@ def _weighted_by_priority(items):
     return ordered
 
 
+def provider_view(row, accounts=()) -> Provider:
+    """The snapshot's immutable view of a Provider row."""
+    return Provider(
+        name=row.name,
+        kind=row.kind,
+        base_url=row.base_url.rstrip("/"),
+        connect_timeout=row.connect_timeout,
+        read_timeout=row.read_timeout,
+        extra_headers=tuple((str(k), str(v)) for k, v in (row.extra_headers or {}).items()),
+        accounts=tuple(accounts),
+    )
+
+
 def _build() -> Snapshot:
     from accounts.models import ModelRoute, ProviderAccount
     from accounts.models import Provider as ProviderRow
@@ -140,18 +153,7 @@ def _build() -> Snapshot:
         accounts.setdefault(row.provider_id, []).append(
             Account(id=row.id, name=row.name, credential=row.credential, weight=row.weight, priority=row.priority)
         )
-    providers = {
-        p.id: Provider(
-            name=p.name,
-            kind=p.kind,
-            base_url=p.base_url.rstrip("/"),
-            connect_timeout=p.connect_timeout,
-            read_timeout=p.read_timeout,
-            extra_headers=tuple((str(k), str(v)) for k, v in (p.extra_headers or {}).items()),
-            accounts=tuple(accounts.get(p.id, ())),
-        )
-        for p in ProviderRow.objects.filter(enabled=True)
-    }
+    providers = {p.id: provider_view(p, accounts.get(p.id, ())) for p in ProviderRow.objects.filter(enabled=True)}
     exact: dict[str, Route] = {}
     patterns: list[Route] = []
     for row in ModelRoute.objects.filter(enabled=True).prefetch_related("targets"):
