@@ -18,7 +18,7 @@ def test_a_truncated_upstream_stream_ends_with_an_error_for_openai_clients(world
             pass
 
 
-def test_a_silent_translated_stream_gets_pings(world):
+def test_a_silent_thinking_stream_gets_pings(world):
     """gw-openai translates to an OpenAI upstream, which sends nothing while it thinks; the test server pings
     after 0.2 s of silence (GATEWAY_STREAM_PING_SECONDS)."""
     with httpx.stream(
@@ -27,7 +27,8 @@ def test_a_silent_translated_stream_gets_pings(world):
         headers={"x-api-key": world.keys["alpha"], "anthropic-version": "2023-06-01", "x-fake-chunks": "4"},
         json={
             "model": "gw-openai",
-            "max_tokens": 50,
+            "max_tokens": 2000,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
             "stream": True,
             "messages": [{"role": "user", "content": "SLOW_CHUNKS: 500\nSAY: one two three four"}],
         },
