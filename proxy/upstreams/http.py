@@ -34,3 +34,11 @@ def client() -> httpx.AsyncClient:
 
 def timeout(connect: float, read: float) -> httpx.Timeout:
     return httpx.Timeout(read, connect=connect, pool=connect)
+
+
+async def close_all() -> None:
+    """Close the clients of the running loop (at shutdown, so no connection is left half-open)."""
+    loop = asyncio.get_running_loop()
+    existing = _clients.pop(loop, None)
+    if existing is not None:
+        await existing.aclose()

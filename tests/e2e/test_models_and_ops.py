@@ -62,3 +62,13 @@ def test_openapi_docs_are_served(world):
 def test_unknown_path_is_json_not_html(world):
     response = httpx.get(world.url + "/v2/nothing")
     assert response.status_code == 404 and response.headers["content-type"].startswith("application/json")
+
+
+def test_non_streamed_api_responses_carry_a_content_length(world):
+    response = httpx.post(
+        world.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {world.keys['alpha']}"},
+        json={"model": "gw-openai", "messages": [{"role": "user", "content": "SAY: sized"}]},
+    )
+    assert response.headers["content-length"] == str(len(response.content))
+    assert "transfer-encoding" not in response.headers
