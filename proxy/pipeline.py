@@ -10,6 +10,7 @@ Failover to the next account or target happens only before the first byte reache
 
 import asyncio
 import logging
+from contextlib import aclosing
 
 import httpx
 import orjson
@@ -188,18 +189,19 @@ async def _relay_translated(response, chat, ingress, upstream_format, call: Call
     decoder, encoder = upstream_format.StreamDecoder(chat), ingress.StreamEncoder(chat)
     outcome, error = "ok", None
     try:
-        async for chunk in _upstream_chunks(response, chat):
-            if chunk is None:  # the upstream is thinking in silence: keep the client's connection alive
-                yield encoder.encode(Ping())
-                continue
-            call.first_byte()
-            events = decoder.feed(chunk)
-            if events:
-                call.meter(events)
-                error = error or call.stream_failure(events)
-                out = b"".join([encoder.encode(event) for event in events])
-                if out:
-                    yield out
+        async with aclosing(_upstream_chunks(response, chat)) as chunks:  # a keep-alive watch ends with us
+            async for chunk in chunks:
+                if chunk is None:  # the upstream is thinking in silence: keep the client's connection alive
+                    yield encoder.encode(Ping())
+                    continue
+                call.first_byte()
+                events = decoder.feed(chunk)
+                if events:
+                    call.meter(events)
+                    error = error or call.stream_failure(events)
+                    out = b"".join([encoder.encode(event) for event in events])
+                    if out:
+                        yield out
         events = decoder.finish()
         call.meter(events)
         error = error or call.stream_failure(events)
