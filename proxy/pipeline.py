@@ -62,13 +62,14 @@ async def _call_upstream(request, body: dict, snapshot, route: routing.Route, in
     last_error: GatewayError | None = None
     for target, account in routing.attempt_order(route):
         upstream = upstreams.get(target.provider.kind)
+        upstream_format = formats.get(upstream.api)
         options = target_options(route, target, body.get("model"))
         if upstream.api == ingress.NAME:
             chat = None  # same API: pass-through, both ways
             payload = ingress.passthrough_request(body, options)
         else:
             chat = parsed = parsed or ingress.parse_request(body)
-            payload = formats.get(upstream.api).render_request(chat, options)
+            payload = upstream_format.render_request(chat, options)
         call.provider, call.account, call.upstream_api = target.provider.name, account.name, upstream.api
         call.remote_model = options.remote_model
         call.price = snapshot.price(options.remote_model, timezone.localdate())
@@ -80,13 +81,13 @@ async def _call_upstream(request, body: dict, snapshot, route: routing.Route, in
         if response.status_code >= 400:
             error_body = await response.aread()
             await response.aclose()
-            last_error = formats.get(upstream.api).parse_error(response.status_code, error_body, dict(response.headers))
+            last_error = upstream_format.parse_error(response.status_code, error_body, dict(response.headers))
             if last_error.retryable:
                 continue
             raise last_error
         if call.stream:
-            return _stream_response(response, body, chat, ingress, formats.get(upstream.api), call)
-        return await _complete_response(response, chat, ingress, formats.get(upstream.api), call)
+            return _stream_response(response, body, chat, ingress, upstream_format, call)
+        return await _complete_response(response, chat, ingress, upstream_format, call)
     raise last_error or UpstreamError("no upstream account is available for this model", kind="overloaded")
 
 

@@ -204,8 +204,3 @@ async def snapshot() -> Snapshot:
     _refreshing = build
     _current = await build
     return _current
-
-
-def snapshot_sync() -> Snapshot:
-    """For code outside the event loop (Celery, commands)."""
-    return _build()

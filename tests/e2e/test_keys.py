@@ -1,6 +1,7 @@
 """Key lifecycle as a client sees it: every accepted header, revocation, expiry, per-project model visibility."""
 
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -73,7 +74,7 @@ def test_last_used_is_recorded_lazily(world, committed):
     while key.last_used_at is None and time.monotonic() < deadline:
         time.sleep(0.1)
         key.refresh_from_db()
-    assert key.last_used_at is not None and key.last_used_at >= started.replace(microsecond=0) - timezone.timedelta(seconds=61)
+    assert key.last_used_at is not None and key.last_used_at >= started.replace(microsecond=0) - timedelta(seconds=61)
 
 
 def test_the_secret_is_never_stored(world, committed):

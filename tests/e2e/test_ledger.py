@@ -8,8 +8,6 @@ import httpx
 import pytest
 from tests.conftest import start_gateway, stop_gateway
 
-from .conftest import build_world  # noqa: F401  (re-exported for readers: the world the prices come from)
-
 MTOK = Decimal(1_000_000)
 
 
