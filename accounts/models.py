@@ -1,4 +1,4 @@
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -17,7 +17,18 @@ class Project(models.Model):
     active = models.BooleanField(default=True)
     rpm_limit = models.PositiveIntegerField("requests/min", null=True, blank=True)
     tpm_limit = models.PositiveIntegerField("tokens/min", null=True, blank=True)
-    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    monthly_budget_usd = models.DecimalField(
+        "monthly budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="Spending limit per calendar month (UTC). Empty means no limit.",
+    )
+    daily_budget_usd = models.DecimalField(
+        "daily budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="Spending limit per calendar day (UTC). Empty means no limit.",
+    )
+    budget_alert_percent = models.PositiveSmallIntegerField(
+        "budget alert at %", default=80, validators=[MaxValueValidator(100)],
+        help_text="Share of a budget after which a warning is logged once and the admin shows it.",
+    )
     allowed_models = models.TextField(blank=True, help_text=alias_list_help)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -40,6 +51,14 @@ class ApiKey(models.Model):
     allowed_models = models.TextField(blank=True, help_text=alias_list_help + " Narrows the project's list.")
     rpm_limit = models.PositiveIntegerField("requests/min", null=True, blank=True)
     tpm_limit = models.PositiveIntegerField("tokens/min", null=True, blank=True)
+    max_concurrent = models.PositiveIntegerField(
+        "max concurrent requests", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    monthly_budget_usd = models.DecimalField(
+        "monthly budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="This key's own limit per calendar month (UTC), inside the project's.",
+    )
+    daily_budget_usd = models.DecimalField("daily budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True)
 
     class Meta:
         verbose_name = "API key"
@@ -128,6 +147,24 @@ class ModelRoute(models.Model):
     )
     max_output_tokens = models.PositiveIntegerField(
         null=True, blank=True, help_text="Upstream cap: larger client max_tokens are clamped to it."
+    )
+    STRATEGY_CHOICES = [
+        ("priority", "priority: in order, failover to the next"),
+        ("weighted", "weighted: random by weight"),
+        ("least_busy", "least busy: fewest requests in flight"),
+        ("round_robin", "round robin"),
+    ]
+    strategy = models.CharField(
+        max_length=20, choices=STRATEGY_CHOICES, default="priority",
+        help_text="How targets and their accounts are chosen. Healthy accounts always come first.",
+    )
+    retry_max_attempts = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty: GATEWAY_RETRY_MAX_ATTEMPTS."
+    )
+    retry_base_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: GATEWAY_RETRY_BASE_MS.")
+    retry_cap_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: GATEWAY_RETRY_CAP_MS.")
+    retry_deadline_seconds = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.1)], help_text="Empty: GATEWAY_RETRY_DEADLINE_SECONDS."
     )
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -27,6 +27,7 @@ class UsageRecord(models.Model):
         ("client_error", "client error"),
         ("upstream_error", "upstream error"),
         ("rate_limited", "rate limited"),
+        ("budget_exceeded", "budget exceeded"),
         ("cancelled", "cancelled"),
         ("interrupted", "interrupted"),
     ]
@@ -51,6 +52,7 @@ class UsageRecord(models.Model):
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField("time to first token ms", null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Upstream calls made (retries and failover).")
     error_type = models.CharField(max_length=50, blank=True)
     error_message = models.CharField(max_length=300, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
