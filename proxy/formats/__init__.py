@@ -1,8 +1,8 @@
-"""Wire formats. One package per API (`anthropic`, `openai`); each is spoken by callers AND by upstreams, so each
-exposes both directions. Pure functions and small state machines over bytes and dicts: no I/O, no Django, no
-settings. Every package exports exactly this surface:
+"""Wire formats. One package per API (`anthropic`, `openai`, `responses`); each is spoken by callers AND by
+upstreams, so each exposes both directions. Pure functions and small state machines over bytes and dicts: no I/O,
+no Django, no settings. Every package exports exactly this surface:
 
-    NAME: str                                    "anthropic" | "openai"
+    NAME: str                                    "anthropic" | "openai" | "responses"
 
     # caller side ----------------------------------------------------------------------------------------
     parse_request(body: dict) -> ChatRequest      validate + convert; raises errors.InvalidRequest(param=...)
@@ -32,7 +32,11 @@ The caller's format and the upstream's format meet only through proxy.canonical,
 
 from importlib import import_module
 
-FORMATS = {"anthropic": "proxy.formats.anthropic", "openai": "proxy.formats.openai"}
+FORMATS = {
+    "anthropic": "proxy.formats.anthropic",
+    "openai": "proxy.formats.openai",
+    "responses": "proxy.formats.responses",
+}
 
 
 def get(name: str):

@@ -1,0 +1,53 @@
+"""The OpenAI Responses API (POST /v1/responses), spoken by callers (Codex CLI, the openai SDK's
+`client.responses`). The surface is the one proxy.formats describes; the caller side is complete, the upstream
+side only passes a Responses caller through to a Responses upstream (a translated Responses upstream is not
+built yet: render_request, parse_response and StreamDecoder are missing, so no route may translate to it).
+
+    request.py     parse_request (-> ResponsesRequest), expand_previous, input_items, dropped_tools
+    items_in.py    input items -> canonical messages
+    response.py    render_response, usage_from_response, the item builders the stream shares
+    stream.py      StreamEncoder (canonical -> Responses SSE), render_stream_error
+    errors.py      render_error, parse_error (Chat Completions' error body) and the mid-stream error shapes
+    relay.py       passthrough_request, Relay
+    reasoning.py   sealing thinking blocks into encrypted_content (R-5); `configure(secret)` at start-up
+    ids.py         response and item ids, created_at (replaceable in tests)
+
+Extras beyond the shared surface, for the core: `expand_previous(body, stored_items)` and `input_items(body)`
+(previous_response_id and storage, R-8), `dropped_tools(body)` (R-4's header), `configure_reasoning(secret)`,
+and `StreamEncoder.final_response` (the streamed Response object, for storage).
+"""
+
+from .errors import parse_error, render_error
+from .reasoning import configure as configure_reasoning
+from .relay import Relay, passthrough_request
+from .request import ResponsesRequest, dropped_tools, expand_previous, input_items, parse_request
+from .response import render_response, usage_from_response
+from .stream import StreamEncoder, render_stream_error
+
+NAME = "responses"
+
+__all__ = [
+    "NAME",
+    "parse_request",
+    "render_response",
+    "StreamEncoder",
+    "render_error",
+    "render_stream_error",
+    "parse_error",
+    "passthrough_request",
+    "usage_from_response",
+    "Relay",
+    "ResponsesRequest",
+    "expand_previous",
+    "input_items",
+    "dropped_tools",
+    "configure_reasoning",
+    "render_limit_headers",
+]
+
+
+def render_limit_headers(limits, now: float) -> dict[str, str]:
+    """Responses callers are OpenAI clients: they read the same x-ratelimit-* headers."""
+    from ..openai import limits as openai_limits  # late: that module arrives with the rate-limit work
+
+    return openai_limits.render_limit_headers(limits, now)
