@@ -1,12 +1,13 @@
 """The OpenAI Responses API (POST /v1/responses), spoken by callers (Codex CLI, the openai SDK's
-`client.responses`). The surface is the one proxy.formats describes; the caller side is complete, the upstream
-side only passes a Responses caller through to a Responses upstream (a translated Responses upstream is not
-built yet: render_request, parse_response and StreamDecoder are missing, so no route may translate to it).
+`client.responses`) and by upstreams (OpenAI models served only there). The surface is the one proxy.formats
+describes.
 
     request.py     parse_request (-> ResponsesRequest), expand_previous, input_items, dropped_tools
     items_in.py    input items -> canonical messages
     response.py    render_response, usage_from_response, the item builders the stream shares
     stream.py      StreamEncoder (canonical -> Responses SSE), render_stream_error
+    upstream.py    render_request, parse_response: another format's request to a Responses upstream
+    stream_decoder.py  StreamDecoder (a Responses upstream's SSE -> canonical)
     errors.py      render_error, parse_error (Chat Completions' error body) and the mid-stream error shapes
     relay.py       passthrough_request, Relay
     reasoning.py   sealing thinking blocks into encrypted_content (R-5); `configure(secret)` at start-up
@@ -23,6 +24,8 @@ from .relay import Relay, passthrough_request
 from .request import ResponsesRequest, dropped_tools, expand_previous, input_items, parse_request
 from .response import render_response, usage_from_response
 from .stream import StreamEncoder, render_stream_error
+from .stream_decoder import StreamDecoder
+from .upstream import parse_response, render_request
 
 NAME = "responses"
 
@@ -33,6 +36,9 @@ __all__ = [
     "StreamEncoder",
     "render_error",
     "render_stream_error",
+    "render_request",
+    "parse_response",
+    "StreamDecoder",
     "parse_error",
     "passthrough_request",
     "usage_from_response",
