@@ -480,13 +480,20 @@ def test_relay_works_for_a_split_at_every_byte_boundary():
 def test_relay_ends_a_truncated_stream_with_response_failed_R2():
     cut = UPSTREAM_STREAM.index(b"event: response.output_item.added")
     r, out = relay([UPSTREAM_STREAM[:cut]])
+    assert out == UPSTREAM_STREAM[:cut]  # finish() adds nothing: the core decides how to end the stream
     assert not r.complete and r.error is not None and r.error.kind == "api_error"
-    tail = frames(out[cut:])
+    tail = frames(r.fail(r.error))
+    assert r.fail(r.error) == b""  # once
     upstream_events = frames(UPSTREAM_STREAM[:cut])
     assert [name for name, _ in tail] == ["error", "response.failed"]
     assert [p["sequence_number"] for _, p in tail] == [len(upstream_events), len(upstream_events) + 1]
     failed = Response.model_validate(tail[1][1]["response"])
     assert failed.status == "failed" and failed.id == upstream_events[0][1]["response"]["id"]
+
+
+def test_relay_fail_after_a_complete_stream_adds_nothing():
+    r, _ = relay([UPSTREAM_STREAM])
+    assert r.fail(UpstreamError("late", kind="api_error")) == b"" and r.error is None
 
 
 def test_relay_records_an_upstream_error_event_and_adds_nothing():

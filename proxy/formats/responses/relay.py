@@ -3,8 +3,10 @@ relayed byte for byte (§5.0), watched for usage, the end of the response, and e
 
 Only three kinds of event are JSON-decoded: `response.created` (the response id and snapshot a failure needs),
 the terminal ones (usage), and `error`. Everything else is counted, never parsed: with R-1's sequence numbers
-the count is the next number. A stream that stops before its terminal event gets R-2's ending from `finish()`:
-an `error` event and `response.failed`, numbered on from the upstream's events.
+the count is the next number. A stream that stops before its terminal event is reported by `finish()` in
+`.error`; `fail(err)` then gives R-2's ending for it (an `error` event and `response.failed`, numbered on from
+the upstream's events, naming the upstream's response), which is what the core should send instead of
+`render_stream_error`, whose stateless `error` event knows neither.
 """
 
 import orjson
@@ -46,13 +48,13 @@ class Relay:
     def finish(self) -> bytes:
         for event in self._parser.finish():
             self._observe(event)
-        if self._ended:
-            return b""
-        cut = UpstreamError("upstream stream ended before response.completed", kind="api_error", retryable=True)
-        return self.fail(cut)
+        if not self._ended and self.error is None:
+            self.error = UpstreamError("upstream stream ended before response.completed", kind="api_error")
+        return b""
 
     def fail(self, err) -> bytes:
-        """R-2's ending for a stream that broke (also when the connection failed, instead of finish())."""
+        """R-2's ending for a stream that was cut (finish() found it) or whose connection broke; nothing when
+        the upstream ended the stream itself."""
         if self._ended:
             return b""
         self._ended, self.error = True, err
