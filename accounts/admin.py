@@ -1,15 +1,16 @@
 """Admin console for projects, client keys, providers and routes. Writes that need more than a form save go
-through accounts.services; the key secret is shown once (admin/accounts/apikey/secret_once.html) and never kept."""
+through accounts.services; the key secret is shown once (admin/accounts/apikey/secret_once.html) and never kept.
+Live state that other packages own is added to these pages there: account health and the upstream check, and
+spend against budgets, in proxy/admin.py."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import models
 from django.db.models import Count, Prefetch, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from . import services
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget
@@ -61,8 +62,12 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
     date_hierarchy = "created_at"
     prepopulated_fields = {"slug": ("name",)}
-    fields = ("name", "slug", "active", "new_key_link", "allowed_models", "rpm_limit", "tpm_limit",
-              "monthly_budget_usd", "created_at")  # fmt: skip
+    fieldsets = [
+        (None, {"fields": ("name", "slug", "active", "new_key_link", "allowed_models", "created_at")}),
+        ("Limits (empty = unlimited)", {"fields": ("rpm_limit", "tpm_limit")}),
+        ("Budgets (USD, calendar periods in UTC; empty = unlimited)",
+         {"fields": ("monthly_budget_usd", "daily_budget_usd", "budget_alert_percent")}),
+    ]  # fmt: skip
     readonly_fields = ("new_key_link", "created_at")
     inlines = [ApiKeyInline]
 
@@ -110,14 +115,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["revoke"]
 
-    add_fields = ("project", "name", "expires_at", "allowed_models", "rpm_limit", "tpm_limit")
-    change_fields = ("project", "name", "prefix", "status_label", "expires_at", "allowed_models", "rpm_limit",
-                     "tpm_limit", "created_at", "last_used_at", "revoked_at")  # fmt: skip
+    LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "max_concurrent", "monthly_budget_usd", "daily_budget_usd")
+    add_fields = ("project", "name", "expires_at", "allowed_models", *LIMIT_FIELDS)
+    change_fields = ("project", "name", "prefix", "status_label", "expires_at", "allowed_models", *LIMIT_FIELDS,
+                     "created_at", "last_used_at", "revoked_at")  # fmt: skip
     help_texts = {
         "name": "Who or what uses this key, e.g. “ci-bot” or “alice laptop”.",
         "expires_at": "Leave empty for a key that never expires. You can always revoke it instead.",
         "rpm_limit": "Leave empty to use the project's limit only.",
         "tpm_limit": "Leave empty to use the project's limit only.",
+        "max_concurrent": "Requests this key may have in flight at once. Leave empty for no cap.",
+        "monthly_budget_usd": "Leave empty to use the project's budget only.",
+        "daily_budget_usd": "Leave empty to use the project's budget only.",
     }
 
     def get_fields(self, request, obj=None):
@@ -148,8 +157,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             name=obj.name,
             expires_at=obj.expires_at,
             allowed_models=obj.allowed_models,
-            rpm_limit=obj.rpm_limit,
-            tpm_limit=obj.tpm_limit,
+            **{name: getattr(obj, name) for name in self.LIMIT_FIELDS},
         )
         for f in ApiKey._meta.concrete_fields:
             setattr(obj, f.attname, getattr(key, f.attname))
@@ -245,33 +253,17 @@ class ProviderAdmin(_EnableActions, admin.ModelAdmin):
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(_EnableActions, admin.ModelAdmin):
     form = ProviderAccountForm
-    list_display = ("__str__", "provider", "enabled", "priority", "weight", "credential_last4", "health",
-                    "last_error_at")  # fmt: skip
+    list_display = ("__str__", "provider", "enabled", "priority", "weight", "credential_last4", "last_error_at")
     list_filter = ("enabled", "provider__kind", "provider")
     list_select_related = ("provider",)
     search_fields = ("name", "provider__name", "last_error")
     readonly_fields = ("credential_last4", "last_error", "last_error_at")
-    actions = ["test_connection", "enable", "disable"]
+    actions = ["enable", "disable"]  # proxy/admin.py adds the upstream check and the breaker's state and reset
 
     def get_fields(self, request, obj=None):
         fields = ["provider", "name", "credential", "credential_last4", "weight", "priority", "enabled",
                   "cooldown_until", "last_error", "last_error_at"]  # fmt: skip
         return fields if obj else [f for f in fields if f not in self.readonly_fields]
-
-    @admin.display(description="health")
-    def health(self, obj):
-        if obj.cooldown_until and obj.cooldown_until > timezone.now():
-            return status_badge("cooling down")
-        if obj.last_error:
-            return format_html('<span style="color:#b42318" title="{}">error</span>', obj.last_error)
-        return mark_safe('<span style="color:#1a7f37">ok</span>')
-
-    @admin.action(description="Test connection (lists the upstream's models)", permissions=["change"])
-    def test_connection(self, request, queryset):
-        for account in queryset.select_related("provider"):
-            result = services.account_check(account)
-            level = messages.SUCCESS if result.ok else messages.ERROR
-            self.message_user(request, f"{account}: {result.status} in {result.latency_ms} ms: {result.detail}", level)
 
 
 # --- model routes -----------------------------------------------------------------------------------------
@@ -291,7 +283,11 @@ class ModelRouteAdmin(_EnableActions, admin.ModelAdmin):
     list_filter = ("enabled", "targets__provider")
     search_fields = ("alias", "display_name", "targets__remote_model")
     date_hierarchy = "created_at"
-    fields = ("alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens")
+    fieldsets = [
+        (None, {"fields": ("alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens")}),
+        ("Account selection and retries", {"fields": ("strategy", "retry_max_attempts", "retry_base_ms",
+                                                      "retry_cap_ms", "retry_deadline_seconds")}),
+    ]  # fmt: skip
     actions = ["enable", "disable"]
     inlines = [RouteTargetInline]
 

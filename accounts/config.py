@@ -64,6 +64,11 @@ class RouteSpec:
     enabled: bool = True
     default_max_tokens: int | None = None
     max_output_tokens: int | None = None
+    strategy: str = "priority"
+    retry_max_attempts: int | None = None
+    retry_base_ms: int | None = None
+    retry_cap_ms: int | None = None
+    retry_deadline_seconds: float | None = None
     targets: list[TargetSpec] = field(default_factory=list)
 
 
@@ -85,6 +90,8 @@ class ProjectSpec:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     monthly_budget_usd: Decimal | None = None
+    daily_budget_usd: Decimal | None = None
+    budget_alert_percent: int = 80
     allowed_models: list[str] = field(default_factory=list)
 
 
@@ -248,11 +255,15 @@ def _type_name(value) -> str:
 PROVIDER_FIELDS = {"name", "kind", "base_url", "api_key_env", "api_key", "accounts", "connect_timeout",
                    "read_timeout", "extra_headers", "enabled"}  # fmt: skip
 ACCOUNT_FIELDS = {"name", "api_key_env", "api_key", "weight", "priority", "enabled"}
-ROUTE_FIELDS = {"alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens", "targets"}
+ROUTE_FIELDS = {"alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens", "targets", "strategy",
+                "retry"}  # fmt: skip
+RETRY_FIELDS = {"max_attempts", "base_ms", "cap_ms", "deadline_seconds"}
+STRATEGIES = ("priority", "weighted", "least_busy", "round_robin")
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
 PRICE_FIELDS = {"model", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
                 "effective_from"}  # fmt: skip
-PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "allowed_models"}
+PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd",
+                  "budget_alert_percent", "allowed_models"}  # fmt: skip
 
 
 def config_parse(data, *, environ, known_providers=()) -> Config:
@@ -316,7 +327,16 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
             enabled=r.boolean(item, "enabled", path, True),
             default_max_tokens=r.number(item, "default_max_tokens", path, None, minimum=1),
             max_output_tokens=r.number(item, "max_output_tokens", path, None, minimum=1),
+            strategy=r.string(item, "strategy", path, "priority"),
         )
+        if route.strategy not in STRATEGIES:
+            r.fail(f"{path}.strategy", f"invalid strategy {route.strategy!r} (expected one of: {', '.join(STRATEGIES)})")
+        retry = item.get("retry")
+        if retry is not None and r.mapping(retry, f"{path}.retry", RETRY_FIELDS) is not None:
+            route.retry_max_attempts = r.number(retry, "max_attempts", f"{path}.retry", None, minimum=1)
+            route.retry_base_ms = r.number(retry, "base_ms", f"{path}.retry", None)
+            route.retry_cap_ms = r.number(retry, "cap_ms", f"{path}.retry", None)
+            route.retry_deadline_seconds = r.number(retry, "deadline_seconds", f"{path}.retry", None, kind=float, minimum=0.1)
         if route.alias in {m.alias for m in config.models}:
             r.fail(f"{path}.alias", f"duplicate model alias {route.alias!r}")
         if "targets" not in item:
@@ -374,6 +394,8 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
                 rpm_limit=r.number(item, "rpm", path, None),
                 tpm_limit=r.number(item, "tpm", path, None),
                 monthly_budget_usd=r.number(item, "monthly_budget_usd", path, None, kind=Decimal, places=2),
+                daily_budget_usd=r.number(item, "daily_budget_usd", path, None, kind=Decimal, places=2),
+                budget_alert_percent=r.number(item, "budget_alert_percent", path, 80, minimum=0),
                 allowed_models=_aliases(r, item, path),
             )
         )

@@ -1,24 +1,20 @@
-"""Client API keys: made, digested, and checked on every request without touching the database once warm.
+"""Client API keys: made, digested, revoked, and read as the plain value the request path carries.
 
 A key is `gh_` + 8 characters (the visible prefix, stored and shown) + 40 more. Only HMAC-SHA256(pepper, key)
-is stored. Checked keys are cached in process by digest for GATEWAY_CACHE_TTL seconds: that bound is how long a
-revoked key may keep working on another process.
+is stored. Checking a key on a request (with its in-process cache) is proxy.auth's job; this module only reads.
 """
 
 import hashlib
 import hmac
 import secrets
 import string
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
-
-from proxy.errors import AuthenticationFailed
 
 from .models import ApiKey, Project, split_aliases
 
@@ -36,6 +32,17 @@ class AuthenticatedKey:
     project_models: tuple[str, ...]
     key_models: tuple[str, ...]
     expires_at: datetime | None
+    # Policies (None = unlimited); see proxy/policies.
+    key_rpm: int | None = None
+    key_tpm: int | None = None
+    key_concurrent: int | None = None
+    key_month_budget: Decimal | None = None
+    key_day_budget: Decimal | None = None
+    project_rpm: int | None = None
+    project_tpm: int | None = None
+    project_month_budget: Decimal | None = None
+    project_day_budget: Decimal | None = None
+    budget_alert_percent: int = 80
 
 
 def digest(secret: str) -> str:
@@ -75,59 +82,44 @@ def key_find(secret_or_prefix: str) -> ApiKey | None:
     return candidate
 
 
-# --- the hot path -----------------------------------------------------------------------------------------
-
-_cache: dict[str, tuple[float, AuthenticatedKey | None]] = {}
-_MAX_CACHED = 50_000
+# --- the read behind authentication (proxy.auth caches it) -----------------------------------------------
 
 
-def cache_clear() -> None:
-    _cache.clear()
-
-
-def _load(secret: str, secret_digest: str) -> AuthenticatedKey | None:
+def key_load(secret: str, secret_digest: str) -> AuthenticatedKey | None:
+    """The active key with this secret, as the plain value the request path carries; None if there is none."""
     close_old_connections()  # runs in an executor thread that outlives requests: drop a stale connection
     key = ApiKey.objects.select_related("project").filter(prefix=secret[:PREFIX_LENGTH]).first()
     if key is None or not hmac.compare_digest(key.digest, secret_digest):
         return None
+    return _usable(key)
+
+
+def key_by_id(key_id: int) -> AuthenticatedKey | None:
+    """The same value for a key known by id (a batch job runs on behalf of the key that submitted it)."""
+    key = ApiKey.objects.select_related("project").filter(id=key_id).first()
+    return _usable(key) if key is not None else None
+
+
+def _usable(key: ApiKey) -> AuthenticatedKey | None:
     if key.revoked_at or not key.project.active:
         return None
+    project = key.project
     return AuthenticatedKey(
         id=key.id,
         prefix=key.prefix,
         project_id=key.project_id,
-        project_slug=key.project.slug,
-        project_models=tuple(split_aliases(key.project.allowed_models)),
+        project_slug=project.slug,
+        project_models=tuple(split_aliases(project.allowed_models)),
         key_models=tuple(split_aliases(key.allowed_models)),
         expires_at=key.expires_at,
+        key_rpm=key.rpm_limit,
+        key_tpm=key.tpm_limit,
+        key_concurrent=key.max_concurrent,
+        key_month_budget=key.monthly_budget_usd,
+        key_day_budget=key.daily_budget_usd,
+        project_rpm=project.rpm_limit,
+        project_tpm=project.tpm_limit,
+        project_month_budget=project.monthly_budget_usd,
+        project_day_budget=project.daily_budget_usd,
+        budget_alert_percent=project.budget_alert_percent,
     )
-
-
-async def key_authenticate(secret: str | None) -> AuthenticatedKey:
-    if not secret or not secret.startswith("gh_") or len(secret) < PREFIX_LENGTH + 8:
-        raise AuthenticationFailed("invalid x-api-key" if secret else "missing API key")
-    secret_digest = digest(secret)
-    now = time.monotonic()
-    cached = _cache.get(secret_digest)
-    if cached is None or now - cached[0] > settings.GATEWAY_CACHE_TTL:
-        key = await sync_to_async(_load, thread_sensitive=False)(secret, secret_digest)
-        if len(_cache) >= _MAX_CACHED:
-            _cache.clear()
-        _cache[secret_digest] = cached = (now, key)
-    key = cached[1]
-    if key is None:
-        raise AuthenticationFailed("invalid x-api-key")
-    if key.expires_at and key.expires_at <= timezone.now():
-        raise AuthenticationFailed("API key expired")
-    return key
-
-
-def credential_from_headers(headers) -> str | None:
-    """x-api-key, api-key, or Authorization: Bearer."""
-    value = headers.get("x-api-key") or headers.get("api-key")
-    if value:
-        return value.strip()
-    authorization = headers.get("authorization", "")
-    if authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip()
-    return None

@@ -3,37 +3,30 @@
     key_issue            a client API key with its limits; the secret is returned once, never stored
     keys_revoke          bulk revoke
     enabled_set          bulk enable/disable of providers, accounts, routes
-    account_check        one tiny real upstream call (the model list); records or clears last_error
-    config_apply         the YAML config (see accounts/config.py), idempotent, all or nothing
+    config_apply         the YAML config (see accounts/config.py), idempotent, all or nothing; the sections
+                         other packages own (prices: usage) are applied by them on `config_applying`
+    account_error_set    an upstream account's last error, written by the request path's breaker
 """
 
 import os
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import httpx
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from usage.models import ModelPrice
-
 from . import keys
 from .config import Config, ConfigError, config_parse, config_read
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget, split_aliases
+from .signals import config_applying, config_changed
 
-CHECK_TIMEOUT = 10.0
 
 
 def _config_changed() -> None:
-    """Bulk updates send no post_save, so drop this process's caches by hand (accounts/signals.py does it
-    for single saves)."""
-    from proxy import routing
-
-    keys.cache_clear()
-    routing.cache_clear()
+    """Bulk updates send no post_save: announce them by hand (accounts/signals.py does it for single saves)."""
+    config_changed.send(sender=None)
 
 
 # --- client keys ------------------------------------------------------------------------------------------
@@ -46,17 +39,23 @@ def key_issue(
     name: str,
     expires_at: datetime | None = None,
     allowed_models: str = "",
-    rpm_limit: int | None = None,
-    tpm_limit: int | None = None,
+    **limits,
 ) -> tuple[ApiKey, str]:
-    """keys.key_create plus the optional limits. The caller shows the secret once and forgets it."""
+    """keys.key_create plus the optional limits and budgets (rpm_limit, tpm_limit, max_concurrent,
+    monthly_budget_usd, daily_budget_usd). The caller shows the secret once and forgets it."""
+    unknown = set(limits) - set(KEY_LIMIT_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown key limits: {', '.join(sorted(unknown))}")
     key, secret = keys.key_create(project=project, name=name)
     key.expires_at = expires_at
     key.allowed_models = allowed_models
-    key.rpm_limit = rpm_limit
-    key.tpm_limit = tpm_limit
-    key.save(update_fields=["expires_at", "allowed_models", "rpm_limit", "tpm_limit"])
+    for name_, value in limits.items():
+        setattr(key, name_, value)
+    key.save(update_fields=["expires_at", "allowed_models", *limits])
     return key, secret
+
+
+KEY_LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "max_concurrent", "monthly_budget_usd", "daily_budget_usd")
 
 
 def keys_revoke(queryset: models.QuerySet) -> int:
@@ -66,90 +65,16 @@ def keys_revoke(queryset: models.QuerySet) -> int:
     return count
 
 
+def account_error_set(account_id: int, message: str, when: datetime) -> None:
+    """What went wrong with an upstream account last (shown in the admin). A plain update: no config change."""
+    ProviderAccount.objects.filter(id=account_id).update(last_error=message[:500], last_error_at=when)
+
+
 def enabled_set(queryset: models.QuerySet, enabled: bool) -> int:
     """Bulk enable/disable of anything with an `enabled` flag: providers, accounts, model routes."""
     count = queryset.update(enabled=enabled)
     _config_changed()
     return count
-
-
-# --- upstream check ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    latency_ms: int
-    detail: str
-
-    @property
-    def status(self) -> str:
-        return "ok" if self.ok else "FAILED"
-
-
-def models_request(provider: Provider, credential: str) -> tuple[str, dict[str, str]]:
-    """URL and headers of the upstream's model list: the cheapest authenticated call each API offers, signed
-    exactly as the proxy signs its calls (proxy.upstreams)."""
-    from proxy import routing, upstreams
-
-    upstream = upstreams.get(provider.kind)
-    target = routing.provider_view(provider)
-    headers = upstream.headers(target, routing.Account(0, "check", credential, 1, 0), {})
-    headers.pop("content-type", None)
-    return upstream.url(target, "models"), headers
-
-
-def account_check(account: ProviderAccount, *, timeout: float = CHECK_TIMEOUT, transport=None) -> CheckResult:
-    """GET the upstream model list with this account's credential. Records the failure on the account
-    (last_error, last_error_at) or clears it on success. Never raises for upstream trouble."""
-    provider = account.provider
-    started = time.monotonic()
-    credential = ""
-    try:
-        credential = account.credential
-        url, headers = models_request(provider, credential)
-        client_timeout = httpx.Timeout(timeout, connect=min(provider.connect_timeout, timeout))
-        with httpx.Client(timeout=client_timeout, transport=transport, follow_redirects=False) as client:
-            response = client.get(url, headers=headers)
-        ok = response.status_code == 200
-        detail = _models_summary(response) if ok else f"HTTP {response.status_code}: {_error_text(response)}"
-    except ValueError as e:  # the credential cannot be decrypted
-        ok, detail = False, str(e)
-    except httpx.TimeoutException:
-        ok, detail = False, f"timed out after {timeout:g} s"
-    except httpx.HTTPError as e:
-        ok, detail = False, f"{type(e).__name__}: {e}"
-    latency_ms = int((time.monotonic() - started) * 1000)
-    if credential:  # an upstream may echo what it was sent
-        detail = detail.replace(credential, "***")
-    detail = detail[:500]
-    if ok:
-        account.last_error, account.last_error_at = "", None
-    else:
-        account.last_error, account.last_error_at = detail, timezone.now()
-    # update(), not save(): the result is bookkeeping, not a config change, so no cache flush.
-    ProviderAccount.objects.filter(pk=account.pk).update(
-        last_error=account.last_error, last_error_at=account.last_error_at
-    )
-    return CheckResult(ok=ok, latency_ms=latency_ms, detail=detail)
-
-
-def _models_summary(response: httpx.Response) -> str:
-    try:
-        data = response.json().get("data")
-    except (ValueError, AttributeError):
-        return "reachable (unexpected body)"
-    return f"{len(data)} models" if isinstance(data, list) else "reachable"
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-    except (ValueError, AttributeError):
-        message = None
-    text = str(message) if message else response.text.strip() or response.reason_phrase
-    return " ".join(text.split())[:300]
 
 
 # --- config file ------------------------------------------------------------------------------------------
@@ -217,6 +142,11 @@ def _apply(config: Config, report: ApplyReport) -> None:
             "enabled": spec.enabled,
             "default_max_tokens": spec.default_max_tokens,
             "max_output_tokens": spec.max_output_tokens,
+            "strategy": spec.strategy,
+            "retry_max_attempts": spec.retry_max_attempts,
+            "retry_base_ms": spec.retry_base_ms,
+            "retry_cap_ms": spec.retry_cap_ms,
+            "retry_deadline_seconds": spec.retry_deadline_seconds,
         }
         route, state = _upsert(ModelRoute, {"alias": spec.alias}, values, path)
         wanted = [(providers[t.provider].pk, t.model, t.priority, t.weight) for t in spec.targets]
@@ -230,22 +160,8 @@ def _apply(config: Config, report: ApplyReport) -> None:
             state = "updated" if state == "unchanged" else state
         count["models"][state] += 1
 
-    today = timezone.localdate()
-    for i, spec in enumerate(config.prices):
-        values = {
-            "input_per_mtok": spec.input_per_mtok,
-            "output_per_mtok": spec.output_per_mtok,
-            "cache_read_per_mtok": spec.cache_read_per_mtok,
-            "cache_write_per_mtok": spec.cache_write_per_mtok,
-        }
-        if spec.effective_from is None:
-            # No date: only a price that differs from the one in force today starts a new row, dated today.
-            current = ModelPrice.objects.filter(model=spec.model, effective_from__lte=today).first()
-            if current and all(getattr(current, k) == v for k, v in values.items()):
-                count["prices"]["unchanged"] += 1
-                continue
-        lookup = {"model": spec.model, "effective_from": spec.effective_from or today}
-        count["prices"][_upsert(ModelPrice, lookup, values, f"prices[{i}]")[1]] += 1
+    # Prices belong to usage, which applies them here, in this transaction (usage/services.py).
+    config_applying.send(sender=Config, config=config, counts=count, upsert=_upsert)
 
     for i, spec in enumerate(config.projects):
         project = Project.objects.filter(slug=spec.slug).first()
@@ -256,6 +172,8 @@ def _apply(config: Config, report: ApplyReport) -> None:
             "rpm_limit": spec.rpm_limit,
             "tpm_limit": spec.tpm_limit,
             "monthly_budget_usd": spec.monthly_budget_usd,
+            "daily_budget_usd": spec.daily_budget_usd,
+            "budget_alert_percent": spec.budget_alert_percent,
             "allowed_models": project.allowed_models if same_models else ", ".join(spec.allowed_models),
         }
         count["projects"][_upsert(Project, {"slug": spec.slug}, values, f"projects[{i}]")[1]] += 1
@@ -314,5 +232,5 @@ def _save(obj, path: str, exclude=None) -> None:
     obj.save()
 
 
-__all__ = ["ConfigError", "account_check", "config_apply", "config_apply_file", "enabled_set", "key_issue",
+__all__ = ["ConfigError", "config_apply", "config_apply_file", "enabled_set", "key_issue",
            "keys_revoke"]  # fmt: skip

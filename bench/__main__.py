@@ -30,6 +30,9 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="CI smoke: 2 paths, c=1,8, small body, short points, no soak")
+    ap.add_argument("--policies", action="store_true",
+                    help="the bench key and project get every limit and budget (far above what the run reaches); "
+                         "with REDIS_URL set they are checked in Redis")
     ap.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"], help="server for the full matrix")
     ap.add_argument("--compare-server", default=None,
                     help="also run the non-stream small-body points on this server ('none' to skip; "
@@ -292,6 +295,7 @@ class Bench:
         self.h = Harness(python=sys.executable, gateway_cpu=gw_cpu, aux_cpu=aux_cpu, chunks=a.chunks, keep=a.keep,
                          log=self.log)
         self.h.app = a.app
+        self.h.policies = a.policies
         started = time.time()
         try:
             self.h.start_fake()

@@ -146,8 +146,21 @@ prices:
   - {{model: {bodies.REMOTE['anthropic']}, input_per_mtok: 3, output_per_mtok: 15}}
   - {{model: {bodies.REMOTE['openai']}, input_per_mtok: 0.15, output_per_mtok: 0.6}}
 projects:
-  - {{slug: bench, name: Benchmark}}
+  - {{slug: bench, name: Benchmark{self.project_limits()}}}
 """
+
+    policies = False  # --policies: every limit and budget on, set far above what the run can reach
+
+    def project_limits(self) -> str:
+        if not self.policies:
+            return ""
+        return ", rpm: 100000000, tpm: 2000000000, monthly_budget_usd: 10000000, daily_budget_usd: 1000000"
+
+    def key_limits(self) -> list[str]:
+        if not self.policies:
+            return []
+        return ["--rpm", "100000000", "--tpm", "2000000000", "--max-concurrent", "100000",
+                "--monthly-budget", "10000000", "--daily-budget", "1000000"]
 
     def prepare_db(self) -> str:
         """migrate, apply the config (operator command if present, else ORM), create a key -> its secret."""
@@ -158,7 +171,7 @@ projects:
         names = set(commands.split())
         if "apply_config" in names and "create_api_key" in names:
             self._manage("apply_config", str(path))
-            self.key = self._manage("create_api_key", "bench", "--name", "bench").strip().splitlines()[-1].strip()
+            self.key = self._manage("create_api_key", "bench", "--name", "bench", *self.key_limits()).strip().splitlines()[-1].strip()
             self.setup_via = "manage.py apply_config + create_api_key"
         else:
             self.key = json.loads(self._setup_db("configure", str(path)))["key"]

@@ -1,10 +1,11 @@
 """ASGI entry point.
 
-Two Django handlers share one process: the admin (and its static files) runs through settings.MIDDLEWARE as
-usual; everything else — the API, probes, metrics — runs through a lean handler. Measured on the benchmark, the
+Two Django handlers share one process: the model API and the probes (BARE_PREFIXES, BARE_PATHS) run through a
+lean handler; everything else (the admin, static files, docs) runs through settings.MIDDLEWARE as usual. Measured on the benchmark, the
 stock handler spends most of the gateway's CPU on threads, not on the request:
 - each sync middleware runs in a worker thread (two hops per middleware per request); the API needs none of
-  sessions, CSRF, auth or messages (its keys are checked by the pipeline itself);
+  sessions, CSRF, auth or messages (its keys are checked by proxy.auth); the security headers that
+  SecurityMiddleware and XFrameOptionsMiddleware would add are added by the lean handler itself;
 - every request gets a ThreadSensitiveContext, i.e. a new executor thread, used for the request_started
   signal and response.close() (two more hops). The API does no ORM work on the event-loop thread (the few
   queries it makes run in executor threads of their own), so those receivers — reset_queries and
@@ -30,7 +31,10 @@ from django.core.handlers.exception import convert_exception_to_response  # noqa
 
 from gateway_site.routing import websocket_urlpatterns  # noqa: E402
 
-MIDDLEWARE_PATHS = ("/admin/", "/static/")
+# The paths served without middleware: the model API and the probes. Everything else (the admin, its static
+# files, /docs, /openapi.json and whatever is added later) goes through settings.MIDDLEWARE as usual.
+BARE_PREFIXES = ("/v1/", "/chat/completions", "/models", "/api/event_logging/")
+BARE_PATHS = frozenset({"/", "/health", "/ready", "/metrics"})
 
 
 class BareASGIHandler(ASGIHandler):
@@ -63,13 +67,15 @@ class BareASGIHandler(ASGIHandler):
             response = await self.run_get_response(request)
             if not response.streaming and not response.has_header("Content-Length"):
                 response["Content-Length"] = str(len(response.content))  # CommonMiddleware's job, skipped here
+            for name, value in _security_headers(scope):  # SecurityMiddleware's and XFrameOptions' job
+                response.headers.setdefault(name, value)
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:
                 pass  # the client disconnected while we were sending
             return response
 
-        # Cancel the view when the client disconnects (the pipeline then records the request as cancelled).
+        # Cancel the view when the client disconnects (the core then records the request as cancelled).
         listener = asyncio.create_task(self.listen_for_disconnect(receive))
         processor = asyncio.create_task(process_request())
         await asyncio.wait((listener, processor), return_when=asyncio.FIRST_COMPLETED)
@@ -87,12 +93,36 @@ class BareASGIHandler(ASGIHandler):
         body_file.close()
 
 
+def _security_headers(scope) -> list[tuple[str, str]]:
+    """What SecurityMiddleware and XFrameOptionsMiddleware would add, computed once from the settings."""
+    global _SECURITY
+    if _SECURITY is None:
+        from django.conf import settings
+
+        _SECURITY = [("X-Frame-Options", settings.X_FRAME_OPTIONS)]
+        if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+            _SECURITY.append(("X-Content-Type-Options", "nosniff"))
+        if settings.SECURE_REFERRER_POLICY:
+            _SECURITY.append(("Referrer-Policy", settings.SECURE_REFERRER_POLICY))
+        if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+            _SECURITY.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+        if settings.SECURE_HSTS_SECONDS:
+            hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+            _SECURITY_TLS.append(("Strict-Transport-Security", hsts))
+    if _SECURITY_TLS and scope.get("scheme") == "https":
+        return _SECURITY + _SECURITY_TLS
+    return _SECURITY
+
+
+_SECURITY: list | None = None
+_SECURITY_TLS: list = []
 admin_http = ASGIHandler()
 api_http = BareASGIHandler()
 
 
 async def http(scope, receive, send):
-    handler = admin_http if scope["path"].startswith(MIDDLEWARE_PATHS) else api_http
+    path = scope["path"]
+    handler = api_http if path in BARE_PATHS or path.startswith(BARE_PREFIXES) else admin_http
     await handler(scope, receive, send)
 
 

@@ -161,6 +161,23 @@ GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 4096)
 GATEWAY_LEDGER_FLUSH_SECONDS = env_float("GATEWAY_LEDGER_FLUSH_SECONDS", 0.2)
 # A translated stream whose upstream says nothing for this long gets a ping (protocols.md §5.11 A.2).
 GATEWAY_STREAM_PING_SECONDS = env_float("GATEWAY_STREAM_PING_SECONDS", 10.0)
+# Retries before the first byte (proxy/attempts.py); a route may override each.
+GATEWAY_RETRY_MAX_ATTEMPTS = env_int("GATEWAY_RETRY_MAX_ATTEMPTS", 3)  # upstream calls per request, failover included
+GATEWAY_RETRY_BASE_MS = env_int("GATEWAY_RETRY_BASE_MS", 250)
+GATEWAY_RETRY_CAP_MS = env_int("GATEWAY_RETRY_CAP_MS", 4000)
+GATEWAY_RETRY_DEADLINE_SECONDS = env_float("GATEWAY_RETRY_DEADLINE_SECONDS", 30.0)
+# Circuit breaker per upstream account (proxy/breaker.py). A threshold of 0 turns breakers and cooldowns off.
+GATEWAY_BREAKER_THRESHOLD = env_int("GATEWAY_BREAKER_THRESHOLD", 5)
+GATEWAY_BREAKER_WINDOW_SECONDS = env_float("GATEWAY_BREAKER_WINDOW_SECONDS", 30.0)
+GATEWAY_BREAKER_COOLDOWN_SECONDS = env_float("GATEWAY_BREAKER_COOLDOWN_SECONDS", 30.0)
+GATEWAY_BREAKER_PROBE_SECONDS = env_float("GATEWAY_BREAKER_PROBE_SECONDS", 30.0)
+GATEWAY_BREAKER_RATE_LIMIT_SECONDS = env_float("GATEWAY_BREAKER_RATE_LIMIT_SECONDS", 1.0)  # a 429 without retry-after
+GATEWAY_CREDENTIAL_COOLDOWN_SECONDS = env_float("GATEWAY_CREDENTIAL_COOLDOWN_SECONDS", 300.0)
+GATEWAY_BREAKER_SYNC_SECONDS = env_float("GATEWAY_BREAKER_SYNC_SECONDS", 1.0)  # how stale another process's view may be
+# Shared policy state (limits, budgets, breakers) lives in Redis when REDIS_URL is set (proxy/policies/state.py).
+GATEWAY_POLICY_FAIL_CLOSED = env_bool("GATEWAY_POLICY_FAIL_CLOSED", False)  # refuse requests while Redis is down
+GATEWAY_REDIS_TIMEOUT = env_float("GATEWAY_REDIS_TIMEOUT", 1.0)  # a busy Redis is not a dead one
+GATEWAY_REDIS_RETRY_SECONDS = env_float("GATEWAY_REDIS_RETRY_SECONDS", 5.0)
 GATEWAY_CONFIG = os.environ.get("GATEWAY_CONFIG", "")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES

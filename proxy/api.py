@@ -1,51 +1,69 @@
-"""HTTP endpoints: each hands the request to the module that serves it. Nothing here knows a wire format."""
+"""HTTP endpoints: adapt the request, call the module that serves it, adapt the result. Nothing here knows a wire
+format, and nothing here catches an error:
 
-from django.http import HttpRequest, JsonResponse
+- every model endpoint carries `auth=GatewayKey()` (proxy/auth.py): the key is checked before the endpoint runs;
+- every GatewayError, wherever it is raised (auth included), reaches `gateway_error` below, which renders it in
+  the caller's own format (`caller_format`) with the headers the error carries.
+
+To add an endpoint: a function here with `auth=KEY`, calling a module that raises GatewayError on failure.
+"""
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Router
 
-from . import catalog, pipeline
+from . import catalog, core, formats, ids
+from .auth import GatewayKey
+from .errors import GatewayError, RequestTooLarge
+from .formats import model_list
+
+log = logging.getLogger(__name__)
 
 router = Router()
+KEY = GatewayKey()
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/v1/messages", include_in_schema=True, summary="Anthropic Messages (stream or not)")
+@router.post("/v1/messages", auth=KEY, summary="Anthropic Messages (stream or not)")
 async def messages(request: HttpRequest):
-    return await pipeline.handle_chat(request, "anthropic")
+    return await chat(request, "anthropic")
 
 
-@router.post("/v1/messages/count_tokens", summary="Anthropic token counting")
+@router.post("/v1/messages/count_tokens", auth=KEY, summary="Anthropic token counting")
 async def count_tokens(request: HttpRequest):
-    return await catalog.count_tokens(request)
+    return JsonResponse(await catalog.count_tokens(request.auth, read_json_body(request), request.headers))
 
 
-@router.post("/v1/chat/completions", summary="OpenAI Chat Completions (stream or not)")
+@router.post("/v1/chat/completions", auth=KEY, summary="OpenAI Chat Completions (stream or not)")
 async def chat_completions(request: HttpRequest):
-    return await pipeline.handle_chat(request, "openai")
+    return await chat(request, "openai")
 
 
-@router.post("/chat/completions", include_in_schema=False)
+@router.post("/chat/completions", auth=KEY, include_in_schema=False)
 async def chat_completions_without_v1(request: HttpRequest):
-    return await pipeline.handle_chat(request, "openai")
+    return await chat(request, "openai")
 
 
-@router.get("/v1/models", summary="Models this key may use (Anthropic or OpenAI shape)")
+@router.get("/v1/models", auth=KEY, summary="Models this key may use (Anthropic or OpenAI shape)")
 async def models(request: HttpRequest):
-    return await catalog.list_models(request)
+    return JsonResponse(await catalog.list_models(request.auth, _models_api(request), request.GET))
 
 
-@router.get("/models", include_in_schema=False)
+@router.get("/models", auth=KEY, include_in_schema=False)
 async def models_without_v1(request: HttpRequest):
-    return await catalog.list_models(request)
+    return JsonResponse(await catalog.list_models(request.auth, _models_api(request), request.GET))
 
 
-@router.get("/v1/models/{path:model_id}", summary="One model")
+@router.get("/v1/models/{path:model_id}", auth=KEY, summary="One model")
 async def model(request: HttpRequest, model_id: str):
-    return await catalog.list_models(request, model_id)
+    return JsonResponse(await catalog.one_model(request.auth, _models_api(request), model_id))
 
 
-@router.get("/models/{path:model_id}", include_in_schema=False)
+@router.get("/models/{path:model_id}", auth=KEY, include_in_schema=False)
 async def model_without_v1(request: HttpRequest, model_id: str):
-    return await catalog.list_models(request, model_id)
+    return JsonResponse(await catalog.one_model(request.auth, _models_api(request), model_id))
 
 
 @router.post("/api/event_logging/batch", include_in_schema=False)
@@ -54,12 +72,57 @@ async def claude_code_telemetry(request: HttpRequest):
     return JsonResponse({})
 
 
+async def chat(request: HttpRequest, ingress_api: str) -> HttpResponse:
+    _check_length(request)
+    result = await core.run(request.auth, ingress_api, request.body, client_headers=request.headers)
+    if result.chunks is not None:
+        return StreamingHttpResponse(
+            result.chunks, content_type="text/event-stream; charset=utf-8", headers={**STREAM_HEADERS, **result.headers}
+        )
+    return HttpResponse(result.content, status=result.status, content_type="application/json", headers=result.headers)
+
+
+def read_json_body(request) -> dict:
+    _check_length(request)
+    return core.parse_body(request.body)
+
+
+def _check_length(request) -> None:
+    length = request.META.get("CONTENT_LENGTH")
+    if length and length.isdigit() and int(length) > settings.GATEWAY_MAX_BODY_BYTES:
+        raise RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+
+
+def _models_api(request) -> str:
+    return model_list.caller_api(request.headers)
+
+
+def caller_format(request) -> str:
+    """The API the caller speaks, from the path (model lists: from the headers, both SDKs use the same path)."""
+    path = request.path
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    if path.startswith(("/v1/models", "/models")):
+        return _models_api(request)
+    return "openai"
+
+
 def install_error_handlers(api) -> None:
-    """Anything that escapes an endpoint (a bug) still answers in JSON, without a traceback."""
+    """The one error mapping for the whole API."""
+
+    @api.exception_handler(GatewayError)
+    def gateway_error(request, err: GatewayError):
+        fmt = formats.get(caller_format(request))
+        status, content, headers = fmt.render_error(err)
+        response = HttpResponse(content, status=status, content_type="application/json")
+        for name, value in {**headers, **err.headers}.items():
+            response[name] = value
+        request_id_header = "request-id" if fmt.NAME == "anthropic" else "x-request-id"
+        if not response.has_header(request_id_header):
+            response[request_id_header] = ids.request_id()
+        return response
 
     @api.exception_handler(Exception)
     def unexpected(request, exc):
-        import logging
-
-        logging.getLogger("proxy").exception("unhandled error on %s", request.path)
-        return JsonResponse({"error": {"message": "internal gateway error", "type": "api_error"}}, status=500)
+        log.exception("unhandled error on %s", request.path)
+        return gateway_error(request, GatewayError("internal gateway error", kind="api_error"))

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ProxyConfig(AppConfig):
     name = "proxy"
     verbose_name = "Proxy"
+
+    def ready(self):
+        from . import auth, routing, signals  # noqa: F401  (signals: drop caches when the config changes)
+
+        auth.on_change(routing.cache_clear)  # a key or config change drops the routing snapshot too

@@ -230,3 +230,21 @@ class StreamError:
 
 
 StreamEvent = Union[MessageStart, BlockStart, BlockDelta, BlockStop, MessageDelta, MessageStop, Ping, StreamError]
+
+
+# --- rate-limit state, as the caller's limit headers show it ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """One limit after this request: the tightest of the key's and the project's (proxy.policies.limits)."""
+
+    limit: int
+    remaining: int
+    reset_s: float  # seconds until the window has fully refilled
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests: LimitState | None = None
+    tokens: LimitState | None = None

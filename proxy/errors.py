@@ -6,13 +6,17 @@ GatewayError                        kind                 status
  ├── PermissionDenied               permission           403
  ├── NotFound                       not_found            404  (unknown or not-allowed model)
  ├── RequestTooLarge                request_too_large    413
- ├── RateLimited                    rate_limit           429  (our own limits; carries retry_after)
+ ├── RateLimited                    rate_limit           429  (our own RPM/TPM/concurrency limits; retry_after)
+ ├── BudgetExceeded                 billing              402 Anthropic / 429 insufficient_quota OpenAI
+ ├── Unavailable                    overloaded           529 Anthropic / 503 OpenAI (every account cooling
+ │                                                            down, or the policy store down and fail-closed)
  └── UpstreamError                  any kind             the upstream's, mapped (see formats/*/errors)
-      kinds only upstreams produce: billing 402, api_error 500, overloaded 529/503, timeout 504
+      kinds only upstreams produce: api_error 500/502, overloaded 529/503, timeout 504
 
-`formats.<api>.render_error(err)` turns any of these into that API's error JSON and status; the pipeline never
+`formats.<api>.render_error(err)` turns any of these into that API's error JSON and status; the core never
 builds an error body itself. An UpstreamError from an upstream that speaks the caller's own format keeps the
 upstream's exact bytes in `raw`, so the caller sees them unchanged (Claude Code matches on error wording).
+`headers` are added to the error response as they are (rate-limit headers, the request id).
 """
 
 from dataclasses import dataclass
@@ -62,6 +66,7 @@ class GatewayError(Exception):
         self.code = code  # OpenAI-style code, e.g. model_not_found, context_length_exceeded, insufficient_quota
         self.status = status or KIND_STATUS.get(self.kind, 500)
         self.retry_after = retry_after
+        self.headers: dict[str, str] = {}
 
     def __repr__(self):
         return f"{type(self).__name__}({self.kind}, {self.status}, {self.message!r})"
@@ -89,6 +94,17 @@ class RequestTooLarge(GatewayError):
 
 class RateLimited(GatewayError):
     kind = "rate_limit"
+
+
+class BudgetExceeded(GatewayError):
+    kind = "billing"
+
+    def __init__(self, message: str, **kwargs):
+        super().__init__(message, code="insufficient_quota", **kwargs)
+
+
+class Unavailable(GatewayError):
+    kind = "overloaded"
 
 
 class UpstreamError(GatewayError):

@@ -1,7 +1,7 @@
 """Keep a client's stream alive while the upstream is silent (reasoning models can think for minutes).
 
 `with_keepalive(chunks, interval)` yields the upstream's chunks as they come, and None whenever nothing came for
-`interval` seconds; the pipeline turns None into the caller format's ping. One reader task and one timer per
+`interval` seconds; proxy.relay turns None into the caller format's ping. One reader task and one timer per
 stream, a queue hand-off per chunk: no task per chunk.
 """
 

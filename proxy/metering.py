@@ -1,4 +1,9 @@
-"""What the ledger learns about one request, gathered as the request goes, written once at its end."""
+"""What the ledger learns about one request, gathered as the request goes, written once at its end.
+
+`Call.finish` is the request's last step, whatever happened: it settles the request's policies (limits and
+budget, proxy.policies) with the exact cost and hands one row to the ledger. It runs once; later calls do
+nothing, so no request is ever counted twice.
+"""
 
 import time
 from dataclasses import dataclass, field
@@ -6,15 +11,18 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from accounts.keys import AuthenticatedKey
-from usage import ledger, pricing
+from usage import ledger, metrics, pricing
 
+from . import policies, selection
 from .canonical import MessageDelta, MessageStart, StreamError, Usage
 from .errors import GatewayError, UpstreamError
 
 
 def outcome_of(err: GatewayError) -> str:
-    if err.kind == "rate_limit":
+    if err.kind == "rate_limit":  # our own limits and the upstream's alike
         return "rate_limited"
+    if err.kind == "billing" and not isinstance(err, UpstreamError):
+        return "budget_exceeded"
     if (isinstance(err, UpstreamError) and err.status >= 500) or err.kind in ("overloaded", "timeout", "api_error"):
         return "upstream_error"
     return "client_error"
@@ -25,19 +33,47 @@ class Call:
     request_id: str
     ingress: str
     user_agent: str
+    key: AuthenticatedKey | None = None
     started: float = field(default_factory=time.perf_counter)
     created_at: object = field(default_factory=timezone.now)
     stream: bool = False
-    key: AuthenticatedKey | None = None
     alias: str = ""
     provider: str = ""
     account: str = ""
+    account_id: int | None = None
     remote_model: str = ""
     upstream_api: str = ""
     price: object = None
     usage: Usage = field(default_factory=Usage)
     ttft_ms: int | None = None
+    attempts: int = 0
+    succeeded: bool = False
+    ticket: object = None  # proxy.policies.Ticket, once admitted
+    price_of: object = None  # remote model -> Price (the routing snapshot's lookup for today)
+    busy_account: int | None = None  # counted in flight for least_busy selection
     recorded: bool = False
+
+    def attempt_started(self, target, account, upstream_api: str, remote_model: str) -> None:
+        self._leave_account()
+        self.attempts += 1
+        self.provider, self.account, self.account_id = target.provider.name, account.name, account.id
+        self.upstream_api, self.remote_model = upstream_api, remote_model
+        self.price = self.price_of(remote_model) if self.price_of else None
+        selection.busy(account.id, +1)
+        self.busy_account = account.id
+
+    def attempt_failed(self, err: GatewayError) -> None:
+        metrics.upstream_errors.labels(self.provider, err.kind, str(err.status)).inc()
+
+    def release(self) -> None:
+        """End a call that is not part of the ledger (token counting)."""
+        self.recorded = True
+        self._leave_account()
+
+    def _leave_account(self) -> None:
+        if self.busy_account is not None:
+            selection.busy(self.busy_account, -1)
+            self.busy_account = None
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -52,41 +88,48 @@ class Call:
     def stream_failure(self, events) -> GatewayError | None:
         return next((e.error for e in events if isinstance(e, StreamError)), None)
 
-    def record(self, *, status: int, outcome: str, error: GatewayError | None = None) -> None:
+    def finish(self, *, status: int, outcome: str, error: GatewayError | None = None) -> None:
         if self.recorded:
             return
         self.recorded = True
+        self.succeeded = outcome == "ok"
+        self._leave_account()
         usage = self.usage
-        ledger.record(
-            {
-                "created_at": self.created_at,
-                "request_id": self.request_id,
-                "project_id": self.key.project_id if self.key else None,
-                "api_key_id": self.key.id if self.key else None,
-                "alias": self.alias[:200],
-                "provider": self.provider,
-                "account": self.account,
-                "remote_model": self.remote_model[:200],
-                "ingress_api": self.ingress,
-                "upstream_api": self.upstream_api,
-                "stream": self.stream,
-                "http_status": status,
-                "outcome": outcome,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cache_read_tokens": usage.cache_read_tokens,
-                "cache_write_tokens": usage.cache_write_tokens,
-                "cost_usd": pricing.cost(
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cache_read=usage.cache_read_tokens,
-                    cache_write=usage.cache_write_tokens,
-                    price=self.price,
-                ),
-                "latency_ms": int((time.perf_counter() - self.started) * 1000),
-                "ttft_ms": self.ttft_ms,
-                "error_type": error.kind if error else "",
-                "error_message": error.message[:300] if error else "",
-                "user_agent": self.user_agent[:300],
-            }
+        cost = pricing.cost(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read=usage.cache_read_tokens,
+            cache_write=usage.cache_write_tokens,
+            price=self.price,
         )
+        policies.settle(self.ticket, self, cost)
+        ledger.record(self._row(status, outcome, error, cost))
+
+    def _row(self, status: int, outcome: str, error: GatewayError | None, cost) -> dict:
+        usage = self.usage
+        return {
+            "created_at": self.created_at,
+            "request_id": self.request_id,
+            "project_id": self.key.project_id if self.key else None,
+            "api_key_id": self.key.id if self.key else None,
+            "alias": self.alias[:200],
+            "provider": self.provider,
+            "account": self.account,
+            "remote_model": self.remote_model[:200],
+            "ingress_api": self.ingress,
+            "upstream_api": self.upstream_api,
+            "stream": self.stream,
+            "http_status": status,
+            "outcome": outcome,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "cost_usd": cost,
+            "latency_ms": int((time.perf_counter() - self.started) * 1000),
+            "ttft_ms": self.ttft_ms,
+            "attempts": self.attempts,
+            "error_type": error.kind if error else "",
+            "error_message": error.message[:300] if error else "",
+            "user_agent": self.user_agent[:300],
+        }

@@ -1,14 +1,14 @@
 """Which upstream serves a model alias: an in-memory snapshot of routes, providers, accounts and prices.
 
-The snapshot is rebuilt from the database at most every GATEWAY_CACHE_TTL seconds (at once in this process when
-the admin or a command changes the config, see accounts/signals.py), so a warm request makes no query.
+The snapshot is rebuilt from the database at most every GATEWAY_CACHE_TTL seconds (at once when the admin or a
+command changes the config, in every process when Redis is configured: see proxy/signals.py and proxy/auth.py),
+so a warm request makes no query. Which target and account serve a request is proxy/selection.py's job.
 
 Alias matching: an exact alias wins; otherwise the longest matching glob pattern (`claude-*` beats `*`), ties
 broken alphabetically. A target whose remote model is `*` passes the client's model name through.
 """
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,6 +21,9 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from accounts.keys import AuthenticatedKey
+from accounts.models import ModelRoute, ProviderAccount
+from accounts.models import Provider as ProviderRow
+from usage.models import ModelPrice
 
 from .errors import NotFound
 
@@ -61,6 +64,9 @@ class Route:
     max_output_tokens: int | None
     targets: tuple[Target, ...]
     created_at: int  # unix seconds
+    strategy: str = "priority"  # see proxy/selection.py
+    retry: tuple = (None, None, None, None)  # max attempts, base ms, cap ms, deadline s; None = the setting
+    account_ids: tuple[int, ...] = ()  # every account of every target (for breaker health)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,29 +109,6 @@ def _allowed(patterns: tuple[str, ...], model: str) -> bool:
     return not patterns or any(p == model or fnmatchcase(model, p) for p in patterns)
 
 
-def attempt_order(route: Route) -> list[tuple[Target, Account]]:
-    """Failover order: targets by priority (weighted shuffle within a priority), then each target's accounts
-    the same way. Accounts cooling down after errors were left out when the snapshot was built."""
-    attempts = []
-    for target in _weighted_by_priority(route.targets):
-        for account in _weighted_by_priority(target.provider.accounts):
-            attempts.append((target, account))
-    return attempts
-
-
-def _weighted_by_priority(items):
-    if len(items) <= 1:
-        return list(items)
-    ordered = []
-    for priority in sorted({i.priority for i in items}):
-        group = [i for i in items if i.priority == priority]
-        while group:
-            pick = random.choices(group, weights=[max(i.weight, 0) or 1 for i in group])[0]
-            group.remove(pick)
-            ordered.append(pick)
-    return ordered
-
-
 def provider_view(row, accounts=()) -> Provider:
     """The snapshot's immutable view of a Provider row."""
     return Provider(
@@ -140,10 +123,6 @@ def provider_view(row, accounts=()) -> Provider:
 
 
 def _build() -> Snapshot:
-    from accounts.models import ModelRoute, ProviderAccount
-    from accounts.models import Provider as ProviderRow
-    from usage.models import ModelPrice
-
     close_old_connections()  # runs in an executor thread that outlives requests: drop a stale connection
     now = timezone.now()
     accounts: dict[int, list[Account]] = {}
@@ -154,6 +133,7 @@ def _build() -> Snapshot:
             Account(id=row.id, name=row.name, credential=row.credential, weight=row.weight, priority=row.priority)
         )
     providers = {p.id: provider_view(p, accounts.get(p.id, ())) for p in ProviderRow.objects.filter(enabled=True)}
+    account_labels.update({a.id: (p.name, a.name) for p in providers.values() for a in p.accounts})
     exact: dict[str, Route] = {}
     patterns: list[Route] = []
     for row in ModelRoute.objects.filter(enabled=True).prefetch_related("targets"):
@@ -169,6 +149,9 @@ def _build() -> Snapshot:
             max_output_tokens=row.max_output_tokens,
             targets=targets,
             created_at=int(row.created_at.timestamp()),
+            strategy=row.strategy,
+            retry=(row.retry_max_attempts, row.retry_base_ms, row.retry_cap_ms, row.retry_deadline_seconds),
+            account_ids=tuple(dict.fromkeys(a.id for t in targets for a in t.provider.accounts)),
         )
         if row.is_pattern:
             patterns.append(route)
@@ -183,6 +166,7 @@ def _build() -> Snapshot:
     return Snapshot(exact=exact, patterns=patterns, prices=prices)
 
 
+account_labels: dict[int, tuple[str, str]] = {}  # account id -> (provider name, account name), for metrics
 _current: Snapshot | None = None
 _refreshing: asyncio.Task | None = None
 

@@ -55,6 +55,10 @@ def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, se
         "GATEWAY_LEDGER_FLUSH_SECONDS": "0.05",
         "GATEWAY_MAX_BODY_BYTES": str(2 * 1024 * 1024),
         "GATEWAY_STREAM_PING_SECONDS": "0.2",
+        # The shared test world's tests fail upstream calls on purpose; breakers would let one test's failures
+        # cool an account down for the next test. Tests of breakers start a server of their own with them on.
+        "GATEWAY_BREAKER_THRESHOLD": "0",
+        "GATEWAY_RETRY_BASE_MS": "20",
         "PYTHONUNBUFFERED": "1",
         "GATEWAY_SERVER": server,
         "VENV_PYTHON": sys.executable,

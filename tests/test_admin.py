@@ -133,7 +133,8 @@ def test_key_creation_shows_secret_once_then_only_prefix(admin_client, sample, c
 def test_key_add_form_asks_for_project_name_expiry_models_and_limits(admin_client, sample):
     response = admin_client.get(url("accounts_apikey_add", project=sample["project"].pk))
     form = response.context["adminform"].form
-    assert list(form.fields) == ["project", "name", "expires_at", "allowed_models", "rpm_limit", "tpm_limit"]
+    assert list(form.fields) == ["project", "name", "expires_at", "allowed_models", "rpm_limit", "tpm_limit",
+                                 "max_concurrent", "monthly_budget_usd", "daily_budget_usd"]  # fmt: skip
     assert form.initial["project"] == str(sample["project"].pk)
 
 
@@ -258,7 +259,7 @@ def test_model_route_edits_targets_inline(admin_client, sample):
         url("accounts_modelroute_change", route.pk),
         {
             "alias": "sonnet", "display_name": "Sonnet", "enabled": "on", "default_max_tokens": "",
-            "max_output_tokens": "",
+            "max_output_tokens": "", "strategy": "priority",
             "targets-TOTAL_FORMS": 2, "targets-INITIAL_FORMS": 1, "targets-MIN_NUM_FORMS": 0,
             "targets-MAX_NUM_FORMS": 1000,
             "targets-0-id": target.pk, "targets-0-route": route.pk, "targets-0-provider": sample["provider"].pk,

@@ -11,6 +11,7 @@ no Django, no settings. Every package exports exactly this surface:
     render_error(err: GatewayError) -> tuple[int, bytes, dict[str, str]]   status, JSON body, extra headers
                                                   (raw upstream bytes when err.raw came from the same format)
     render_stream_error(err: GatewayError) -> bytes   the error as this API's mid-stream error event
+    render_limit_headers(limits: Limits, now: float) -> dict[str, str]   this API's rate-limit headers
 
     # upstream side --------------------------------------------------------------------------------------
     render_request(req: ChatRequest, target: TargetOptions) -> dict     body for this API's upstream
@@ -27,7 +28,7 @@ no Django, no settings. Every package exports exactly this surface:
                                                   unless the format needs an edit), .finish() -> bytes,
                                                   .usage: Usage, .complete: bool, .error: GatewayError | None
 
-The caller's format and the upstream's format meet only through proxy.canonical, in proxy.pipeline.
+The caller's format and the upstream's format meet only through proxy.canonical, in proxy.core.
 """
 
 from importlib import import_module

@@ -770,7 +770,7 @@ class RedisState:
         if client is None:
             timeout = self.timeout
             if timeout is None:
-                timeout = float(getattr(settings, "GATEWAY_REDIS_TIMEOUT", 0.25))
+                timeout = float(getattr(settings, "GATEWAY_REDIS_TIMEOUT", 1.0))
             client = self._clients[loop] = Redis.from_url(
                 self.url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
             )

@@ -7,6 +7,7 @@ pool per request (../shared/perf-notes.md). Tests may install another transport 
 import asyncio
 import weakref
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -42,3 +43,16 @@ async def close_all() -> None:
     existing = _clients.pop(loop, None)
     if existing is not None:
         await existing.aclose()
+
+
+def describe(exc: httpx.HTTPError) -> tuple[str, int, str]:
+    """(error kind, status, what happened) for a failed upstream call. The aiohttp transport reports a refused
+    connection as httpx.ConnectTimeout, so the underlying aiohttp error decides (its __cause__)."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(cause, aiohttp.ServerTimeoutError):
+        return "api_error", 502, f"could not connect ({cause.os_error.strerror or type(cause.os_error).__name__})"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout", 504, "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "api_error", 502, "could not connect"
+    return "api_error", 502, f"connection failed: {type(exc).__name__}"

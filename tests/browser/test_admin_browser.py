@@ -79,3 +79,37 @@ def test_admin_key_lifecycle_in_a_real_browser(browser, superuser):
     assert ">revoked</b>" in browser.source
     key.refresh_from_db()
     assert key.status == "revoked"
+
+
+def test_limits_budgets_spend_and_account_health_in_a_real_browser(browser, superuser):
+    """A team lead sets a project's limits and budgets, sees this month's spend against them, and reads each
+    upstream account's circuit breaker on the account list."""
+    from decimal import Decimal
+
+    from accounts.models import Provider, ProviderAccount
+
+    username, password, tag = superuser
+    project = Project.objects.create(slug=f"browser-{tag}", name=f"Browser {tag}")
+    provider = Provider.objects.create(name=f"browser-{tag}", kind="openai", base_url="http://127.0.0.1:9/v1")
+    ProviderAccount.objects.create(provider=provider, name="main")
+    browser.get("/admin/login/?next=/admin/")
+    browser.type("#id_username", username)
+    browser.type("#id_password", password)
+    browser.submit("input[type=submit]")
+
+    browser.get(f"/admin/accounts/project/{project.pk}/change/")
+    browser.type("#id_rpm_limit", "120")
+    browser.type("#id_monthly_budget_usd", "25.00")
+    browser.type("#id_daily_budget_usd", "2.50")
+    browser.submit("input[name=_continue]")
+    assert "was changed successfully" in browser.source
+    project.refresh_from_db()
+    assert (project.rpm_limit, project.monthly_budget_usd, project.daily_budget_usd) == (
+        120, Decimal("25.00"), Decimal("2.50"))
+    spend = browser.text("div.field-spend")
+    assert "This month: $0.0000 of $25.00 (0%)" in spend and "Today: $0.0000 of $2.50 (0%)" in spend
+
+    browser.get(f"/admin/accounts/provideraccount/?q=browser-{tag}")
+    assert "CIRCUIT BREAKER" in browser.text("#result_list thead").upper()
+    assert "closed" in browser.text("#result_list tbody")
+    provider.delete()

@@ -7,10 +7,12 @@ upstreams (api.anthropic.com and compatible endpoints). The surface is the one p
     stream.py             StreamEncoder (canonical -> SSE), StreamDecoder (SSE -> canonical)
     relay.py              Relay: pass-through SSE, watched for usage and errors
     errors.py             render_error, parse_error
+    limits.py             render_limit_headers
     wire.py               block and usage JSON shared by the above
 """
 
 from .errors import parse_error, render_error
+from .limits import render_limit_headers
 from .relay import Relay
 from .request import parse_count_tokens_request, parse_request
 from .response import parse_response, render_response, usage_from_response
@@ -34,4 +36,5 @@ __all__ = [
     "usage_from_response",
     "Relay",
     "render_stream_error",
+    "render_limit_headers",
 ]

@@ -35,7 +35,7 @@ KINDS_BY_STATUS = {
     504: "timeout",
     529: "overloaded",
 }
-NOT_RETRYABLE_KINDS = frozenset({"invalid_request", "authentication", "permission", "not_found"})
+NOT_RETRYABLE_KINDS = frozenset({"invalid_request", "authentication", "permission", "not_found", "billing"})
 RAW_HEADERS = ("retry-after", "retry-after-ms", "request-id", "x-should-retry")
 CONTEXT_OVERFLOW_MARKERS = ("prompt is too long", "exceed context limit")  # P-25 wordings
 

@@ -8,11 +8,13 @@ DeepSeek, OpenRouter, Groq, vLLM, Ollama). The surface is the one every format e
     stream_encoder   StreamEncoder          canonical events -> chunks (§5.11 B)
     stream_decoder   StreamDecoder          chunks -> canonical events (§5.11 A)
     errors           render_error, parse_error              (§5.12)
+    limits           render_limit_headers                   x-ratelimit-* headers
     passthrough      passthrough_request, usage_from_response, Relay
 """
 
 from .caller_request import parse_request
 from .errors import parse_error, render_error
+from .limits import render_limit_headers
 from .passthrough import Relay, passthrough_request, usage_from_response
 from .response import parse_response, render_response
 from .stream_decoder import StreamDecoder
@@ -24,6 +26,7 @@ NAME = "openai"
 
 __all__ = [
     "render_stream_error",
+    "render_limit_headers",
     "NAME",
     "parse_request",
     "render_response",

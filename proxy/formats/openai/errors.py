@@ -19,7 +19,7 @@ RENDERED_BY_KIND = {
     "overloaded": (503, "server_error", "server_is_overloaded"),
     "timeout": (504, "server_error", None),
 }
-NOT_RETRYABLE_KINDS = ("invalid_request", "authentication", "permission", "not_found")
+NOT_RETRYABLE_KINDS = ("invalid_request", "authentication", "permission", "not_found", "billing")
 KIND_BY_STATUS = {
     400: "invalid_request",
     401: "authentication",
@@ -53,6 +53,8 @@ def render_error(err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
     if raw is not None and raw.api == "openai":  # same format upstream: its exact bytes (§5.12)
         return raw.status, raw.body, dict(raw.headers)
     status, type_, code = RENDERED_BY_KIND.get(err.kind, RENDERED_BY_KIND["api_error"])
+    if err.kind == "api_error" and 500 <= err.status <= 599:
+        status = err.status  # 502 "could not connect" stays 502
     body = {"error": {"message": err.message, "type": type_, "param": err.param, "code": err.code or code}}
     headers = {}
     if err.retry_after:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ProviderAccount
-from accounts.services import CHECK_TIMEOUT, account_check
+from proxy.checks import CHECK_TIMEOUT, account_check
 
 
 class Command(BaseCommand):

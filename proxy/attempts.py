@@ -1,0 +1,251 @@
+"""The only retry and failover loop: pick an account, send, classify the outcome, back off, fail over.
+
+Every upstream outcome is classified once, by `classify`:
+
+    outcome                               try again?           the account's health (proxy/breaker.py)
+    2xx                                   -                    a success (closes a recovering breaker)
+    429                                   yes, after its       cooled down for retry-after / retry-after-ms
+                                          retry-after          (GATEWAY_BREAKER_RATE_LIMIT_SECONDS if absent)
+    408, 409, 5xx, 529                    yes                  a failure (N within the window open the breaker)
+    timeout, connection refused or reset  yes                  a failure (a complete answer is read inside the
+                                                               loop, so a body cut mid-way is retried too)
+    401, 403                              yes, on another      the credential is bad: cooled down for
+                                          account only         GATEWAY_CREDENTIAL_COOLDOWN_SECONDS, marked in
+                                                               the admin; never shown to the client as its own
+    400, 404, 413, 422, other 4xx         no: the client gets  none (the request was wrong, not the account)
+                                          the upstream's error
+    `x-should-retry: true|false` from the upstream overrides "try again?" (as the official SDKs do).
+
+The loop makes at most `max_attempts` upstream calls, all before the first byte reaches the client (a stream
+is never retried once it has started). Each call goes to the next candidate from proxy/selection.py (healthy
+accounts first); when every candidate has been tried it starts over with the ones still worth trying. A call
+to an account already tried in this request waits first: full-jitter exponential backoff (base x 2^n, at most
+cap), or the upstream's retry-after when that is longer; a wait that would end past the deadline ends the loop.
+When nothing succeeds the client gets the last upstream error in its own format, or 502/503 from the gateway.
+"""
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+from django.conf import settings
+
+from . import breaker, formats, selection, upstreams
+from .canonical import TargetOptions
+from .errors import GatewayError, Unavailable, UpstreamError
+from .upstreams import http
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    retry: bool  # may another attempt follow?
+    health: str  # "failure" | "cooldown" | "credential" | "none"
+    same_account: bool = True  # may this account be tried again in this request?
+
+
+TRANSPORT = Verdict(True, "failure")
+BY_STATUS = {
+    429: Verdict(True, "cooldown"),
+    408: Verdict(True, "failure"),
+    409: Verdict(True, "failure"),
+    401: Verdict(True, "credential", same_account=False),
+    403: Verdict(True, "credential", same_account=False),
+}
+CLIENT_ERROR = Verdict(False, "none")
+SERVER_ERROR = Verdict(True, "failure")
+
+
+def classify(status: int, headers) -> Verdict:
+    verdict = BY_STATUS.get(status) or (SERVER_ERROR if status >= 500 else CLIENT_ERROR)
+    should_retry = headers.get("x-should-retry")
+    if should_retry in ("true", "false") and verdict.health != "credential":
+        verdict = Verdict(should_retry == "true", verdict.health, verdict.same_account)
+    return verdict
+
+
+def retry_after_seconds(headers) -> float | None:
+    """retry-after-ms, else retry-after (seconds; an HTTP date is ignored)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    cap_s: float
+    deadline_s: float
+
+    @classmethod
+    def for_route(cls, route) -> "RetryPolicy":
+        attempts, base_ms, cap_ms, deadline = route.retry
+        return cls(
+            max_attempts=attempts or settings.GATEWAY_RETRY_MAX_ATTEMPTS,
+            base_s=(base_ms if base_ms is not None else settings.GATEWAY_RETRY_BASE_MS) / 1000,
+            cap_s=(cap_ms if cap_ms is not None else settings.GATEWAY_RETRY_CAP_MS) / 1000,
+            deadline_s=deadline or settings.GATEWAY_RETRY_DEADLINE_SECONDS,
+        )
+
+    def backoff(self, retry_number: int) -> float:
+        return random.uniform(0, min(self.cap_s, self.base_s * 2 ** (retry_number - 1)))
+
+
+@dataclass(slots=True)
+class Answer:
+    """An upstream that said yes: status 2xx, headers in, body still to read."""
+
+    response: httpx.Response
+    chat: object  # the canonical request when translated; None when caller and upstream speak the same API
+    upstream_format: object
+    raw: bytes | None = None  # the whole body, for a request that does not stream (read before answering)
+
+
+async def first_answer(call, route, body: dict, ingress, client_headers, health: dict, operation: str = "chat") -> Answer:
+    policy = RetryPolicy.for_route(route)
+    candidates = selection.order(route, health)
+    if not candidates:
+        raise _all_cooling_down(health, route)
+    deadline = time.monotonic() + policy.deadline_s
+    tried: set[int] = set()
+    burned: set[int] = set()  # accounts not to try again in this request
+    last: GatewayError | None = None
+    last_wait: float | None = None
+    parsed = None
+    for _ in range(policy.max_attempts):
+        pick = _next(candidates, tried, burned)
+        if pick is None:
+            break
+        if pick.account.id in tried:
+            wait = policy.backoff(call.attempts)
+            if last_wait is not None:
+                if last_wait > policy.cap_s:
+                    break  # the upstream asks for a longer pause than we wait: the client decides (retry-after)
+                wait = max(wait, last_wait)
+            if time.monotonic() + wait > deadline:
+                break
+            await asyncio.sleep(wait)
+        if pick.probe and not await breaker.claim_probe(pick.account.id):
+            burned.add(pick.account.id)
+            continue
+        tried.add(pick.account.id)
+        parsed, result = await _attempt(call, route, pick, body, ingress, client_headers, parsed, operation)
+        if isinstance(result, Answer):
+            return result
+        err, verdict = result
+        last, last_wait = err, retry_after_seconds(err.raw.headers) if getattr(err, "raw", None) else None
+        await breaker.failed(pick.account, pick.target.provider.name, verdict.health, err, last_wait)
+        if not verdict.retry:
+            raise err
+        if not verdict.same_account:
+            burned.add(pick.account.id)
+    raise _final(last, route)
+
+
+def _next(candidates, tried: set, burned: set):
+    """The first candidate not tried yet; else the first one still worth trying again."""
+    for pick in candidates:
+        if pick.account.id not in tried and pick.account.id not in burned:
+            return pick
+    for pick in candidates:
+        if pick.account.id not in burned and not pick.probe:
+            return pick
+    return None
+
+
+async def _attempt(call, route, pick, body, ingress, client_headers, parsed, operation):
+    """One upstream call. Returns (parsed request, Answer) or (parsed request, (error, verdict))."""
+    target, account = pick.target, pick.account
+    upstream = upstreams.get(target.provider.kind)
+    upstream_format = formats.get(upstream.api)
+    options = target_options(route, target, body.get("model"))
+    if upstream.api == ingress.NAME:
+        chat, payload = None, ingress.passthrough_request(body, options)  # same API: pass-through, both ways
+    else:
+        chat = parsed = parsed or ingress.parse_request(body)
+        payload = upstream_format.render_request(chat, options)
+    call.attempt_started(target, account, upstream.api, options.remote_model)
+    try:
+        response = await send(upstream, target.provider, account, client_headers, payload, operation)
+    except UpstreamError as err:
+        call.attempt_failed(err)
+        return parsed, (err, TRANSPORT)
+    if response.status_code < 400:
+        if call.stream:
+            return parsed, Answer(response, chat, upstream_format)
+        try:  # a complete answer is read here: a connection that breaks mid-body is still worth a retry
+            return parsed, Answer(response, chat, upstream_format, raw=await _read_all(response))
+        except UpstreamError as err:
+            call.attempt_failed(err)
+            return parsed, (err, TRANSPORT)
+    error_body = await response.aread()
+    await response.aclose()
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    err = upstream_format.parse_error(response.status_code, error_body, headers)
+    call.attempt_failed(err)
+    return parsed, (err, classify(response.status_code, headers))
+
+
+async def _read_all(response: httpx.Response) -> bytes:
+    try:
+        return await response.aread()
+    except httpx.HTTPError:
+        raise UpstreamError("upstream closed the connection mid-response", kind="api_error", status=502) from None
+    finally:
+        await response.aclose()
+
+
+def target_options(route, target, requested_model) -> TargetOptions:
+    return TargetOptions(
+        remote_model=requested_model if target.remote_model == "*" else target.remote_model,
+        default_max_tokens=route.default_max_tokens or settings.GATEWAY_DEFAULT_MAX_TOKENS,
+        max_output_tokens=route.max_output_tokens,
+    )
+
+
+async def send(upstream, provider, account, client_headers, payload: dict, operation: str = "chat") -> httpx.Response:
+    client = http.client()
+    request = client.build_request(
+        "POST",
+        upstream.url(provider, operation),
+        content=orjson.dumps(payload),
+        headers=upstream.headers(provider, account, client_headers),
+        timeout=http.timeout(provider.connect_timeout, provider.read_timeout),
+    )
+    try:
+        return await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        kind, status, what = http.describe(exc)
+        raise UpstreamError(f"upstream {provider.name} {what}", kind=kind, status=status) from None
+
+
+def _final(last: GatewayError | None, route) -> GatewayError:
+    if last is None:
+        return Unavailable(f"no upstream account could serve {route.alias} right now", retry_after="1")
+    if last.kind in ("authentication", "permission"):
+        # The upstream refused the gateway's credential, not the client's key: never answer 401/403 for it.
+        return UpstreamError(
+            f"no upstream account could serve {route.alias}: the provider refused the gateway's credential "
+            f"(HTTP {last.status}); an operator must fix the account",
+            kind="api_error",
+            status=502,
+        )
+    return last
+
+
+def _all_cooling_down(health: dict, route) -> Unavailable:
+    now = time.time()
+    soonest = min((s.open_until for s in health.values() if s.open_until > now), default=now + 1)
+    wait = max(1, int(soonest - now + 0.999))
+    return Unavailable(
+        f"every upstream account for {route.alias} is cooling down after errors; retry in {wait} s",
+        retry_after=str(wait),
+    )

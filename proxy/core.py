@@ -1,0 +1,118 @@
+"""The request core: one chat request from an authenticated key to its answer, with no HTTP in sight.
+
+    run(key, ingress, body) ->
+        route      the alias -> targets and accounts (proxy/routing.py)
+        admit      rate limits, concurrency, budget reservation, account health (proxy/policies)
+        [ cache lookup and request transforms plug in here: they may answer without an upstream, or edit
+          `body`, and must record what they saved on `call` ]
+        attempts   select an account, send, classify, back off, fail over (proxy/attempts.py)
+        relay      the upstream's answer in the caller's format, complete or streamed (proxy/relay.py)
+        settle     real tokens and exact cost against the reservations            } call.finish
+        record     one ledger row                                                 } (proxy/metering.py)
+
+proxy/api.py calls it for HTTP requests; a batch job calls it from a Celery task (through `run_to_end`, which
+also waits for the answer's end and the settlement, so the task's event loop can close). It returns a
+Result; a refusal or failure raises a GatewayError whose `headers` the caller's response must carry (limit
+headers, request id). Either way the ledger gets exactly one row.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import orjson
+from django.conf import settings
+from django.utils import timezone
+
+from . import attempts, formats, ids, policies, relay, routing
+from .errors import GatewayError, InvalidRequest, RequestTooLarge
+from .metering import Call, outcome_of
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = {"anthropic": "request-id", "openai": "x-request-id"}
+
+
+@dataclass(slots=True)
+class Result:
+    """The answer in the caller's format: `content` when complete, `chunks` (SSE bytes) when streamed."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    chunks: AsyncIterator[bytes] | None = None
+
+
+async def run(key, ingress_api: str, body: dict | bytes, *, client_headers=None, request_id: str | None = None) -> Result:
+    """`body` as received (bytes: parsed here, so a malformed one is recorded too) or already parsed (a dict)."""
+    client_headers = client_headers or {}
+    ingress = formats.get(ingress_api)
+    call = Call(request_id or ids.request_id(), ingress_api, client_headers.get("user-agent", ""), key=key)
+    headers = {REQUEST_ID_HEADER[ingress_api]: call.request_id}
+    try:
+        body_bytes = len(body) if isinstance(body, bytes) else 0
+        body = parse_body(body) if isinstance(body, bytes) else body
+        call.stream = body.get("stream") is True
+        snapshot = await routing.snapshot()
+        route = snapshot.resolve(key, body.get("model"))
+        call.alias, call.price_of = route.alias, _prices(snapshot)
+        call.ticket = await policies.admit(call, snapshot, route, body, body_bytes)
+        headers.update(ingress.render_limit_headers(call.ticket.limits, time.time()))
+        # -- cache lookup and request transforms go here (see the module docstring) --
+        answer = await attempts.first_answer(call, route, body, ingress, client_headers, call.ticket.health)
+        if call.stream:
+            return Result(200, headers, chunks=relay.stream(answer, body, ingress, call))
+        content = relay.complete(answer, ingress, call)
+        call.finish(status=200, outcome="ok")
+        return Result(200, headers, content=content)
+    except GatewayError as err:
+        call.finish(status=err.status, outcome=outcome_of(err), error=err)
+        err.headers = {**headers, **_limit_headers(call, ingress), **err.headers}
+        raise
+    except asyncio.CancelledError:  # the client went away before the response started
+        call.finish(status=499, outcome="cancelled")
+        raise
+    except Exception:
+        log.exception("unexpected error in %s request %s", ingress_api, call.request_id)
+        err = GatewayError("internal gateway error", kind="api_error")
+        call.finish(status=500, outcome="upstream_error", error=err)
+        err.headers = headers
+        raise err from None
+
+
+async def run_to_end(key, ingress_api: str, body: dict, **kwargs) -> Result:
+    """`run` for a caller with no client connection (a batch job, in its own event loop): the answer is read
+    to its end (a stream's SSE bytes become `content`) and the policies are settled before this returns, so the
+    loop can end right after."""
+    result = await run(key, ingress_api, body, **kwargs)
+    if result.chunks is not None:
+        result = Result(result.status, result.headers, content=b"".join([chunk async for chunk in result.chunks]))
+    await policies.drain()
+    return result
+
+
+def parse_body(raw: bytes) -> dict:
+    if len(raw) > settings.GATEWAY_MAX_BODY_BYTES:
+        raise RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    if not isinstance(body.get("messages"), list):
+        raise InvalidRequest("messages: Field required (a list of messages)", param="messages")
+    return body
+
+
+def _prices(snapshot):
+    today = timezone.localdate()
+    return lambda remote_model: snapshot.price(remote_model, today)
+
+
+def _limit_headers(call: Call, ingress) -> dict[str, str]:
+    if call.ticket is None:
+        return {}
+    return ingress.render_limit_headers(call.ticket.limits, time.time())
