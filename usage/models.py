@@ -60,9 +60,18 @@ class UsageRecord(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["project", "created_at"]),
-            models.Index(fields=["api_key", "created_at"]),
+            # cost_usd makes a project's or key's spend over a period an index-only read (usage.selectors).
+            models.Index(fields=["project", "created_at", "cost_usd"], name="usage_project_created_cost_idx"),
+            models.Index(fields=["api_key", "created_at", "cost_usd"], name="usage_key_created_cost_idx"),
             models.Index(fields=["created_at"]),
+            # The admin's search and filters: each one, alone or with a date range, reads the newest rows in
+            # index order and stops at a page (usage/admin.py; tests/test_admin_query_plans.py checks the plans).
+            models.Index(fields=["request_id"], name="usage_request_id_idx"),
+            models.Index(fields=["outcome", "created_at"], name="usage_outcome_created_idx"),
+            models.Index(fields=["alias", "created_at"], name="usage_alias_created_idx"),
+            models.Index(fields=["provider", "created_at"], name="usage_provider_created_idx"),
+            models.Index(fields=["ingress_api", "created_at"], name="usage_ingress_created_idx"),
+            models.Index(fields=["stream", "created_at"], name="usage_stream_created_idx"),
         ]
         verbose_name = "usage record"
 
