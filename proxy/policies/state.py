@@ -44,6 +44,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
+from . import resp
+
 log = logging.getLogger(__name__)
 
 PREFIX = "gh:"
@@ -763,6 +765,7 @@ class RedisState:
     def __init__(self, url: str, *, prefix: str = PREFIX, timeout: float | None = None, stale_s: float = STALE_S):
         self.url, self.prefix, self.timeout, self.stale_s = url, prefix, timeout, stale_s
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = weakref.WeakKeyDictionary()
+        self._lean_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def _client(self) -> Redis:
         loop = asyncio.get_running_loop()
@@ -780,17 +783,30 @@ class RedisState:
 
     async def aclose(self) -> None:
         """Close the running loop's client (shutdown, tests)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        lean = self._lean_connections.pop(loop, None)
+        if lean is not None:
+            lean.close()
+        client = self._clients.pop(loop, None)
         if client is not None:
             await client.aclose()
 
     async def _eval(self, script: _Script, args: list):
-        """args: numkeys, keys..., argv... The script is cached by Redis after its first EVAL (or SCRIPT LOAD)."""
-        client = self._client()
+        """args: numkeys, keys..., argv... The script is cached by Redis after its first EVAL (or SCRIPT LOAD).
+        Sent on the loop's lean pipelined connection (resp.py): these are the calls every limited request makes."""
+        conn = self._lean()
         try:
-            return await client.execute_command("EVALSHA", script.sha, *args)
+            return await conn.call("EVALSHA", script.sha, *args)
         except NoScriptError:
-            return await client.execute_command("EVAL", script.text, *args)
+            return await conn.call("EVAL", script.text, *args)
+
+    def _lean(self) -> resp.Connection:
+        loop = asyncio.get_running_loop()
+        conn = self._lean_connections.get(loop)
+        if conn is None:
+            timeout = self.timeout if self.timeout is not None else float(getattr(settings, "GATEWAY_REDIS_TIMEOUT", 1.0))
+            conn = self._lean_connections[loop] = resp.Connection(self.url, timeout)
+        return conn
 
     async def admit(self, request_id, windows, concurrency, budgets, breaker_ids, now=None) -> Admission:
         now = time.time() if now is None else now
