@@ -80,6 +80,17 @@ def wait_for_config(url: str, secret: str, alias: str, timeout: float = 5.0) -> 
     raise AssertionError(f"{alias} never showed up in /v1/models")
 
 
+def served_route(url: str, fake, *accounts, model: str = "fake-gpt", kind: str = "openai", route_fields=None,
+                 **provider_fields):
+    """A provider with `accounts` behind a new route, a key on a new project, both known to the server at `url`.
+    Returns (alias, secret, provider row)."""
+    prov = provider(fake, *accounts, kind=kind, **provider_fields)
+    alias = route((prov, model, 0), **(route_fields or {}))
+    secret = key(project())
+    wait_for_config(url, secret, alias)
+    return alias, secret, prov
+
+
 def openai_chat(url: str, secret: str, alias: str, text: str = "SAY: ok", **extra) -> httpx.Response:
     return httpx.post(
         f"{url}/v1/chat/completions",

@@ -36,10 +36,7 @@ def _fake_hits(world, marker: str) -> int:
 def test_a_refused_credential_fails_over_to_the_next_account_and_is_marked(world, server, committed, ledger):
     from accounts.models import ProviderAccount
 
-    prov = pw.provider(world.fake, ("bad", "sk-wrong-key", 0, 1), ("good", None, 1, 1))
-    alias = pw.route((prov, "fake-gpt", 0))
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+    alias, secret, prov = pw.served_route(server.url, world.fake, ("bad", "sk-wrong-key", 0, 1), ("good", None, 1, 1))
     first = pw.openai_chat(server.url, secret, alias, "SAY: served")
     assert first.status_code == 200 and first.json()["choices"][0]["message"]["content"] == "served"
     row = ledger(first.headers["x-request-id"])
@@ -56,10 +53,8 @@ def test_a_refused_credential_fails_over_to_the_next_account_and_is_marked(world
 
 
 def test_when_every_credential_is_refused_the_client_is_not_told_its_key_is_bad(world, server, committed):
-    prov = pw.provider(world.fake, ("bad", "sk-wrong-key", 0, 1), kind="anthropic")
-    alias = pw.route((prov, "fake-claude", 0))
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+    alias, secret, _ = pw.served_route(server.url, world.fake, ("bad", "sk-wrong-key", 0, 1), kind="anthropic",
+                                       model="fake-claude")
     response = pw.anthropic_chat(server.url, secret, alias)
     assert response.status_code == 502
     error = response.json()["error"]
@@ -69,39 +64,25 @@ def test_when_every_credential_is_refused_the_client_is_not_told_its_key_is_bad(
 
 
 def test_connection_refused_is_reported_as_such(world, server, committed):
-    dead = pw.provider(world.fake, base_url="http://127.0.0.1:9/v1")
-    alias = pw.route((dead, "fake-gpt", 0), retry_max_attempts=1)
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+    alias, secret, _ = pw.served_route(server.url, world.fake, base_url="http://127.0.0.1:9/v1",
+                                       route_fields={"retry_max_attempts": 1})
     response = pw.openai_chat(server.url, secret, alias)
     assert response.status_code == 502
     assert "could not connect" in response.json()["error"]["message"]
 
 
-def test_a_5xx_is_retried_with_backoff_on_the_same_account(world, server, committed, ledger):
-    alias = pw.route((pw.provider(world.fake), "fake-gpt", 0))
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+@pytest.mark.parametrize("failure", ["503", "529", "500", "truncate"], ids=lambda f: f"first-{f}")
+def test_a_failed_first_attempt_is_retried_on_the_same_account(world, server, committed, ledger, failure):
+    """5xx and 529 statuses, and an answer cut mid-body (still before the client saw a byte), are retried."""
+    alias, secret, _ = pw.served_route(server.url, world.fake)
     tag = uuid.uuid4().hex[:8]
-    response = pw.openai_chat(server.url, secret, alias, f"FAIL_FIRST: 503 {tag}\nSAY: second")
+    response = pw.openai_chat(server.url, secret, alias, f"FAIL_FIRST: {failure} {tag}\nSAY: second")
     assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "second"
     assert ledger(response.headers["x-request-id"]).attempts == 2
 
 
-def test_an_answer_cut_mid_body_is_retried_before_the_client_sees_anything(world, server, committed, ledger):
-    alias = pw.route((pw.provider(world.fake), "fake-gpt", 0))
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
-    tag = uuid.uuid4().hex[:8]
-    response = pw.openai_chat(server.url, secret, alias, f"FAIL_FIRST: truncate {tag}\nSAY: whole")
-    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "whole"
-    assert ledger(response.headers["x-request-id"]).attempts == 2
-
-
 def test_an_upstream_429_is_retried_after_its_retry_after(world, server, committed, ledger):
-    alias = pw.route((pw.provider(world.fake), "fake-gpt", 0))
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+    alias, secret, _ = pw.served_route(server.url, world.fake)
     tag = uuid.uuid4().hex[:8]
     started = time.monotonic()
     response = pw.openai_chat(server.url, secret, alias, f"FAIL_FIRST: 429 {tag}\nSAY: waited")
@@ -111,10 +92,8 @@ def test_an_upstream_429_is_retried_after_its_retry_after(world, server, committ
 
 
 def test_a_hung_account_times_out_and_the_request_fails_over(world, server, committed, ledger):
-    prov = pw.provider(world.fake, ("hung", None, 0, 1), ("spare", None, 1, 1), read_timeout=1.0)
-    alias = pw.route((prov, "fake-gpt", 0))
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+    alias, secret, _ = pw.served_route(server.url, world.fake, ("hung", None, 0, 1), ("spare", None, 1, 1),
+                                       read_timeout=1.0)
     tag = uuid.uuid4().hex[:8]
     started = time.monotonic()
     response = pw.openai_chat(server.url, secret, alias, f"FAIL_FIRST: timeout {tag}\nSAY: rescued")
@@ -125,10 +104,7 @@ def test_a_hung_account_times_out_and_the_request_fails_over(world, server, comm
 
 
 def test_the_breaker_opens_after_the_threshold_then_probes_and_closes(world, server, committed, ledger):
-    prov = pw.provider(world.fake)
-    alias = pw.route((prov, "fake-gpt", 0), retry_max_attempts=1)
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+    alias, secret, prov = pw.served_route(server.url, world.fake, route_fields={"retry_max_attempts": 1})
     for _ in range(3):
         assert pw.openai_chat(server.url, secret, alias, "FAIL: 500").status_code == 500
     marker = f"SAY: skipped-{uuid.uuid4().hex[:6]}"
@@ -165,10 +141,7 @@ def admin_session(url: str) -> httpx.Client:
 
 
 def test_the_admin_shows_breaker_state_and_resets_it(world, server, committed):
-    prov = pw.provider(world.fake)
-    alias = pw.route((prov, "fake-gpt", 0), retry_max_attempts=1)
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+    alias, secret, prov = pw.served_route(server.url, world.fake, route_fields={"retry_max_attempts": 1})
     for _ in range(3):
         pw.openai_chat(server.url, secret, alias, "FAIL: 503")
     assert pw.openai_chat(server.url, secret, alias).status_code == 503
@@ -190,10 +163,8 @@ def test_the_admin_shows_breaker_state_and_resets_it(world, server, committed):
 
 @pytest.mark.parametrize("strategy", ["round_robin", "least_busy", "weighted", "priority"])
 def test_selection_strategies(world, server, committed, ledger, strategy):
-    prov = pw.provider(world.fake, ("a", None, 0, 1), ("b", None, 1, 3))
-    alias = pw.route((prov, "fake-gpt", 0), strategy=strategy)
-    secret = pw.key(pw.project())
-    pw.wait_for_config(server.url, secret, alias)
+    alias, secret, _ = pw.served_route(server.url, world.fake, ("a", None, 0, 1), ("b", None, 1, 3),
+                                       route_fields={"strategy": strategy})
     if strategy == "least_busy":
         slow = threading.Thread(target=pw.openai_chat, args=(server.url, secret, alias, "SLOW: 1200\nSAY: slow"))
         slow.start()
