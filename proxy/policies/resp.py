@@ -3,8 +3,8 @@
 Why not redis-py's asyncio client for these: measured on the benchmark machine, a round trip through it costs
 ~75-100 µs of CPU (connection pool, a lock and a wait_for per command, the pure-Python RESP3 parser), which alone
 spends the policy layer's whole budget (150 µs per request). This connection costs ~15 µs per round trip: one
-socket per event loop, commands pipelined on it (replies come back in order, matched to a FIFO of futures), and
-replies parsed by hiredis (the C parser redis-py itself uses when installed). Everything else in state.py — rare
+socket per event loop, commands pipelined on it (replies come back in order, matched to a FIFO of futures; the
+commands of one loop iteration go out in one write), and replies parsed by hiredis (the C parser redis-py itself uses when installed). Everything else in state.py — rare
 calls, resets, pings — still goes through redis-py.
 
 Errors are redis-py's exception classes, so callers handle one family: ConnectionError when the socket cannot be
@@ -23,17 +23,8 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 
 def pack(*args) -> bytes:
     """One RESP command (str, bytes and int arguments)."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        kind = type(arg)
-        if kind is str:
-            arg = arg.encode()
-        elif kind is int:
-            arg = b"%d" % arg
-        elif kind is not bytes:
-            arg = str(arg).encode()
-        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
-    return b"".join(parts)
+    encoded = [a if type(a) is bytes else b"%d" % a if type(a) is int else str(a).encode() for a in args]
+    return b"*%d\r\n" % len(encoded) + b"".join([b"$%d\r\n%b\r\n" % (len(a), a) for a in encoded])
 
 
 class _Protocol(asyncio.Protocol):
@@ -42,6 +33,9 @@ class _Protocol(asyncio.Protocol):
         self.waiting: collections.deque[asyncio.Future] = collections.deque()
         self.transport = None
         self.lost: Exception | None = None
+        self.pending: list[bytes] = []  # commands of this loop iteration, written together (one syscall)
+        self.sent: collections.deque[float] = collections.deque()  # when each awaited reply's command was sent
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport):
         self.transport = transport
@@ -50,6 +44,7 @@ class _Protocol(asyncio.Protocol):
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             future = self.waiting.popleft()
+            self.sent.popleft()
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
@@ -58,8 +53,21 @@ class _Protocol(asyncio.Protocol):
             else:
                 future.set_result(reply)
 
+    def send(self, command: bytes) -> None:
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(command)
+
+    def flush(self) -> None:
+        commands, self.pending = self.pending, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(commands))
+
     def connection_lost(self, exc):
         self.lost = ConnectionError(f"Redis connection lost: {exc or 'closed by the server'}")
+        self.sent.clear()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
@@ -85,17 +93,29 @@ class Connection:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         protocol.waiting.append(future)
-        protocol.transport.write(pack(*args))
-        timer = loop.call_later(self.timeout, self._late, protocol, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        protocol.sent.append(loop.time())
+        protocol.send(pack(*args))
+        if protocol.watchdog is None:
+            protocol.watchdog = loop.call_later(self.timeout, self._watch, protocol)
+        return await future
 
-    def _late(self, protocol: _Protocol, future: asyncio.Future) -> None:
-        if not future.done():
-            future.set_exception(TimeoutError(f"no reply from Redis within {self.timeout:g} s"))
-            protocol.transport.abort()  # the replies still due would be matched to the wrong callers
+    def _watch(self, protocol: _Protocol) -> None:
+        """One timer per connection, not one per call: fail everything if the oldest reply is overdue."""
+        protocol.watchdog = None
+        if not protocol.waiting:
+            return
+        loop = asyncio.get_running_loop()
+        overdue = protocol.sent[0] + self.timeout - loop.time()
+        if overdue > 0:
+            protocol.watchdog = loop.call_later(overdue, self._watch, protocol)
+            return
+        late = TimeoutError(f"no reply from Redis within {self.timeout:g} s")
+        while protocol.waiting:
+            future = protocol.waiting.popleft()
+            if not future.done():
+                future.set_exception(late)
+        protocol.sent.clear()
+        protocol.transport.abort()  # replies still due would be matched to the wrong callers
 
     async def _connect(self) -> _Protocol:
         if self._connecting is None:  # one connect for every caller waiting on it
