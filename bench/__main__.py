@@ -42,7 +42,7 @@ def parse_args(argv=None):
     ap.add_argument("--runs", type=int, default=None, help="runs of the whole matrix; figures are medians (default 3)")
     ap.add_argument("--soak-seconds", type=float, default=None, help="soak at c=16 (default 600; 0 = none)")
     ap.add_argument("--soak-concurrency", type=int, default=16)
-    ap.add_argument("--paths", default=None, help="comma list of a2o,a2a,o2a,o2o (default all; smoke a2o,o2a)")
+    ap.add_argument("--paths", default=None, help="comma list of a2o,a2a,o2a,o2o,r2o (default all; smoke a2o,o2a)")
     ap.add_argument("--modes", default="nonstream,stream")
     ap.add_argument("--bodies", default=None, help="small,large (default both; smoke small)")
     ap.add_argument("--concurrency", default=None, help="comma list (default 1,8,64; smoke 1,8)")
@@ -72,7 +72,7 @@ def parse_args(argv=None):
     a.warmup = a.warmup if a.warmup is not None else (0.1 if smoke else 0.5)
     a.runs = a.runs if a.runs is not None else (1 if smoke or a.profile else 3)
     a.soak_seconds = a.soak_seconds if a.soak_seconds is not None else (0 if smoke or a.profile else 600)
-    a.paths = (a.paths or ("a2o,o2a" if smoke else "a2o,a2a,o2a,o2o")).split(",")
+    a.paths = (a.paths or ("a2o,o2a" if smoke else ",".join(bodies.PATHS))).split(",")
     a.modes = a.modes.split(",")
     a.bodies = (a.bodies or ("small" if smoke else "small,large")).split(",")
     a.concurrency = [int(c) for c in (a.concurrency or ("1,8" if smoke else "1,8,64")).split(",")]
@@ -81,7 +81,7 @@ def parse_args(argv=None):
     a.out = a.out or str(ROOT / "bench" / "results" / ("smoke.md" if smoke else "latest.md"))
     for p in a.paths:
         if p not in bodies.PATHS:
-            ap.error(f"unknown path {p!r} (expected a2o, a2a, o2a, o2o)")
+            ap.error(f"unknown path {p!r} (expected one of {', '.join(bodies.PATHS)})")
     for m in a.modes:
         if m not in MODES:
             ap.error(f"unknown mode {m!r} (expected nonstream, stream)")
@@ -427,7 +427,20 @@ def render_only(args) -> int:
 LOCK = Path("/tmp/gatehouse-bench.lock")
 
 
+SUBCOMMANDS = {  # python -m bench <name> [options]: the benchmarks that are not the HTTP matrix
+    "admin-pages": "bench.admin_pages",  # admin page server times at 1M / 5M ledger rows
+    "policy-cost": "bench.policy_cost",  # CPU the request policies add, in process
+    "policy-state": "bench.policy_state",  # the state store's admit + settle alone
+}
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        sys.argv = [f"python -m bench {argv[0]}", *argv[1:]]
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]) or 0
     args = parse_args(argv)
     if args.render:
         return render_only(args)

@@ -53,7 +53,7 @@ async def _measure(state, n: int, concurrency: int) -> tuple[float, float]:
     return sequential, concurrent
 
 
-async def main(n: int, url: str, concurrency: int) -> None:
+async def run(n: int, url: str, concurrency: int) -> None:
     import redis.asyncio as aioredis
 
     from proxy.policies.state import LocalState, RedisState
@@ -81,14 +81,19 @@ async def main(n: int, url: str, concurrency: int) -> None:
         await client.aclose()
 
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--concurrency", type=int, default=50)
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
     import django
 
     django.setup()
-    asyncio.run(main(options.n, options.redis, options.concurrency))
+    asyncio.run(run(options.n, options.redis, options.concurrency))
+    return 0
+
+
+if __name__ == "__main__":
+    main()
