@@ -1,10 +1,11 @@
-"""Request bodies for the benchmark, in both wire formats, and the HTTP/1.1 request bytes built from them.
+"""Request bodies for the benchmark, in the three wire formats, and the HTTP/1.1 request bytes built from them.
 
 Two sizes:
-- small: a short chat (~0.4 KB), the same conversation in Anthropic and OpenAI shape;
+- small: a short chat (~0.4 KB), the same conversation in Anthropic, OpenAI and Responses shape;
 - large: a real Claude Code first turn (tests/fixtures/claude-code/messages-first-turn.json, ~76 KB,
   24 tools) for the Anthropic side, and an equivalent OpenAI body derived from it (same system text, same
-  messages, tools as function tools, same max tokens).
+  messages, tools as function tools, same max tokens); for the Responses side a real Codex CLI first turn
+  (tests/fixtures/codex/requests/shell-1.json, ~40 KB, 10 tools, `store: false` as Codex sends it).
 
 "Direct" bodies are what the gateway itself would send upstream (remote model name; for OpenAI streams
 stream_options.include_usage, which the gateway adds for metering).
@@ -21,6 +22,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(os.environ.get(
     "BENCH_CLAUDE_CODE_FIXTURE", ROOT / "tests" / "fixtures" / "claude-code" / "messages-first-turn.json"))
+CODEX_FIXTURE = ROOT / "tests" / "fixtures" / "codex" / "requests" / "shell-1.json"
 
 ALIAS = {"anthropic": "bench-anthropic", "openai": "bench-openai"}  # gateway aliases, by upstream API
 REMOTE = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o-mini"}  # the fake's model ids
@@ -33,14 +35,16 @@ PATHS = {
     "a2a": ("anthropic", "anthropic"),
     "o2a": ("openai", "anthropic"),
     "o2o": ("openai", "openai"),
+    "r2o": ("responses", "openai"),
 }
 PATH_LABELS = {
     "a2o": "Anthropic -> OpenAI-compat",
     "a2a": "Anthropic -> Anthropic",
     "o2a": "OpenAI -> Anthropic",
     "o2o": "OpenAI -> OpenAI-compat",
+    "r2o": "Responses -> OpenAI-compat",
 }
-URL_PATH = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
+URL_PATH = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions", "responses": "/v1/responses"}
 
 SYSTEM = "You are a concise assistant. Answer in one or two sentences."
 USER = "Write one short sentence about the sea, something a child would enjoy hearing before bed."
@@ -52,6 +56,8 @@ MARKERS = {
     ("anthropic", True): b"message_stop",
     ("openai", False): b'"finish_reason"',
     ("openai", True): b"[DONE]",
+    ("responses", False): b'"status":"completed"',
+    ("responses", True): b"event: response.completed",
 }
 
 
@@ -76,7 +82,20 @@ def openai_small(model: str, stream: bool, include_usage: bool) -> dict:
     return body
 
 
+def responses_small(model: str, stream: bool) -> dict:
+    return {"model": model, "instructions": SYSTEM, "input": USER, "max_output_tokens": 256, "stream": stream}
+
+
 _large_cache: dict = {}
+
+
+def responses_large(model: str, stream: bool) -> dict:
+    """The captured Codex CLI request with only model and stream changed."""
+    if "codex" not in _large_cache:
+        if not CODEX_FIXTURE.exists():
+            raise SystemExit(f"bench: Codex fixture not found at {CODEX_FIXTURE}")
+        _large_cache["codex"] = orjson.loads(CODEX_FIXTURE.read_bytes())["body"]
+    return {**_large_cache["codex"], "model": model, "stream": stream}
 
 
 def anthropic_large(model: str, stream: bool) -> tuple[dict, dict]:
@@ -125,7 +144,10 @@ def openai_from_anthropic(a: dict, model: str, stream: bool, include_usage: bool
 
 
 def build_body(api: str, size: str, model: str, stream: bool, *, direct: bool) -> tuple[dict, dict]:
-    """(body, extra headers) for `api` ("anthropic"|"openai"). direct=True: as the gateway would send it."""
+    """(body, extra headers) for `api` ("anthropic"|"openai"|"responses"). direct=True: as the gateway would send
+    it."""
+    if api == "responses":
+        return (responses_small if size == "small" else responses_large)(model, stream), {}
     if size == "small":
         if api == "anthropic":
             return anthropic_small(model, stream), {}

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Router
 
-from . import catalog, core, formats, ids
+from . import catalog, core, formats, ids, responses_store
 from .auth import GatewayKey
 from .errors import GatewayError, RequestTooLarge
 from .formats import model_list
@@ -46,6 +46,41 @@ async def chat_completions_without_v1(request: HttpRequest):
     return await chat(request, "openai")
 
 
+@router.post("/v1/responses", auth=KEY, summary="OpenAI Responses (stream or not)")
+async def create_response(request: HttpRequest):
+    _check_length(request)
+    turn = await responses_store.begin(request.auth, request.body)  # previous_response_id: its items prepended
+    result = await core.run(request.auth, "responses", turn.body, client_headers=request.headers)
+    return _http_response(await turn.keep(result))  # stored unless `store: false`
+
+
+@router.post("/responses", auth=KEY, include_in_schema=False)
+async def create_response_without_v1(request: HttpRequest):
+    return await create_response(request)
+
+
+@router.post("/v1/responses/input_tokens", auth=KEY, summary="OpenAI Responses input token count")
+async def response_input_tokens(request: HttpRequest):
+    _check_length(request)
+    return JsonResponse(await responses_store.count_input_tokens(request.auth, request.body, request.headers))
+
+
+@router.get("/v1/responses/{response_id}", auth=KEY, summary="A stored response")
+async def retrieve_response(request: HttpRequest, response_id: str):
+    content = await responses_store.retrieve(request.auth, response_id)
+    return HttpResponse(content, content_type="application/json")
+
+
+@router.delete("/v1/responses/{response_id}", auth=KEY, summary="Delete a stored response")
+async def delete_response(request: HttpRequest, response_id: str):
+    return JsonResponse(await responses_store.delete(request.auth, response_id))
+
+
+@router.get("/v1/responses/{response_id}/input_items", auth=KEY, summary="A stored response's input items")
+async def response_input_items(request: HttpRequest, response_id: str):
+    return JsonResponse(await responses_store.list_input_items(request.auth, response_id, request.GET))
+
+
 @router.get("/v1/models", auth=KEY, summary="Models this key may use (Anthropic or OpenAI shape)")
 async def models(request: HttpRequest):
     return JsonResponse(await catalog.list_models(request.auth, _models_api(request), request.GET))
@@ -75,6 +110,10 @@ async def claude_code_telemetry(request: HttpRequest):
 async def chat(request: HttpRequest, ingress_api: str) -> HttpResponse:
     _check_length(request)
     result = await core.run(request.auth, ingress_api, request.body, client_headers=request.headers)
+    return _http_response(result)
+
+
+def _http_response(result: core.Result) -> HttpResponse:
     if result.chunks is not None:
         return StreamingHttpResponse(
             result.chunks, content_type="text/event-stream; charset=utf-8", headers={**STREAM_HEADERS, **result.headers}
@@ -102,6 +141,8 @@ def caller_format(request) -> str:
     path = request.path
     if path.startswith("/v1/messages"):
         return "anthropic"
+    if path.startswith(("/v1/responses", "/responses")):
+        return "responses"
     if path.startswith(("/v1/models", "/models")):
         return _models_api(request)
     return "openai"

@@ -32,7 +32,7 @@ from .metering import Call, outcome_of
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER = {"anthropic": "request-id", "openai": "x-request-id"}
+REQUEST_ID_HEADER = {"anthropic": "request-id", "openai": "x-request-id", "responses": "x-request-id"}
 
 
 @dataclass(slots=True)
@@ -53,7 +53,7 @@ async def run(key, ingress_api: str, body: dict | bytes, *, client_headers=None,
     headers = {REQUEST_ID_HEADER[ingress_api]: call.request_id}
     try:
         body_bytes = len(body) if isinstance(body, bytes) else 0
-        body = parse_body(body) if isinstance(body, bytes) else body
+        body = parse_body(body, ingress_api) if isinstance(body, bytes) else body
         call.stream = body.get("stream") is True
         snapshot = await routing.snapshot()
         route = snapshot.resolve(key, body.get("model"))
@@ -93,7 +93,7 @@ async def run_to_end(key, ingress_api: str, body: dict, **kwargs) -> Result:
     return result
 
 
-def parse_body(raw: bytes) -> dict:
+def parse_body(raw: bytes, ingress_api: str = "") -> dict:
     if len(raw) > settings.GATEWAY_MAX_BODY_BYTES:
         raise RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
     try:
@@ -102,7 +102,7 @@ def parse_body(raw: bytes) -> dict:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
-    if not isinstance(body.get("messages"), list):
+    if ingress_api != "responses" and not isinstance(body.get("messages"), list):  # responses: `input`
         raise InvalidRequest("messages: Field required (a list of messages)", param="messages")
     return body
 

@@ -12,7 +12,7 @@ import httpx
 import orjson
 from django.conf import settings
 
-from .canonical import Ping
+from .canonical import Ping, StreamError
 from .errors import UpstreamError
 from .keepalive import with_keepalive
 
@@ -96,7 +96,9 @@ async def _translated(response, chat, ingress, upstream_format, call):
             outcome = "interrupted"
     except httpx.HTTPError as exc:
         outcome, error = "interrupted", _broken_stream(exc)
-        yield ingress.render_stream_error(error)
+        out = encoder.encode(StreamError(error))  # the encoder ends its own stream (responses: response.failed)
+        if out:
+            yield out
     except (asyncio.CancelledError, GeneratorExit):
         outcome = "cancelled"
         raise

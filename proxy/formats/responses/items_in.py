@@ -32,7 +32,8 @@ HOSTED_CALL_ITEMS = frozenset(
 )  # fmt: skip
 
 
-def parse_input(value) -> list[Message]:
+def parse_input(value, namespaced: dict | None = None) -> list[Message]:
+    """`namespaced`: (namespace, name) -> the tool's upstream name, for the calls of namespaced tools."""
     if isinstance(value, str) and value:
         return [Message("user", [Text(value)])]
     if not isinstance(value, list) or not value:
@@ -41,7 +42,7 @@ def parse_input(value) -> list[Message]:
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise InvalidRequest("Each input item must be an object.", param=f"input[{i}]")
-        role, blocks = _item(item, f"input[{i}]")
+        role, blocks = _item(item, f"input[{i}]", namespaced or {})
         if not blocks:
             continue
         if role != "system" and messages and messages[-1].role == role:
@@ -53,17 +54,18 @@ def parse_input(value) -> list[Message]:
     return messages
 
 
-def _item(item: dict, param: str) -> tuple[str, list]:
+def _item(item: dict, param: str, namespaced: dict) -> tuple[str, list]:
     kind = item.get("type", "message")  # EasyInputMessage may omit its type
     if kind == "message":
         return _message(item, param)
     if kind == "function_call":
-        return "assistant", [ToolUse(_call_id(item, param), _name(item, param), _arguments(item, param))]
+        name = _name(item, param, namespaced)
+        return "assistant", [ToolUse(_call_id(item, param), name, _arguments(item, param))]
     if kind == "custom_tool_call":
         text = item.get("input")
         if not isinstance(text, str):
             raise InvalidRequest("A custom_tool_call needs a string input.", param=f"{param}.input")
-        return "assistant", [ToolUse(_call_id(item, param), _name(item, param), {CUSTOM_INPUT: text})]
+        return "assistant", [ToolUse(_call_id(item, param), _name(item, param, namespaced), {CUSTOM_INPUT: text})]
     if kind in ("function_call_output", "custom_tool_call_output"):
         content = _output_content(item.get("output"), f"{param}.output")
         return "user", [ToolResult(tool_use_id=_call_id(item, param), content=content)]
@@ -200,11 +202,13 @@ def _call_id(item: dict, param: str) -> str:
     return sanitize_tool_id(call_id)  # P-16: the same repair as on the call, so the pair still matches
 
 
-def _name(item: dict, param: str) -> str:
+def _name(item: dict, param: str, namespaced: dict | None = None) -> str:
+    """A call's tool name as the upstream knows it (a namespaced tool's may differ, see request.py)."""
     name = item.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidRequest(f"A {item.get('type')} item needs a name.", param=f"{param}.name")
-    return name
+    namespace = item.get("namespace")
+    return namespaced.get((namespace, name), name) if namespace and namespaced else name
 
 
 def _arguments(item: dict, param: str) -> dict:

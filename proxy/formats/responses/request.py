@@ -3,9 +3,11 @@
 Parameters map as Chat Completions' do (protocols.md §5.3): `instructions` -> system (R-7), `max_output_tokens`
 -> max_tokens, `reasoning.effort` -> thinking through the same budget table (R-6), `text.format` -> response
 format, `parallel_tool_calls: false` -> disable_parallel. Tools: `function` tools as they are; `custom`
-(freeform) tools become a function with one required string parameter (R-3); hosted tools are dropped, since a
-translated upstream cannot run them (R-4; `dropped_tools` names them for the caller's header); any other type
-is a 400 naming it. What cannot be honoured at all (background mode, stored prompts, conversations, logprobs)
+(freeform) tools become a function with one required string parameter (R-3); the function and custom tools of
+a `namespace` tool (Codex groups its client-side tools so, all of them in its "lite" format) are offered one by
+one, under their own names (`<namespace>__<name>` when two would clash), and their calls go back named and
+namespaced as the caller defined them; hosted tools are dropped, since a translated upstream cannot run them
+(R-4; `dropped_tools` names them for the caller's header); any other type is a 400 naming it. What cannot be honoured at all (background mode, stored prompts, conversations, logprobs)
 is a 400 too (P-13).
 
 `previous_response_id` is resolved before parsing: the core looks the stored items up and calls
@@ -32,7 +34,7 @@ HOSTED_TOOL_TYPES = frozenset(
     {
         "web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11",
         "file_search", "code_interpreter", "image_generation", "computer", "computer_use_preview", "local_shell",
-        "shell", "apply_patch", "mcp", "namespace", "tool_search", "programmatic_tool_calling",
+        "shell", "apply_patch", "mcp", "tool_search", "programmatic_tool_calling",
     }
 )  # fmt: skip
 UNSUPPORTED = {  # parameter -> why it is a 400 rather than ignored
@@ -45,10 +47,12 @@ UNSUPPORTED = {  # parameter -> why it is a 400 rather than ignored
 @dataclass(slots=True)
 class ResponsesRequest(ChatRequest):
     """`echo`: the request parameters a Response object shows, with OpenAI's defaults filled in.
-    `custom_tools`: names of freeform tools, whose calls go back as custom_tool_call items (R-3)."""
+    `custom_tools`: names of freeform tools, whose calls go back as custom_tool_call items (R-3).
+    `namespaced`: the upstream name of each tool offered from a namespace -> (namespace, its name there)."""
 
     echo: dict = field(default_factory=dict)
     custom_tools: frozenset = frozenset()
+    namespaced: dict = field(default_factory=dict)
 
 
 def parse_request(body: dict) -> ResponsesRequest:
@@ -59,12 +63,14 @@ def parse_request(body: dict) -> ResponsesRequest:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model")
     _reject_unsupported(body)
     tool_defs = _offered_tools(body)
-    tools = [_tool(definition, param) for definition, param in tool_defs]
+    names = _upstream_names(tool_defs)
+    tools = [_tool(offer.definition, offer.param, name) for offer, name in zip(tool_defs, names)]
+    namespaced = {name: (o.namespace, o.definition["name"]) for o, name in zip(tool_defs, names) if o.namespace}
     reasoning = _object(body, "reasoning")
     text = _object(body, "text")
     return ResponsesRequest(
         model=model,
-        messages=parse_input(body.get("input")),
+        messages=parse_input(body.get("input"), {spelled: name for name, spelled in namespaced.items()}),
         system=_instructions(body.get("instructions")),
         max_tokens=_max_tokens(body.get("max_output_tokens")),
         stream=_flag(body, "stream", False),
@@ -75,8 +81,9 @@ def parse_request(body: dict) -> ResponsesRequest:
         thinking=_thinking(reasoning.get("effort")),
         response_format=_response_format(text.get("format")),
         user=_string(body, "user") or _string(body, "safety_identifier"),
-        echo=_echo(body, [definition for definition, _ in tool_defs], reasoning, text),
-        custom_tools=frozenset(d["name"] for d, _ in tool_defs if d.get("type") == "custom"),
+        echo=_echo(body, _echoed_tools(tool_defs), reasoning, text),
+        custom_tools=frozenset(name for o, name in zip(tool_defs, names) if o.definition.get("type") == "custom"),
+        namespaced=namespaced,
     )
 
 
@@ -97,7 +104,8 @@ def input_items(body: dict) -> list[dict]:
 def dropped_tools(body: dict) -> list[str]:
     """R-4: the hosted tools a translated upstream will not see, by type (for a response header and the log)."""
     dropped = []
-    for tool, _ in _tool_list(body):
+    for offer in _tool_list(body):
+        tool = offer.definition
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind in HOSTED_TOOL_TYPES and kind not in dropped:
             dropped.append(kind)
@@ -194,9 +202,17 @@ def _response_format(value) -> ResponseFormat | None:
 # --- tools ---------------------------------------------------------------------------------------------------
 
 
-def _tool_list(body: dict) -> list[tuple[object, str]]:
-    """(definition, param) of `tools`, then of the tools in `additional_tools` input items (Codex's "lite"
-    request format carries its tools there)."""
+@dataclass(slots=True)
+class _Offer:
+    definition: object  # the tool as the caller defined it
+    param: str  # where, for error messages
+    namespace: str | None = None  # the namespace it was defined in
+    root: object = None  # the top-level definition it came from (itself, or its namespace), for the echo
+
+
+def _tool_list(body: dict) -> list[_Offer]:
+    """Every tool of `tools`, then of the `additional_tools` input items (Codex's "lite" request format carries
+    its tools there); a namespace's tools in its place."""
     tools = body.get("tools") or []
     if not isinstance(tools, list):
         raise InvalidRequest("'tools' must be an array.", param="tools")
@@ -205,27 +221,59 @@ def _tool_list(body: dict) -> list[tuple[object, str]]:
     for k, item in enumerate(items):
         if isinstance(item, dict) and item.get("type") == "additional_tools" and isinstance(item.get("tools"), list):
             listed.extend((tool, f"input[{k}].tools[{j}]") for j, tool in enumerate(item["tools"]))
-    return listed
+    offers = []
+    for tool, param in listed:
+        if isinstance(tool, dict) and tool.get("type") == "namespace":
+            namespace, inner = tool.get("name"), tool.get("tools")
+            if not isinstance(namespace, str) or not namespace or not isinstance(inner, list):
+                raise InvalidRequest("A namespace tool needs a name and a tools array.", param=param)
+            offers.extend(_Offer(t, f"{param}.tools[{j}]", namespace, tool) for j, t in enumerate(inner))
+        else:
+            offers.append(_Offer(tool, param, None, tool))
+    return offers
 
 
-def _offered_tools(body: dict) -> list[tuple[dict, str]]:
-    """(definition, param) of every function and custom tool; hosted ones are dropped (R-4)."""
+def _offered_tools(body: dict) -> list[_Offer]:
+    """Every function and custom tool, namespaced ones included; hosted ones are dropped (R-4)."""
     offered = []
-    for tool, param in _tool_list(body):
-        kind = tool.get("type") if isinstance(tool, dict) else None
+    for offer in _tool_list(body):
+        kind = offer.definition.get("type") if isinstance(offer.definition, dict) else None
         if kind in ("function", "custom"):
-            offered.append((tool, param))
+            offered.append(offer)
         elif kind not in HOSTED_TOOL_TYPES:
             raise InvalidRequest(
                 f"Tools of type {kind!r} are not supported by this gateway; use function or custom tools.",
-                param=f"{param}.type",
+                param=f"{offer.param}.type",
             )
     return offered
 
 
-def _tool(tool: dict, param: str) -> Tool:
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
+def _upstream_names(offered: list[_Offer]) -> list[str]:
+    """The name each tool has upstream: its own, unless a namespaced one's clashes with another tool's."""
+    count: dict = {}
+    for offer in offered:
+        name = offer.definition.get("name")
+        count[name] = count.get(name, 0) + 1
+    names = []
+    for offer in offered:
+        name = offer.definition.get("name")
+        clash = offer.namespace is not None and isinstance(name, str) and count[name] > 1
+        names.append(f"{offer.namespace}__{name}" if clash else name)
+    return names
+
+
+def _echoed_tools(offered: list[_Offer]) -> list[dict]:
+    """The tools a Response object shows: the caller's top-level definitions the model saw (a namespace once)."""
+    echoed, seen = [], set()
+    for offer in offered:
+        if id(offer.root) not in seen:
+            seen.add(id(offer.root))
+            echoed.append(offer.root)
+    return echoed
+
+
+def _tool(tool: dict, param: str, name) -> Tool:
+    if not isinstance(tool.get("name"), str) or not tool["name"]:
         raise InvalidRequest("A tool needs a name.", param=f"{param}.name")
     description = tool.get("description") if isinstance(tool.get("description"), str) else None
     if tool["type"] == "custom":

@@ -40,7 +40,8 @@ def render_response(resp: ChatResponse, req: ChatRequest) -> dict:
         elif kind == "reasoning":
             output.append(reasoning_item(item_id, blocks[0]))
         else:
-            output.append(tool_item(kind, item_id, blocks[0], orjson.dumps(blocks[0].input).decode(), "completed"))
+            arguments = orjson.dumps(blocks[0].input).decode()
+            output.append(tool_item(kind, item_id, blocks[0], arguments, "completed", namespaced(req)))
     if output and status == "incomplete":
         mark_incomplete(output[-1])
     return envelope(req, response_id, created_at, status, output, usage=resp.usage, incomplete_details=details)
@@ -48,6 +49,10 @@ def render_response(resp: ChatResponse, req: ChatRequest) -> dict:
 
 def custom_tools(req: ChatRequest) -> frozenset:
     return getattr(req, "custom_tools", frozenset())  # a plain ChatRequest (another caller format) has none
+
+
+def namespaced(req: ChatRequest) -> dict:
+    return getattr(req, "namespaced", None) or {}
 
 
 def group_blocks(content: list, custom: frozenset) -> list[tuple[str, list]]:
@@ -100,12 +105,18 @@ def summary_text(text: str) -> dict:
     return {"type": "summary_text", "text": text}
 
 
-def tool_item(kind: str, item_id: str, block: ToolUse, arguments: str, status: str) -> dict:
-    """A function_call with its arguments string, or a custom_tool_call with its free-text input (R-3)."""
+def tool_item(kind: str, item_id: str, block: ToolUse, arguments: str, status: str, names: dict | None = None) -> dict:
+    """A function_call with its arguments string, or a custom_tool_call with its free-text input (R-3); a call
+    of a namespaced tool carries the tool's own name and its `namespace` (`names`: request.py's namespaced)."""
     item = {"id": item_id, "type": kind, "status": status}
+    namespace, name = names.get(block.name, (None, block.name)) if names else (None, block.name)
     if kind == "custom_tool_call":
-        return {**item, "call_id": block.id, "name": block.name, "input": custom_input(block.input)}
-    return {**item, "arguments": arguments, "call_id": block.id, "name": block.name}
+        item = {**item, "call_id": block.id, "name": name, "input": custom_input(block.input)}
+    else:
+        item = {**item, "arguments": arguments, "call_id": block.id, "name": name}
+    if namespace:
+        item["namespace"] = namespace
+    return item
 
 
 def custom_input(arguments: dict) -> str:

@@ -51,6 +51,7 @@ from .response import (
     custom_tools,
     envelope,
     message_item,
+    namespaced,
     output_text,
     reasoning_item,
     status_for,
@@ -113,6 +114,7 @@ class StreamEncoder:
     def __init__(self, req: ChatRequest):
         self._req = req
         self._custom = custom_tools(req)
+        self._namespaced = namespaced(req)
         self._seq = 0
         self._out: list[bytes] = []
         self._response_id = ""
@@ -271,7 +273,7 @@ class StreamEncoder:
             return reasoning_item(item.id, self._reasoning_block(item), seal=whole)
         arguments = "".join(item.arguments)
         block = ToolUse(item.block.id, item.block.name, parse_arguments(arguments))
-        return tool_item(item.kind, item.id, block, arguments, status)
+        return tool_item(item.kind, item.id, block, arguments, status, self._namespaced)
 
     @staticmethod
     def _reasoning_block(item: _Item):

@@ -1,4 +1,5 @@
-"""Scripted fake model upstream: speaks Anthropic Messages and OpenAI Chat Completions over real HTTP.
+"""Scripted fake model upstream: speaks Anthropic Messages, OpenAI Chat Completions and OpenAI Responses over
+real HTTP.
 
 Run:   python -m tests.fakes.upstream --host 127.0.0.1 --port 9100 [--chunks 20] [--key sk-fake] [--coalesce]
        (prints "FAKE_UPSTREAM_READY http://HOST:PORT" when listening; --port 0 picks a free port).
@@ -7,6 +8,7 @@ Run:   python -m tests.fakes.upstream --host 127.0.0.1 --port 9100 [--chunks 20]
 Tests: with FakeUpstream() as fake: ...  (thread)   /   FakeUpstreamProcess().start()  (subprocess)
 
 Endpoints: POST /v1/messages[?beta=true], POST /v1/messages/count_tokens, POST /v1/chat/completions,
+POST /v1/responses (stream or not; its script is read like Chat's, from `input`: see wire_responses.py),
 GET /v1/models[/{id}] (Anthropic shape when anthropic-version or x-api-key is sent, else OpenAI),
 GET|DELETE /_fake/requests (last 200), GET /_fake/stats, POST /_fake/reset, GET /_fake/health;
 any other path: recorded, 404 in the error JSON of the API the request looks like.

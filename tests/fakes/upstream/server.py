@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from . import script, wire_anthropic, wire_openai
+from . import script, wire_anthropic, wire_openai, wire_responses
 
 DEFAULT_KEY = "sk-fake"
 DEFAULT_CHUNKS = 20
@@ -51,7 +51,7 @@ class State:
 
 
 class Ctx:
-    __slots__ = ("model", "msg_id", "chunks", "interleave", "include_usage", "usage", "first_tool_n")
+    __slots__ = ("model", "msg_id", "chunks", "interleave", "include_usage", "usage", "first_tool_n", "body")
 
 
 STATE = web.AppKey("state", State)
@@ -131,6 +131,7 @@ async def _generate(request: web.Request, wire, anthropic: bool) -> web.StreamRe
     ctx.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
     ctx.usage = script.usage_numbers(p, len(raw), script.count_pieces(p, ctx.chunks))
     ctx.first_tool_n = prior_tools + 1
+    ctx.body = body
     headers = {wire.REQUEST_ID_HEADER: rid}
 
     if not stream:
@@ -193,6 +194,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await _generate(request, wire_openai, False)
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, wire_responses, False)
 
 
 async def count_tokens(request: web.Request) -> web.Response:
@@ -286,6 +291,7 @@ def create_app(state: State | None = None) -> web.Application:
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/v1/models/{model_id}", models)
     app.router.add_get("/_fake/requests", fake_requests)
