@@ -1,7 +1,9 @@
 """From an upstream's answer to the caller's: a complete body, or a stream of bytes in the caller's format.
 
 Same API on both sides: the upstream's bytes go back unchanged (the format's Relay watches them for usage and
-errors). Otherwise the upstream's format decodes into proxy.canonical and the caller's format encodes from it.
+errors; a Relay with a `fail(err)` method ends a failed stream itself, e.g. Responses' `error` + `response.failed`
+numbered on from the upstream's events). Otherwise the upstream's format decodes into proxy.canonical and the
+caller's format encodes from it (the encoder also ends a stream whose upstream connection broke).
 Whatever way a stream ends (done, upstream error, broken connection, client gone), `call.finish` runs once.
 """
 
@@ -56,10 +58,10 @@ async def _same_api(response, body, ingress, call):
         if error is not None:
             outcome = "interrupted"
             if forwarded_error is None:
-                yield ingress.render_stream_error(error)
+                yield _relay_failure(relay, ingress, error)
     except httpx.HTTPError as exc:
         outcome, error = "interrupted", _broken_stream(exc)
-        yield ingress.render_stream_error(error)
+        yield _relay_failure(relay, ingress, error)
     except (asyncio.CancelledError, GeneratorExit):
         outcome = "cancelled"
         raise
@@ -105,6 +107,11 @@ async def _translated(response, chat, ingress, upstream_format, call):
     finally:
         await response.aclose()
         call.finish(status=200, outcome=outcome, error=error)
+
+
+def _relay_failure(relay, ingress, error) -> bytes:
+    fail = getattr(relay, "fail", None)  # the Relays of anthropic and openai have none: a stateless error event
+    return fail(error) if fail is not None else ingress.render_stream_error(error)
 
 
 def _upstream_chunks(response, chat):

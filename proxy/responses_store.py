@@ -17,7 +17,7 @@ deleted by a purge each process runs at most once an hour after storing (and by 
 Failed responses are not stored (a follow-up would continue from an answer the client never got).
 
 R-4: hosted tools the request offered and a translated upstream cannot run are named in the response header
-`x-gatehouse-dropped-tools` and in the log.
+`x-gatehouse-dropped-tools` and in the log (not when every target of the route speaks the Responses API).
 """
 
 import asyncio
@@ -33,10 +33,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from . import catalog, formats, routing, tokens
+from . import catalog, formats, routing, tokens, upstreams
 from .attempts import target_options
 from .core import parse_body
-from .errors import InvalidRequest, NotFound
+from .errors import GatewayError, InvalidRequest, NotFound
 from .formats import sse
 from .formats.responses import ids as responses_ids
 
@@ -107,8 +107,8 @@ class Turn:
         async with aclosing(chunks):  # a client that leaves closes the core's stream too (it settles the call)
             async for chunk in chunks:
                 for event in parser.feed(chunk):
-                    if event.event in STORED_EVENTS:
-                        await self._save(orjson.loads(event.data)["response"])
+                    if event.event in STORED_EVENTS or (event.event is None and _terminal(event.data)):
+                        await self._save(orjson.loads(event.data).get("response"))
                 yield chunk
 
     async def _save(self, response: dict) -> None:
@@ -121,6 +121,16 @@ class Turn:
             log.exception("could not store response %s", response.get("id"))
             return
         _purge_now_and_then()
+
+
+def _terminal(data: bytes) -> bool:
+    """A data-only event (an upstream that sends no `event:` lines, passed through) that ends the response."""
+    if b'"response.completed"' not in data and b'"response.incomplete"' not in data:
+        return False
+    try:
+        return orjson.loads(data).get("type") in STORED_EVENTS
+    except (orjson.JSONDecodeError, AttributeError):
+        return False
 
 
 async def begin(key, raw: bytes) -> Turn:
@@ -136,10 +146,20 @@ async def begin(key, raw: bytes) -> Turn:
     if previous is not None and isinstance(body.get("input", ""), (str, list)):  # a bad input: the core says so
         body = responses.expand_previous(body, await _history(key, previous))
     try:
-        dropped = responses.dropped_tools(body)
+        dropped = responses.dropped_tools(body) if await _translated(key, body.get("model")) else []
     except InvalidRequest:  # malformed tools: the core refuses the request (and records it)
         dropped = []
     return Turn(key, body, store=body.get("store") is not False, dropped_tools=dropped)
+
+
+async def _translated(key, model) -> bool:
+    """Will the request reach an upstream of another API (one that cannot run hosted tools)? Any of the
+    route's targets may serve it, so: does any of them speak another API."""
+    try:
+        route = (await routing.snapshot()).resolve(key, model)
+    except GatewayError:  # an unknown model: the core says so
+        return False
+    return any(upstreams.get(target.provider.kind).api != responses.NAME for target in route.targets)
 
 
 async def _history(key, response_id) -> list[dict]:

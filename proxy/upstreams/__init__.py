@@ -9,6 +9,7 @@ from importlib import import_module
 UPSTREAMS = {
     "anthropic": "proxy.upstreams.anthropic.AnthropicUpstream",
     "openai": "proxy.upstreams.openai.OpenAIUpstream",
+    "openai_responses": "proxy.upstreams.openai_responses.OpenAIResponsesUpstream",
 }
 
 _loaded: dict = {}

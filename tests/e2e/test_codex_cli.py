@@ -7,7 +7,8 @@ metadata: function tools exec_command, write_stdin, ..., a `namespace` of sub-ag
 routes to the OpenAI-compatible fake; `gpt-5.5` is a catalog model (adds the freeform `apply_patch` tool and a
 client-side `tool_search`) and routes, through the world's `gpt-*` route, to the Anthropic fake; `gpt-6.2-sol`
 is the catalog's default, which uses the "lite" format (every tool inside namespaces in an additional_tools
-input item, a JavaScript `exec` tool).
+input item, a JavaScript `exec` tool). A provider of kind `openai_responses` (the fake's own /v1/responses)
+gets Codex's requests unchanged.
 
 tests/fixtures/codex/requests/ holds the requests Codex sent to the fake directly (what it sends any Responses server);
 `test_fixtures_still_match_what_codex_sends` checks they are current, and rewrites them with
@@ -199,6 +200,25 @@ def test_an_upstream_error_ends_the_turn_with_the_error(world, tmp_path):
     run = gateway_codex(world, tmp_path, "gw-openai").exec("FAIL: 400")
     assert run.returncode != 0 and not run.messages()
     assert any("Invalid request" in message or "400" in message for message in run.errors()), run.events
+
+
+def test_a_responses_upstream_gets_codex_requests_unchanged(world, tmp_path, django_db_blocker):
+    """Provider kind openai_responses: Codex's request goes through with only the model name swapped."""
+    from .policy_world import provider, route, wait_for_config
+
+    with django_db_blocker.unblock():
+        alias = route((provider(world.fake, kind="openai_responses", base_url=world.fake.openai_url), "fake-gpt", 0))
+    wait_for_config(world.url, world.keys["alpha"], alias)
+    world.fake.state.reset()
+    codex = gateway_codex(world, tmp_path, alias)
+    run = codex.exec(SHELL_PROMPT)
+    assert run.returncode == 0, run.stderr
+    assert (codex.work / "proof.txt").read_text() == "codex-was-here\n" and run.messages()[-1].startswith("Done: ")
+    first, second = world.upstream_requests()
+    assert first["path"] == "/v1/responses" and first["body"]["model"] == "fake-gpt"
+    assert {"type": "web_search", "external_web_access": True} in first["body"]["tools"]  # hosted tools kept
+    assert second["body"]["input"][-1]["type"] == "function_call_output"
+    assert "codex-was-here" in second["body"]["input"][-1]["output"]
 
 
 # --- what Codex sends: the fixtures -------------------------------------------------------------------------

@@ -448,3 +448,69 @@ def test_codex_requests_replay(world, model, fixture):
     kind, expected = CODEX_EXPECT[fixture.stem]
     (item,) = [item for item in final.output if item.type != "reasoning"]
     assert item.type == kind and (final.output_text if kind == "message" else item.name).startswith(expected)
+
+
+# --- a Responses upstream (provider kind openai_responses): pass-through, and the other APIs translated to it --
+
+
+@pytest.fixture(scope="module")
+def native(world, django_db_blocker) -> str:
+    """An alias served by the fake's own /v1/responses."""
+    from .policy_world import provider, route, wait_for_config
+
+    with django_db_blocker.unblock():
+        alias = route((provider(world.fake, kind="openai_responses", base_url=world.fake.openai_url), "fake-gpt", 0))
+    wait_for_config(world.url, world.keys["alpha"], alias)
+    return alias
+
+
+def test_pass_through_to_a_responses_upstream(world, native, ledger):
+    raw = world.openai().responses.with_raw_response.create(
+        model=native, input="SAY: native answer", tools=[{"type": "web_search"}, WEATHER], instructions="Be brief."
+    )
+    response = raw.parse()
+    assert response.output_text == "native answer" and response.id.startswith("resp_fake_")  # the upstream's own
+    assert "x-gatehouse-dropped-tools" not in raw.headers  # R-4: a native upstream runs hosted tools
+    upstream = last_upstream_request(world)
+    assert upstream["path"] == "/v1/responses" and upstream["body"]["model"] == "fake-gpt"
+    assert upstream["body"]["tools"][0] == {"type": "web_search"} and upstream["body"]["instructions"] == "Be brief."
+    row = ledger(raw.headers["x-request-id"])
+    assert (row.ingress_api, row.upstream_api, row.remote_model) == ("responses", "responses", "fake-gpt")
+    assert row.output_tokens == response.usage.output_tokens and row.input_tokens > 0
+    assert world.openai().responses.retrieve(response.id).output_text == "native answer"
+
+
+def test_pass_through_stream_and_follow_up(world, native):
+    client = world.openai()
+    with client.responses.stream(model=native, input="SAY: streamed natively") as stream:
+        first = stream.get_final_response()
+    assert first.output_text == "streamed natively"
+    second = client.responses.create(model=native, input="SAY: and again", previous_response_id=first.id)
+    assert second.output_text == "and again"
+    body = last_upstream_request(world)["body"]
+    assert "previous_response_id" not in body  # resolved by the gateway: the input carries the history (R-8)
+    assert [item.get("role") for item in body["input"]] == ["user", "assistant", "user"]
+
+
+def test_pass_through_cut_stream_ends_with_response_failed(world, native):
+    with httpx.stream(
+        "POST", f"{world.url}/v1/responses", headers={"authorization": f"Bearer {world.keys['alpha']}"},
+        json={"model": native, "input": "SAY: " + "word " * 30 + "\nFAIL: early_eof", "stream": True}, timeout=30,
+    ) as response:  # fmt: skip
+        events = [json.loads(event.data) for event in SSEParser().feed(response.read())]
+    assert [event["type"] for event in events[-2:]] == ["error", "response.failed"]
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))  # numbered on (R-1, R-2)
+    assert events[-1]["response"]["id"] == events[0]["response"]["id"]
+
+
+def test_other_apis_are_translated_to_a_responses_upstream(world, native):
+    completion = world.openai().chat.completions.create(
+        model=native, messages=[{"role": "user", "content": "SAY: from chat completions"}]
+    )
+    assert completion.choices[0].message.content == "from chat completions"
+    message = world.anthropic().messages.create(
+        model=native, max_tokens=100, messages=[{"role": "user", "content": "SAY: from anthropic"}]
+    )
+    assert message.content[0].text == "from anthropic"
+    body = last_upstream_request(world)["body"]
+    assert body["input"][0]["role"] == "user" and body["store"] is False

@@ -24,9 +24,12 @@ WATCHED = frozenset({"response.created", "error", *TERMINAL})
 
 
 def passthrough_request(body: dict, target: TargetOptions) -> dict:
-    """Key order and unknown fields kept (hosted tools included: a native upstream runs them, R-4)."""
+    """Key order and unknown fields kept (hosted tools included: a native upstream runs them, R-4), except
+    `previous_response_id`: the gateway resolved it from its own store (R-8) and the input already holds those
+    items; the upstream does not know the id."""
     forwarded = dict(body)
     forwarded["model"] = target.remote_model
+    forwarded.pop("previous_response_id", None)
     return forwarded
 
 
