@@ -157,6 +157,23 @@ def _tool_results(request: dict) -> list[str]:
     return [json.dumps(b["content"]) for b in blocks if b["type"] == "tool_result"]
 
 
+def test_apply_patch_freeform_tool(world, tmp_path):
+    """R-3: the freeform apply_patch tool goes upstream as a one-string function; the call comes back to Codex
+    as a custom_tool_call whose input is the patch itself, which Codex applies."""
+    world.fake.state.reset()
+    codex = gateway_codex(world, tmp_path, "gpt-5.5")
+    patch = "*** Begin Patch\n*** Add File: hello.txt\n+patched by codex\n*** End Patch\n"
+    run = codex.exec("USE_TOOL: apply_patch " + json.dumps({"input": patch}))
+    assert run.returncode == 0, run.stderr
+    assert (codex.work / "hello.txt").read_text() == "patched by codex\n"
+    assert run.messages()[-1].startswith("Done: ")
+    first, second = world.upstream_requests()
+    (tool,) = [t for t in first["body"]["tools"] if t["name"] == "apply_patch"]
+    assert tool["input_schema"]["required"] == ["input"]
+    calls = [b for m in second["body"]["messages"] if isinstance(m["content"], list) for b in m["content"]]
+    assert {"type": "tool_use", "id": "toolu_fake_1", "name": "apply_patch", "input": {"input": patch}} in calls
+
+
 @both
 def test_multi_turn_session(world, tmp_path, model):
     world.fake.state.reset()
