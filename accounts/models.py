@@ -78,7 +78,11 @@ class ApiKey(models.Model):
 
 
 class Provider(models.Model):
-    KIND_CHOICES = [("anthropic", "Anthropic Messages API"), ("openai", "OpenAI-compatible Chat Completions")]
+    KIND_CHOICES = [
+        ("anthropic", "Anthropic Messages API"),
+        ("openai", "OpenAI-compatible Chat Completions"),
+        ("openai_responses", "OpenAI Responses API"),
+    ]
 
     name = models.CharField(
         max_length=100, unique=True, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, - _ . only.")]

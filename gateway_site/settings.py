@@ -178,6 +178,8 @@ GATEWAY_BREAKER_SYNC_SECONDS = env_float("GATEWAY_BREAKER_SYNC_SECONDS", 1.0)  #
 GATEWAY_POLICY_FAIL_CLOSED = env_bool("GATEWAY_POLICY_FAIL_CLOSED", False)  # refuse requests while Redis is down
 GATEWAY_REDIS_TIMEOUT = env_float("GATEWAY_REDIS_TIMEOUT", 1.0)  # a busy Redis is not a dead one
 GATEWAY_REDIS_RETRY_SECONDS = env_float("GATEWAY_REDIS_RETRY_SECONDS", 5.0)
+# Stored Responses API responses (previous_response_id) are kept this many days; 0 keeps them forever.
+GATEWAY_RESPONSES_RETENTION_DAYS = env_float("GATEWAY_RESPONSES_RETENTION_DAYS", 30.0)
 GATEWAY_CONFIG = os.environ.get("GATEWAY_CONFIG", "")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES

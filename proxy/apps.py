@@ -9,3 +9,7 @@ class ProxyConfig(AppConfig):
         from . import auth, routing, signals  # noqa: F401  (signals: drop caches when the config changes)
 
         auth.on_change(routing.cache_clear)  # a key or config change drops the routing snapshot too
+
+        from . import responses_store
+
+        responses_store.configure()  # the key that seals reasoning into Responses' encrypted_content

@@ -22,7 +22,6 @@ R-4: hosted tools the request offered and a translated upstream cannot run are n
 
 import asyncio
 import logging
-import os
 import time
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -59,18 +58,13 @@ COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "t
 
 def configure() -> None:
     """R-5: reasoning items carry thinking blocks sealed under a key derived from the gateway's encryption key
-    (formats.responses.reasoning derives it with HMAC-SHA256 and its own context string)."""
+    (formats.responses.reasoning derives it with HMAC-SHA256 and its own context string). Called once per
+    process by ProxyConfig.ready, so web processes and batch workers seal and open alike."""
     responses.configure_reasoning(settings.GATEWAY_ENCRYPTION_KEY)
 
 
-configure()
-
-
 def retention_days() -> float:
-    value = getattr(settings, "GATEWAY_RESPONSES_RETENTION_DAYS", None)
-    if value is None:
-        value = os.environ.get("GATEWAY_RESPONSES_RETENTION_DAYS") or 30
-    return float(value)
+    return float(settings.GATEWAY_RESPONSES_RETENTION_DAYS)
 
 
 # --- one turn: before and after core.run ----------------------------------------------------------------------
