@@ -108,6 +108,7 @@ def django_db_setup(django_test_environment, django_db_blocker):
 
     with django_db_blocker.unblock():
         config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    _forget_policy_state()
     yield
     from usage import ledger
 
@@ -115,6 +116,22 @@ def django_db_setup(django_test_environment, django_db_blocker):
     with django_db_blocker.unblock():
         _close_other_connections()
         teardown_databases(config, verbosity=0)
+
+
+def _forget_policy_state() -> None:
+    """The test database is new each session but Redis is not: budget counters and breakers kept there under a
+    previous session's project and account ids would apply to this session's rows with the same ids."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    stale = list(client.scan_iter(match="gh:*", count=1000))
+    if stale:
+        client.delete(*stale)
+    client.close()
 
 
 def _close_other_connections() -> None:

@@ -12,9 +12,10 @@ project's alert share (budget_alert_percent, default 80%) logs one warning per b
 """
 
 import calendar
+import functools
 import logging
 import math
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import timezone as tz
 from decimal import Decimal
 
@@ -42,7 +43,13 @@ def nanos(usd: Decimal) -> int:
 
 def periods(now: datetime) -> dict[str, tuple[str, datetime, datetime]]:
     """'m' and 'd' -> (label, start, end) of the current calendar month and day, UTC."""
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return _periods_of(now.date())
+
+
+@functools.lru_cache(maxsize=4)  # computed once a day, not once a request
+def _periods_of(day: date) -> dict[str, tuple[str, datetime, datetime]]:
+    now = datetime(day.year, day.month, day.day, tzinfo=tz.utc)
+    day_start = now
     month_start = day_start.replace(day=1)
     month_end = month_start + timedelta(days=calendar.monthrange(now.year, now.month)[1])
     return {
