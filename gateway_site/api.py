@@ -6,6 +6,8 @@ api = NinjaAPI(
     title="Gatehouse",
     version="1",
     description="Anthropic Messages and OpenAI Chat Completions in front of any provider.",
+    # Swagger UI from ninja's own static files (collected into /static/ by collectstatic), not from a CDN, so
+    # /docs works offline: ninja renders its local template when "ninja" is in INSTALLED_APPS (settings.py).
     docs_url="/docs",
     openapi_url="/openapi.json",
     urls_namespace="gateway",

@@ -1,6 +1,7 @@
 """Probes and operational endpoints that sit outside the API: liveness, readiness, metrics, JSON 404/500."""
 
 import hmac
+from ipaddress import ip_address
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -42,11 +43,35 @@ async def ready(request):
     return JsonResponse({"status": status, "checks": checks}, status=200 if database else 503)
 
 
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def _from_loopback(request) -> bool:
+    """The client is this host (127.0.0.0/8, ::1). A request that names a forwarded client is not: it came through
+    a proxy (whose own address may be loopback), or claims to (daphne --proxy-headers believes X-Forwarded-For)."""
+    if any(header in request.headers for header in PROXY_HEADERS):
+        return False
+    try:
+        address = ip_address(request.META.get("REMOTE_ADDR") or "")
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 def metrics(request):
+    """Per-project traffic: with METRICS_TOKEN set, only for its bearer; without it, only for this host."""
     if settings.METRICS_TOKEN:
         supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(supplied.encode(), settings.METRICS_TOKEN.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+    elif not _from_loopback(request):
+        return HttpResponse(
+            "metrics are served to loopback clients only; set METRICS_TOKEN to scrape from elsewhere\n",
+            status=403,
+            content_type="text/plain",
+        )
     return ExportToDjangoView(request)
 
 

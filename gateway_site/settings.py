@@ -44,6 +44,24 @@ def env_float(name: str, default: float) -> float:
 DATA_DIR = Path(os.environ.get("GATEWAY_DATA_DIR") or BASE_DIR / "data")
 
 
+def ensure_data_dir() -> None:
+    """DATA_DIR holds the SQLite file and the generated secrets: when the gateway creates it, only its owner may
+    enter it (0700). A directory the operator made (a mounted volume, say) keeps the mode it was given."""
+    if not DATA_DIR.is_dir():
+        DATA_DIR.mkdir(parents=True, mode=0o700, exist_ok=True)
+
+
+def owner_only(path: Path) -> None:
+    """Create the file if missing and take group and world access away (0600), best effort: a file owned by
+    someone else, or in a directory that does not exist yet, is left to the operator."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
 def env_secret(name: str, generate) -> str:
     """The variable (or NAME_FILE, for Docker secrets); else a value generated once and kept in DATA_DIR."""
     if os.environ.get(name):
@@ -52,8 +70,9 @@ def env_secret(name: str, generate) -> str:
         return Path(os.environ[f"{name}_FILE"]).read_text().strip()
     kept = DATA_DIR / f".{name.lower()}"
     if kept.exists():
+        owner_only(kept)  # kept by an older version at 0644
         return kept.read_text().strip()
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir()
     value = generate()
     fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -84,6 +103,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_prometheus",
     "channels",
+    "ninja",  # /docs renders Swagger UI from ninja's own static files, not from a CDN
     "accounts",
     "usage",
     "batches",
@@ -126,7 +146,11 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'gatehouse.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir()
+    # The database holds key digests and encrypted credentials: created 0600 before SQLite opens it (SQLite
+    # gives its -wal and -shm files the database file's mode).
+    if DATABASES["default"]["NAME"] and DATABASES["default"]["NAME"] != ":memory:":
+        owner_only(Path(DATABASES["default"]["NAME"]))
     # WAL lets the admin read while the ledger writer writes; a file test DB lets the test server share it.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test_gatehouse_{os.getpid()}.sqlite3")}
@@ -153,6 +177,25 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # Upstream credentials are encrypted at rest with this Fernet key; client API keys are stored as
 # HMAC-SHA256(pepper, secret). Neither is SECRET_KEY, so SECRET_KEY can rotate without breaking keys.
 GATEWAY_ENCRYPTION_KEY = env_secret("GATEWAY_ENCRYPTION_KEY", _fernet_key)
+
+
+def _check_fernet_key(key: str) -> None:
+    """A placeholder such as .env.example's `change-me` fails here, at start-up and in `manage.py check`, rather
+    than as a ValueError when the first credential is stored."""
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            "GATEWAY_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes). Generate one with:\n"
+            '  python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"\n'
+            "or leave GATEWAY_ENCRYPTION_KEY unset to have one generated and kept in GATEWAY_DATA_DIR. Once "
+            "credentials are stored, keep the key: they cannot be decrypted with another."
+        ) from None
+
+
+_check_fernet_key(GATEWAY_ENCRYPTION_KEY)
 GATEWAY_KEY_PEPPER = env_secret("GATEWAY_KEY_PEPPER", lambda: secrets.token_urlsafe(32))
 # How long a process trusts its cached keys, routes and prices before re-checking (revocation latency bound).
 GATEWAY_CACHE_TTL = env_float("GATEWAY_CACHE_TTL", 3.0)
@@ -192,6 +235,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 LOGIN_URL = "admin:login"
+# Admin login throttling (gateway_site/login_throttle.py): this many failed logins for one username from one
+# address lock that pair out for GATEWAY_LOGIN_LOCKOUT_SECONDS; four times as many from anywhere lock the username.
+GATEWAY_LOGIN_FAILURE_LIMIT = env_int("GATEWAY_LOGIN_FAILURE_LIMIT", 5)
+GATEWAY_LOGIN_LOCKOUT_SECONDS = env_int("GATEWAY_LOGIN_LOCKOUT_SECONDS", 900)
 
 # --- Security (HTTPS-only items are opt-in: see README "Deploying behind TLS") -----------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -5,10 +5,12 @@ from django.views.static import serve
 
 from . import health
 from .api import api
+from .login_throttle import ThrottledAdminAuthenticationForm
 
 admin.site.site_header = "Gatehouse"
 admin.site.site_title = "Gatehouse admin"
 admin.site.index_title = "Gateway administration"
+admin.site.login_form = ThrottledAdminAuthenticationForm  # failed logins lock out (gateway_site/login_throttle.py)
 
 urlpatterns = [
     path("", health.root),

@@ -107,7 +107,9 @@ def test_key_creation_shows_secret_once_then_only_prefix(admin_client, sample, c
     caplog.set_level(logging.DEBUG, logger="django")
     project = sample["project"]
     with CaptureQueriesContext(connection):  # SQL is logged with its parameters, as under DEBUG=True
-        response = admin_client.post(url("accounts_apikey_add"), key_form(project, rpm_limit="30"))
+        created = admin_client.post(url("accounts_apikey_add"), key_form(project, rpm_limit="30"))
+        assert created.status_code == 302 and not SECRET_RE.search(created.content.decode())  # post/redirect/get
+        response = admin_client.get(created["Location"])
         assert response.status_code == 200
         html = response.content.decode()
         assert "This is the only time the key is shown" in html
@@ -117,7 +119,7 @@ def test_key_creation_shows_secret_once_then_only_prefix(admin_client, sample, c
         assert "no-store" in response["Cache-Control"]
 
         pages = [url("accounts_apikey_change", key.pk), url("accounts_apikey_changelist"),
-                 url("accounts_project_change", project.pk), "/admin/"]  # fmt: skip
+                 url("accounts_project_change", project.pk), "/admin/", created["Location"]]  # fmt: skip
         again = [admin_client.get(page) for page in pages]
     for page in again:
         assert page.status_code == 200
