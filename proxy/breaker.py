@@ -51,8 +51,10 @@ async def health(account_ids) -> dict[int, BreakerState]:
 def remember(states: dict[int, BreakerState]) -> None:
     now = time.monotonic()
     for account_id, state in states.items():
+        before = _cache.get(account_id)
         _cache[account_id] = (now, state)
-        _gauge(account_id, state)
+        if before is None or before[1].state != state.state:  # the gauge moves only when the state does
+            _gauge(account_id, state)
 
 
 def is_recovering(account_id: int) -> bool:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from typing import AsyncIterator
 
 import orjson
@@ -108,8 +109,20 @@ def parse_body(raw: bytes, ingress_api: str = "") -> dict:
 
 
 def _prices(snapshot):
-    today = timezone.localdate()
+    today = _today()
     return lambda remote_model: snapshot.price(remote_model, today)
+
+
+def _today() -> date:
+    """timezone.localdate(), recomputed at most once a second (it costs ~15 µs: tz conversions, settings reads)."""
+    global _day
+    now = time.monotonic()
+    if now - _day[0] > 1.0:
+        _day = (now, timezone.localdate())
+    return _day[1]
+
+
+_day: tuple[float, date] = (-2.0, date.min)
 
 
 def _limit_headers(call: Call, ingress) -> dict[str, str]:
