@@ -232,6 +232,20 @@ class StreamError:
 StreamEvent = Union[MessageStart, BlockStart, BlockDelta, BlockStop, MessageDelta, MessageStop, Ping, StreamError]
 
 
+def cumulative_usage(start: Usage, delta: Usage) -> Usage:
+    """A stream's usage so far: MessageDelta's replaces MessageStart's, but when the delta carries no input figures
+    at all the start's are kept rather than reporting a zero-token prompt (caller-side stream encoders)."""
+    if delta.prompt_tokens or not start.prompt_tokens:
+        return delta
+    return Usage(
+        input_tokens=start.input_tokens,
+        output_tokens=delta.output_tokens,
+        cache_read_tokens=start.cache_read_tokens,
+        cache_write_tokens=start.cache_write_tokens,
+        reasoning_tokens=delta.reasoning_tokens,
+    )
+
+
 # --- rate-limit state, as the caller's limit headers show it ------------------------------------------------
 
 

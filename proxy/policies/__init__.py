@@ -33,7 +33,6 @@ belong here: they plug in at the marked step in proxy/core.py.
 import asyncio
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -169,7 +168,8 @@ def _settled(task: asyncio.Task) -> None:
 
 
 async def drain(timeout: float = 5.0) -> None:
-    """Wait for pending settles (shutdown, tests)."""
-    deadline = time.monotonic() + timeout
-    while _background and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    """Wait for pending settles (shutdown, batch jobs, tests)."""
+    loop = asyncio.get_running_loop()
+    pending = [task for task in _background if task.get_loop() is loop]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)

@@ -42,7 +42,7 @@ def parse_request(body: dict) -> ChatRequest:
         stop=_stop(body.get("stop")),
         tools=tools,
         tool_choice=_tool_choice(body, tools),
-        thinking=_thinking(body.get("reasoning_effort")),
+        thinking=thinking_from_effort(body.get("reasoning_effort"), "reasoning_effort"),
         response_format=_response_format(body.get("response_format")),
         user=_user(body),
     )
@@ -151,11 +151,12 @@ def _allowed_tools(allowed: dict, param: str, tools: list[Tool]) -> ToolChoice:
     return ToolChoice(type="any" if allowed.get("mode") == "required" else "auto")
 
 
-def _thinking(effort) -> ThinkingConfig | None:
+def thinking_from_effort(effort, param: str) -> ThinkingConfig | None:
+    """An OpenAI reasoning effort (Chat's `reasoning_effort`, Responses' `reasoning.effort`) as a thinking budget."""
     if effort is None or effort in NO_THINKING_EFFORTS:
         return None
     if effort not in EFFORT_BUDGETS:
-        raise InvalidRequest(f"Invalid 'reasoning_effort': {effort!r}.", param="reasoning_effort")
+        raise InvalidRequest(f"Invalid '{param}': {effort!r}.", param=param)
     return ThinkingConfig(type="enabled", budget_tokens=EFFORT_BUDGETS[effort], effort=effort)
 
 

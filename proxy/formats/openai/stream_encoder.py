@@ -5,17 +5,18 @@ import time
 import orjson
 
 from proxy.canonical import (
-    Ping,
     BlockDelta,
     BlockStart,
     ChatRequest,
     MessageDelta,
     MessageStart,
     MessageStop,
+    Ping,
     StreamError,
     StreamEvent,
     ToolUse,
     Usage,
+    cumulative_usage,
 )
 from proxy.ids import completion_id
 
@@ -56,7 +57,7 @@ class StreamEncoder:
         if isinstance(event, BlockDelta):
             return self._delta(event)
         if isinstance(event, MessageDelta):
-            self._usage = _cumulative(self._usage, event.usage)
+            self._usage = cumulative_usage(self._usage, event.usage)
             finish_reason = finish_reason_for(event.stop_reason, bool(self._tool_ordinals))  # P-1
             return self._chunk({}, finish_reason)
         if isinstance(event, MessageStop):
@@ -90,17 +91,3 @@ class StreamEncoder:
         if self._include_usage:
             chunk["usage"] = None
         return sse.encode(None, orjson.dumps(chunk))
-
-
-def _cumulative(start: Usage, delta: Usage) -> Usage:
-    """MessageDelta's usage replaces MessageStart's; but when it carries no input figures at all, keep those
-    from the start rather than report a zero-token prompt."""
-    if delta.prompt_tokens or not start.prompt_tokens:
-        return delta
-    return Usage(
-        input_tokens=start.input_tokens,
-        output_tokens=delta.output_tokens,
-        cache_read_tokens=start.cache_read_tokens,
-        cache_write_tokens=start.cache_write_tokens,
-        reasoning_tokens=delta.reasoning_tokens,
-    )

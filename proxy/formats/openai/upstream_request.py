@@ -60,7 +60,7 @@ def render_request(req: ChatRequest, target: TargetOptions) -> dict:
         body["tools"] = [_tool(tool) for tool in req.tools]
         if req.tool_choice:
             _add_tool_choice(body, req.tool_choice)
-    if effort := _reasoning_effort(req, target.remote_model):
+    if effort := reasoning_effort(req, target.remote_model):
         body["reasoning_effort"] = effort
     if req.response_format:
         body["response_format"] = _response_format(req.response_format)
@@ -88,7 +88,8 @@ def _add_tool_choice(body: dict, choice: ToolChoice) -> None:
         body["parallel_tool_calls"] = False
 
 
-def _reasoning_effort(req: ChatRequest, remote_model: str) -> str | None:
+def reasoning_effort(req: ChatRequest, remote_model: str) -> str | None:
+    """The request's thinking as an OpenAI effort (§5.9), None for models that cannot reason (Chat and Responses)."""
     thinking = req.thinking
     if thinking is None or thinking.type == "disabled" or not accepts_reasoning_effort(remote_model):
         return None

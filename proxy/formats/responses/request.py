@@ -17,17 +17,15 @@ is a 400 too (P-13).
 from dataclasses import dataclass, field
 
 from proxy.canonical import (
-    EFFORT_BUDGETS,
-    NO_THINKING_EFFORTS,
     ChatRequest,
     ResponseFormat,
     Text,
-    ThinkingConfig,
     Tool,
     ToolChoice,
 )
 from proxy.errors import InvalidRequest
 
+from ..openai.caller_request import thinking_from_effort
 from .items_in import CUSTOM_INPUT, parse_input
 
 HOSTED_TOOL_TYPES = frozenset(
@@ -78,7 +76,7 @@ def parse_request(body: dict) -> ResponsesRequest:
         top_p=_number(body, "top_p"),
         tools=tools,
         tool_choice=_tool_choice(body, tools),
-        thinking=_thinking(reasoning.get("effort")),
+        thinking=thinking_from_effort(reasoning.get("effort"), "reasoning.effort"),  # R-6: Chat's table
         response_format=_response_format(text.get("format")),
         user=_string(body, "user") or _string(body, "safety_identifier"),
         echo=_echo(body, _echoed_tools(tool_defs), reasoning, text),
@@ -174,15 +172,6 @@ def _max_tokens(value) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InvalidRequest("Invalid 'max_output_tokens': expected an integer >= 1.", param="max_output_tokens")
     return value
-
-
-def _thinking(effort) -> ThinkingConfig | None:
-    """R-6: the same table as Chat's reasoning_effort; dropped later for upstreams that cannot reason."""
-    if effort is None or effort in NO_THINKING_EFFORTS:
-        return None
-    if effort not in EFFORT_BUDGETS:
-        raise InvalidRequest(f"Invalid 'reasoning.effort': {effort!r}.", param="reasoning.effort")
-    return ThinkingConfig(type="enabled", budget_tokens=EFFORT_BUDGETS[effort], effort=effort)
 
 
 def _response_format(value) -> ResponseFormat | None:

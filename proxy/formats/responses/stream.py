@@ -39,6 +39,7 @@ from proxy.canonical import (
     Thinking,
     ToolUse,
     Usage,
+    cumulative_usage,
 )
 
 from .. import sse
@@ -143,7 +144,7 @@ class StreamEncoder:
                 self._block_stop(event)
             case MessageDelta():
                 self._stop_reason = event.stop_reason
-                self._usage = _cumulative(self._usage, event.usage)
+                self._usage = cumulative_usage(self._usage, event.usage)
             case MessageStop():
                 self._finish()
             case StreamError():
@@ -365,17 +366,3 @@ def _flat(err) -> dict:
     """The documented flat fields of an `error` event."""
     fields = error_fields(err)
     return {"code": fields["code"], "message": fields["message"], "param": fields["param"]}
-
-
-def _cumulative(start: Usage, delta: Usage) -> Usage:
-    """MessageDelta's usage replaces MessageStart's; when it carries no input figures at all, keep the start's
-    rather than report a zero-token prompt (as formats.openai does)."""
-    if delta.prompt_tokens or not start.prompt_tokens:
-        return delta
-    return Usage(
-        input_tokens=start.input_tokens,
-        output_tokens=delta.output_tokens,
-        cache_read_tokens=start.cache_read_tokens,
-        cache_write_tokens=start.cache_write_tokens,
-        reasoning_tokens=delta.reasoning_tokens,
-    )

@@ -29,7 +29,7 @@ from proxy.ids import message_id, sanitize_tool_id
 
 from ..openai.mappings import parse_arguments
 from ..openai.tool_names import shorten, tool_name_map
-from ..openai.upstream_request import EFFORT_BY_BUDGET, accepts_reasoning_effort, is_openai_reasoning_model
+from ..openai.upstream_request import is_openai_reasoning_model, reasoning_effort
 from .response import usage_from_wire
 
 STOP_REASONS = {"max_output_tokens": "max_tokens", "content_filter": "refusal"}  # incomplete_details.reason ->
@@ -48,7 +48,7 @@ def render_request(req: ChatRequest, target: TargetOptions) -> dict:
     if req.tools:
         body["tools"] = [_tool(tool) for tool in req.tools]
         _tool_choice(body, req)
-    if effort := _effort(req, target.remote_model):
+    if effort := reasoning_effort(req, target.remote_model):  # §5.9 thresholds; none for non-reasoners (R-6)
         body["reasoning"] = {"effort": effort, "summary": "auto"}
     if req.response_format:
         body["text"] = {"format": _text_format(req.response_format)}
@@ -132,16 +132,6 @@ def _tool_choice(body: dict, req: ChatRequest) -> None:
         body["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}.get(choice.type, "auto")
     if choice.disable_parallel:
         body["parallel_tool_calls"] = False
-
-
-def _effort(req: ChatRequest, remote_model: str) -> str | None:
-    """§5.9: the budget -> effort thresholds of formats.openai; dropped for models that cannot reason (R-6)."""
-    thinking = req.thinking
-    if thinking is None or thinking.type == "disabled" or not accepts_reasoning_effort(remote_model):
-        return None
-    if thinking.type == "adaptive" or thinking.budget_tokens is None:
-        return thinking.effort or "medium"
-    return next((effort for below, effort in EFFORT_BY_BUDGET if thinking.budget_tokens < below), "high")
 
 
 def _text_format(response_format) -> dict:
