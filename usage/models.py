@@ -8,6 +8,14 @@ class ModelPrice(models.Model):
     output_per_mtok = models.DecimalField("output $/Mtok", max_digits=12, decimal_places=6, default=0)
     cache_read_per_mtok = models.DecimalField("cache read $/Mtok", max_digits=12, decimal_places=6, default=0)
     cache_write_per_mtok = models.DecimalField("cache write $/Mtok", max_digits=12, decimal_places=6, default=0)
+    cache_write_1h_per_mtok = models.DecimalField(
+        "1-hour cache write $/Mtok", max_digits=12, decimal_places=6, null=True, blank=True,
+        help_text="Anthropic prices 1-hour cache writes apart from 5-minute ones; empty = the cache write rate.",
+    )
+    batch_discount = models.DecimalField(
+        max_digits=5, decimal_places=4, default=0,
+        help_text="Fraction taken off for a provider's native batch API (0.5 = half price).",
+    )
     effective_from = models.DateField(default=timezone.localdate)
 
     class Meta:
@@ -30,6 +38,7 @@ class UsageRecord(models.Model):
         ("budget_exceeded", "budget exceeded"),
         ("cancelled", "cancelled"),
         ("interrupted", "interrupted"),
+        ("cache_hit", "cache hit"),
     ]
 
     created_at = models.DateTimeField(default=timezone.now)
@@ -37,6 +46,7 @@ class UsageRecord(models.Model):
     project = models.ForeignKey("accounts.Project", null=True, on_delete=models.SET_NULL, related_name="+")
     api_key = models.ForeignKey("accounts.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+")
     alias = models.CharField(max_length=200, blank=True)
+    requested_model = models.CharField(max_length=200, blank=True, help_text="The model name the client asked for.")
     provider = models.CharField(max_length=100, blank=True)
     account = models.CharField(max_length=100, blank=True)
     remote_model = models.CharField(max_length=200, blank=True)
@@ -56,6 +66,11 @@ class UsageRecord(models.Model):
     error_type = models.CharField(max_length=50, blank=True)
     error_message = models.CharField(max_length=300, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    batch_id = models.CharField(max_length=64, blank=True, help_text="The batch this request was an item of.")
+    route_rule = models.CharField(max_length=100, blank=True, help_text="The smart-routing rule that chose the model.")
+    reductions = models.CharField(max_length=200, blank=True, help_text="Token-reduction layers that changed the request.")
+    tokens_saved = models.PositiveIntegerField(default=0, help_text="Estimated input tokens saved by reductions or the cache.")
+    saved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0, help_text="Cost avoided (cache hit, reductions).")
 
     class Meta:
         ordering = ["-created_at"]
@@ -67,6 +82,7 @@ class UsageRecord(models.Model):
             # The admin's search and filters: each one, alone or with a date range, reads the newest rows in
             # index order and stops at a page (usage/admin.py; tests/test_admin_query_plans.py checks the plans).
             models.Index(fields=["request_id"], name="usage_request_id_idx"),
+            models.Index(fields=["batch_id"], name="usage_batch_id_idx", condition=~models.Q(batch_id="")),
             models.Index(fields=["outcome", "created_at"], name="usage_outcome_created_idx"),
             models.Index(fields=["alias", "created_at"], name="usage_alias_created_idx"),
             models.Index(fields=["provider", "created_at"], name="usage_provider_created_idx"),
