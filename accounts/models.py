@@ -198,3 +198,41 @@ class RouteTarget(models.Model):
 
     def __str__(self):
         return f"{self.provider.name}:{self.remote_model}"
+
+
+class ManagementToken(models.Model):
+    """A credential for the management API (accounts/management_api.py), never for the model API. The secret is
+    shown once at creation; only its digest is kept, as for API keys."""
+
+    SCOPES = [("read", "read: usage, costs, errors, status"), ("write", "write: everything")]
+
+    name = models.CharField(max_length=200, unique=True)
+    scope = models.CharField(max_length=10, choices=SCOPES, default="read")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "management token"
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…, {self.scope})"
+
+
+class IdempotentResponse(models.Model):
+    """The answer to a create sent with an Idempotency-Key, replayed when a script retries it. The body may hold
+    a new key's secret, so it is stored encrypted and dropped after GATEWAY_IDEMPOTENCY_HOURS."""
+
+    token = models.ForeignKey(ManagementToken, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_digest = models.CharField(max_length=64, help_text="Method, path and body: a reused key must match.")
+    status = models.PositiveSmallIntegerField(null=True, help_text="Empty while the first request is running.")
+    body_encrypted = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["token", "key"], name="one_response_per_idempotency_key")]
+        indexes = [models.Index(fields=["created_at"])]
