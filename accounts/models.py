@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -236,3 +238,126 @@ class IdempotentResponse(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["token", "key"], name="one_response_per_idempotency_key")]
         indexes = [models.Index(fields=["created_at"])]
+
+
+DIFF_FIRST_TEXT = (
+    "When you change an existing file, answer with a unified diff of the change (--- a/path, +++ b/path, @@ hunks) "
+    "instead of the whole file, unless the file is new or most of it changes."
+)
+COMPLEXITY_KEYWORDS = "architect, architecture, security, migration, refactor, design, concurrency, performance"
+
+
+class ProjectOptimization(models.Model):
+    """A project's cost-optimization settings (proxy/optimize): every layer is off until set here or in the config
+    file's `projects[].optimize`. The request path reads them through the key snapshot (`view()`)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="optimization")
+    # response cache
+    response_cache_ttl = models.PositiveIntegerField(
+        "response cache TTL (s)", default=0, help_text="Exact response cache lifetime in seconds; 0 = off."
+    )
+    response_cache_models = models.TextField(
+        "cached models", blank=True, help_text=alias_list_help.replace("all", "every model")
+    )
+    response_cache_any = models.BooleanField(
+        "cache any request", default=False,
+        help_text="Also cache requests that are not deterministic (temperature above 0 or unset).",
+    )
+    # token reduction
+    cache_breakpoints = models.BooleanField(
+        "prompt-cache breakpoints", default=False,
+        help_text="Anthropic upstreams: mark system, tools and the latest turns with cache_control (at most 4, "
+        "the client's own kept).",
+    )
+    stable_prefix = models.BooleanField(
+        "stable prompt prefix", default=False,
+        help_text="Translated requests: drop volatile lines (Claude Code's billing header) from the prompt start.",
+    )
+    strip_boilerplate = models.BooleanField("strip IDE boilerplate", default=False)
+    boilerplate_markers = models.TextField(
+        "extra boilerplate blocks", blank=True,
+        help_text="One block per line: START ... END (the block from START to END is removed), or a single "
+        "marker that starts a text block removed whole.",
+    )
+    cap_system_chars = models.PositiveIntegerField("cap system prompt (chars)", null=True, blank=True)
+    cap_message_chars = models.PositiveIntegerField("cap user message (chars)", null=True, blank=True)
+    cap_tool_result_chars = models.PositiveIntegerField("cap tool result (chars)", null=True, blank=True)
+    dedupe_tool_results = models.BooleanField("de-duplicate tool results", default=False)
+    prune_max_tokens = models.PositiveIntegerField(
+        "context ceiling (tokens)", null=True, blank=True, validators=[MinValueValidator(1000)],
+        help_text="Drop the oldest turns above this estimated input size; empty = never.",
+    )
+    diff_first = models.BooleanField("diff-first instruction", default=False)
+    diff_first_text = models.TextField("diff-first text", blank=True, default=DIFF_FIRST_TEXT)
+    # smart routing (model aliases; empty = the model the client asked for)
+    route_background = models.CharField(max_length=200, blank=True, help_text="Claude Code's small-model calls.")
+    route_think = models.CharField(max_length=200, blank=True, help_text="Requests with thinking enabled.")
+    route_long_context = models.CharField(max_length=200, blank=True)
+    long_context_tokens = models.PositiveIntegerField(default=60000, help_text="Estimated input above this is long.")
+    route_web_search = models.CharField(max_length=200, blank=True, help_text="A web-search tool is present.")
+    route_complex = models.CharField(
+        "route complex", max_length=200, blank=True, help_text="Requests whose complexity score reaches the threshold."
+    )
+    complexity_threshold = models.PositiveSmallIntegerField(default=5)
+    complexity_keywords = models.TextField(blank=True, default=COMPLEXITY_KEYWORDS)
+    route_default = models.CharField(max_length=200, blank=True, help_text="Every other request.")
+
+    class Meta:
+        verbose_name = "cost optimization"
+        verbose_name_plural = "cost optimization"
+
+    def __str__(self):
+        return f"cost optimization of {self.project}"
+
+    def view(self) -> "Optimization | None":
+        """The request path's frozen copy, or None when every layer is off (the request pays one `is None`)."""
+        values = {f: getattr(self, f) for f in Optimization.__dataclass_fields__ if f not in ("markers", "keywords")}
+        values["markers"] = tuple(line.strip() for line in self.boilerplate_markers.splitlines() if line.strip())
+        values["keywords"] = tuple(w.lower() for w in split_aliases(self.complexity_keywords))
+        values["response_cache_models"] = tuple(split_aliases(self.response_cache_models))
+        view = Optimization(**values)
+        return view if view.any_on else None
+
+
+@dataclass(frozen=True, slots=True)
+class Optimization:
+    response_cache_ttl: int = 0
+    response_cache_models: tuple[str, ...] = ()
+    response_cache_any: bool = False
+    cache_breakpoints: bool = False
+    stable_prefix: bool = False
+    strip_boilerplate: bool = False
+    markers: tuple[str, ...] = ()
+    cap_system_chars: int | None = None
+    cap_message_chars: int | None = None
+    cap_tool_result_chars: int | None = None
+    dedupe_tool_results: bool = False
+    prune_max_tokens: int | None = None
+    diff_first: bool = False
+    diff_first_text: str = DIFF_FIRST_TEXT
+    route_background: str = ""
+    route_think: str = ""
+    route_long_context: str = ""
+    long_context_tokens: int = 60000
+    route_web_search: str = ""
+    route_complex: str = ""
+    complexity_threshold: int = 5
+    keywords: tuple[str, ...] = ()
+    route_default: str = ""
+
+    @property
+    def reduces(self) -> bool:
+        return bool(
+            self.cache_breakpoints or self.stable_prefix or self.strip_boilerplate or self.cap_system_chars
+            or self.cap_message_chars or self.cap_tool_result_chars or self.dedupe_tool_results
+            or self.prune_max_tokens or self.diff_first
+        )
+
+    @property
+    def routes(self) -> bool:
+        return bool(self.route_background or self.route_think or self.route_long_context or self.route_web_search
+                    or self.route_complex or self.route_default)  # fmt: skip
+
+    @property
+    def any_on(self) -> bool:
+        return bool(self.response_cache_ttl) or self.reduces or self.routes
