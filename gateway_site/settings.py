@@ -161,7 +161,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
-    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
@@ -172,6 +172,24 @@ else:
     CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Batch work survives a worker crash (batches/tasks.py): a task is acked only once it has run, a worker killed
+# mid-task gives its task back, and each process takes one task at a time so a crash strands at most one.
+# A task left unacked by a dead worker is handed out again after the visibility timeout (Redis has no other way
+# to know the worker died), so the timeout must exceed the longest task (a batch chunk, bounded by the retry
+# deadline of its items).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("GATEWAY_CELERY_VISIBILITY_TIMEOUT", 3600),
+    "unacked_restore_interval": 1 if env_int("GATEWAY_CELERY_VISIBILITY_TIMEOUT", 3600) < 60 else 10,
+    "unacked_restore_throttle": 1,
+}
+CELERY_BEAT_SCHEDULE = {
+    # Native upstream batches are polled, and batches past their completion window expire (batches/tasks.py).
+    "batches-tick": {"task": "batches.tasks.tick", "schedule": env_float("GATEWAY_BATCH_TICK_SECONDS", 30.0)},
+}
 
 # --- Gateway ----------------------------------------------------------------------------------------------
 # Upstream credentials are encrypted at rest with this Fernet key; client API keys are stored as
@@ -239,6 +257,9 @@ LOGIN_URL = "admin:login"
 # address lock that pair out for GATEWAY_LOGIN_LOCKOUT_SECONDS; four times as many from anywhere lock the username.
 GATEWAY_LOGIN_FAILURE_LIMIT = env_int("GATEWAY_LOGIN_FAILURE_LIMIT", 5)
 GATEWAY_LOGIN_LOCKOUT_SECONDS = env_int("GATEWAY_LOGIN_LOCKOUT_SECONDS", 900)
+# Failed API-key checks per client address and window before that address is refused with 429 (proxy/auth_failures.py)
+GATEWAY_AUTH_FAILURE_LIMIT = env_int("GATEWAY_AUTH_FAILURE_LIMIT", 20)
+GATEWAY_AUTH_FAILURE_WINDOW_SECONDS = env_int("GATEWAY_AUTH_FAILURE_WINDOW_SECONDS", 60)
 
 # --- Security (HTTPS-only items are opt-in: see README "Deploying behind TLS") -----------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
