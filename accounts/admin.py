@@ -3,22 +3,16 @@ through accounts.services; the key secret is shown once (admin/accounts/apikey/s
 Live state that other packages own is added to these pages there: account health and the upstream check, and
 spend against budgets, in proxy/admin.py."""
 
-import secrets
-import time
-
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Prefetch, Q
-from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import crypto, services
+from . import services
+from .admin_secret import SecretOnceAdmin, ShownOnce
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget
 
 STATUS_STYLE = {"active": "#1a7f37", "revoked": "#b42318", "expired": "#9a6700"}
@@ -26,14 +20,6 @@ STATUS_STYLE = {"active": "#1a7f37", "revoked": "#b42318", "expired": "#9a6700"}
 
 def status_badge(status: str):
     return format_html('<b style="color:{}">{}</b>', STATUS_STYLE.get(status, "inherit"), status)
-
-
-class _ShownOnce(str):
-    """The new key's secret inside a template context: a failed variable lookup logs the context's repr at
-    DEBUG, so the repr must not carry the value."""
-
-    def __repr__(self):
-        return "'<secret shown once>'"
 
 
 # --- projects and keys ------------------------------------------------------------------------------------
@@ -113,7 +99,7 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(SecretOnceAdmin):
     list_display = ("name", "prefix", "project", "status_label", "created_at", "expires_at", "last_used_at")
     list_filter = (ApiKeyStatusFilter, "project")
     list_select_related = ("project",)
@@ -168,71 +154,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for f in ApiKey._meta.concrete_fields:
             setattr(obj, f.attname, getattr(key, f.attname))
         obj._state.adding = False
-        obj._secret_once = _ShownOnce(secret)  # read and dropped by response_add, within this request
+        obj._secret_once = ShownOnce(secret)  # read and dropped by response_add, within this request
 
-    # Post/redirect/get: the POST that created the key answers with a redirect to a one-time page, so reloading
-    # that page (or going back to it) creates nothing. Between the two the secret waits in the session, encrypted
-    # under GATEWAY_ENCRYPTION_KEY, under a random token, for at most SECRET_WAIT_SECONDS; the GET takes it out.
-    SECRET_WAIT_SECONDS = 300
-    SECRET_SESSION_KEY = "gatehouse_new_key_secrets"
+    secret_template = "admin/accounts/apikey/secret_once.html"
 
-    def response_add(self, request, obj, post_url_continue=None):
-        secret = obj.__dict__.pop("_secret_once", None)
-        if secret is None:
-            return super().response_add(request, obj, post_url_continue)
-        waiting = self._waiting_secrets(request)
-        token = secrets.token_urlsafe(24)
-        waiting[token] = {"key": obj.pk, "at": time.time(), "secret": crypto.encrypt(secret)}
-        request.session[self.SECRET_SESSION_KEY] = waiting
-        del secret
-        return HttpResponseRedirect(reverse("admin:accounts_apikey_created", args=[obj.pk, token]))
-
-    def _waiting_secrets(self, request) -> dict:
-        """The session's secrets not yet shown, those older than SECRET_WAIT_SECONDS dropped."""
-        now = time.time()
+    def secret_context(self, request, key, secret) -> dict:
         return {
-            token: entry
-            for token, entry in request.session.get(self.SECRET_SESSION_KEY, {}).items()
-            if now - entry["at"] < self.SECRET_WAIT_SECONDS
-        }
-
-    def get_urls(self):
-        created = path(
-            "<int:key_id>/created/<str:token>/",
-            self.admin_site.admin_view(self.created_view),
-            name="accounts_apikey_created",
-        )
-        return [created, *super().get_urls()]
-
-    def created_view(self, request, key_id, token):
-        """The new key's secret, once: the entry leaves the session as it is read. A second GET (a reload, the
-        back button) says the secret was already shown; it never shows it again and never creates a key."""
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        key = get_object_or_404(ApiKey.objects.select_related("project"), pk=key_id)
-        stored = request.session.get(self.SECRET_SESSION_KEY)
-        waiting = self._waiting_secrets(request)
-        entry = waiting.pop(token, None)
-        if waiting:
-            request.session[self.SECRET_SESSION_KEY] = waiting
-        elif stored is not None:
-            del request.session[self.SECRET_SESSION_KEY]
-        secret = None
-        if entry and entry["key"] == key.pk:
-            secret = _ShownOnce(crypto.decrypt(entry["secret"]))
-        context = {
-            **self.admin_site.each_context(request),
             "title": "API key created" if secret else "API key already shown",
-            "opts": self.opts,
             "key": key,
             "secret": secret,
             "change_url": reverse("admin:accounts_apikey_change", args=[key.pk]),
             "project_url": reverse("admin:accounts_project_change", args=[key.project_id]),
             "another_url": reverse("admin:accounts_apikey_add") + f"?project={key.project_id}",
         }
-        response = TemplateResponse(request, "admin/accounts/apikey/secret_once.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset):

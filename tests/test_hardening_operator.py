@@ -114,13 +114,13 @@ def test_reloading_the_key_created_page_creates_no_key_and_never_reshows_the_sec
     assert location == reverse("admin:accounts_apikey_created", args=[key.pk, location.rstrip("/").rsplit("/", 1)[1]])
     assert not SECRET_RE.search(created.content.decode())
     session = str(admin_client.session.items())
-    assert "gatehouse_new_key_secrets" in session and not SECRET_RE.search(session)  # waiting, encrypted
+    assert "gatehouse_new_secrets_apikey" in session and not SECRET_RE.search(session)  # waiting, encrypted
 
     first = admin_client.get(location)
     assert first.status_code == 200 and "no-store" in first["Cache-Control"]
     (secret,) = set(SECRET_RE.findall(first.content.decode()))
     assert key.digest == keys.digest(secret)
-    assert "gatehouse_new_key_secrets" not in admin_client.session  # taken out as it was shown
+    assert "gatehouse_new_secrets_apikey" not in admin_client.session  # taken out as it was shown
 
     for _ in range(2):  # reload, twice
         again = admin_client.get(location)
