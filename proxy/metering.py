@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from accounts.keys import AuthenticatedKey
-from usage import ledger, metrics, pricing
+from usage import feed, ledger, metrics, pricing
 
 from . import policies, selection
 from .canonical import MessageDelta, MessageStart, StreamError, Usage
@@ -53,6 +53,9 @@ class Call:
     busy_account: int | None = None  # counted in flight for least_busy selection
     recorded: bool = False
 
+    def __post_init__(self) -> None:
+        metrics.request_started(self.ingress)
+
     def attempt_started(self, target, account, upstream_api: str, remote_model: str) -> None:
         self._leave_account()
         self.attempts += 1
@@ -67,6 +70,8 @@ class Call:
 
     def release(self) -> None:
         """End a call that is not part of the ledger (token counting)."""
+        if not self.recorded:
+            metrics.request_released(self.ingress)
         self.recorded = True
         self._leave_account()
 
@@ -78,6 +83,7 @@ class Call:
     def first_byte(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = int((time.perf_counter() - self.started) * 1000)
+            metrics.first_byte(self)
 
     def meter(self, events) -> None:
         """Follow usage through canonical stream events (message_start, then cumulative message_delta)."""
@@ -104,6 +110,9 @@ class Call:
         )
         policies.settle(self.ticket, self, cost)
         ledger.record(self._row(status, outcome, error, cost))
+        elapsed = time.perf_counter() - self.started
+        metrics.request_finished(self, status, outcome, cost, elapsed)
+        feed.publish(self, status, outcome, cost, elapsed)  # costs a clock read when nobody watches
 
     def _row(self, status: int, outcome: str, error: GatewayError | None, cost) -> dict:
         usage = self.usage

@@ -6,4 +6,6 @@ class UsageConfig(AppConfig):
     verbose_name = "Usage and prices"
 
     def ready(self):
-        from . import services  # noqa: F401  (applies the config file's prices: accounts.signals.config_applying)
+        from . import metrics, services  # noqa: F401  (services applies the config file's prices: config_applying)
+
+        metrics.multiprocess_setup()  # PROMETHEUS_MULTIPROC_DIR: the per-process files /metrics sums up

@@ -1,17 +1,63 @@
-"""Every Prometheus metric the gateway defines, in one place. Request totals are updated when a request is
-recorded; the policy series where their event happens (a refusal, a failed attempt, a breaker change)."""
+"""Every Prometheus metric the gateway defines, in one place; each is moved where its event happens.
+
+    series                                   labels                              moved by
+    gateway_requests_total                   api, model, project, status,        proxy.metering: Call.finish
+                                             outcome
+    gateway_request_latency_seconds          api, model, stream                  Call.finish
+    gateway_time_to_first_token_seconds      api, model                          Call.first_byte (streams)
+    gateway_stream_duration_seconds          api, model                          Call.finish (first byte -> end)
+    gateway_tokens_total                     project, model, type                Call.finish
+    gateway_cost_usd_total                   project, model                      Call.finish
+    gateway_cache_hits_total                 project, model                      Call.finish (outcome cache_hit)
+    gateway_active_requests                  api                                 Call created -> finished
+    gateway_upstream_errors_total            provider, kind, status              Call.attempt_failed: every
+                                                                                 failed attempt, retried or not
+    gateway_rate_limit_hits_total            project, kind (rpm|tpm|conc)        proxy.policies.admit
+    gateway_circuit_state                    provider, account                   proxy.breaker, on a change
+    gateway_ledger_write_failures_total      -                                   usage.ledger
+    gateway_live_feed_dropped_total          reason                              usage.feed
+    gateway_auth_failures_total              reason (missing|invalid|expired|    proxy.auth_failures
+                                             throttled)
+
+Labels stay bounded: `model` is the *route* alias the request matched (a pattern such as `claude-*` stays the
+pattern; the client's own model name, which a `*` route passes through, is never a label), `project` the
+project's slug, `provider`/`account` the configured names; never a key, request or row id.
+
+Several processes on one host (or behind one scrape address): set PROMETHEUS_MULTIPROC_DIR to a directory
+they share, emptied when the host starts (a tmpfs). prometheus_client then keeps every value in a small mmap
+file per process and /metrics, from any process, reports their sum (gauges: see each one's multiprocess_mode).
+Without it each process keeps its own registry and is its own scrape target. See README, "Metrics".
+
+How to add one: define it here with bounded labels, move it where the event happens, add it to the table
+above, to README "Metrics" and, if operators should watch it, to deploy/grafana/gatehouse.json.
+"""
+
+import atexit
+import glob
+import os
 
 from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+TOKEN_TYPES = (("input", "input_tokens"), ("output", "output_tokens"), ("cache_read", "cache_read_tokens"),
+               ("cache_write", "cache_write_tokens"))  # fmt: skip
 
 requests = Counter(
-    "gatehouse_requests_total", "API requests by outcome", ["ingress", "alias", "provider", "outcome", "status"]
+    "gateway_requests_total", "Requests finished, by the status the client got", ["api", "model", "project", "status", "outcome"]
 )
-tokens = Counter("gatehouse_tokens_total", "Tokens by kind", ["alias", "provider", "kind"])
-cost = Counter("gatehouse_cost_usd_total", "Cost in USD", ["alias", "provider"])
-latency = Histogram("gatehouse_request_seconds", "Whole request latency", ["ingress", "stream"], buckets=LATENCY_BUCKETS)
-ttft = Histogram("gatehouse_time_to_first_token_seconds", "Time to first upstream byte of a stream", ["ingress"], buckets=LATENCY_BUCKETS)
+latency = Histogram(
+    "gateway_request_latency_seconds", "Whole request, arrival to last byte", ["api", "model", "stream"], buckets=LATENCY_BUCKETS
+)
+ttft = Histogram(
+    "gateway_time_to_first_token_seconds", "Arrival to the first upstream byte of a stream", ["api", "model"], buckets=LATENCY_BUCKETS
+)
+stream_duration = Histogram(
+    "gateway_stream_duration_seconds", "A stream's first byte to its end", ["api", "model"], buckets=LATENCY_BUCKETS
+)
+tokens = Counter("gateway_tokens_total", "Tokens by type", ["project", "model", "type"])
+cost = Counter("gateway_cost_usd_total", "Cost in USD at the price in force", ["project", "model"])
+cache_hits = Counter("gateway_cache_hits_total", "Requests answered from the response cache", ["project", "model"])
+active = Gauge("gateway_active_requests", "Requests in flight", ["api"], multiprocess_mode="livesum")
 rate_limit_hits = Counter(
     "gateway_rate_limit_hits_total", "Requests refused by a rate limit", ["project", "kind"]  # kind: rpm|tpm|conc
 )
@@ -20,20 +66,73 @@ upstream_errors = Counter(
 )
 circuit_state = Gauge(
     "gateway_circuit_state", "Circuit breaker per account: 0 closed, 1 half-open, 2 open", ["provider", "account"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
-ledger_dropped = Counter("gatehouse_ledger_write_failures_total", "Usage records that could not be written")
+ledger_dropped = Counter("gateway_ledger_write_failures_total", "Usage records that could not be written")
+feed_dropped = Counter(
+    "gateway_live_feed_dropped_total", "Live-feed events not delivered (layer slow or down, too many pending)", ["reason"]
+)
+auth_failures = Counter(  # proxy.auth_failures; no ledger row is written for these requests
+    "gateway_auth_failures_total", "API requests refused before the body was read, by reason", ["reason"]
+)  # reason: missing | invalid | expired | throttled
 
 
-def observe(record: dict) -> None:
-    alias, provider = record.get("alias", ""), record.get("provider", "")
-    requests.labels(record["ingress_api"], alias, provider, record["outcome"], str(record["http_status"])).inc()
-    for kind, field in (("input", "input_tokens"), ("output", "output_tokens"), ("cache_read", "cache_read_tokens"), ("cache_write", "cache_write_tokens")):
-        if record.get(field):
-            tokens.labels(alias, provider, kind).inc(record[field])
-    if record.get("cost_usd"):
-        cost.labels(alias, provider).inc(float(record["cost_usd"]))
-    latency.labels(record["ingress_api"], str(record.get("stream", False)).lower()).observe(record["latency_ms"] / 1000)
-    if record.get("ttft_ms") is not None:
-        ttft.labels(record["ingress_api"]).observe(record["ttft_ms"] / 1000)
+def request_started(api: str) -> None:
+    active.labels(api).inc()
+
+
+def first_byte(call) -> None:
+    if call.stream:
+        ttft.labels(call.ingress, call.alias).observe(call.ttft_ms / 1000)
+
+
+def request_finished(call, status: int, outcome: str, cost_usd, elapsed_s: float) -> None:
+    """`call` is a proxy.metering.Call, read for its ingress, alias, key, stream, usage and ttft_ms."""
+    api, model = call.ingress, call.alias
+    project = call.key.project_slug if call.key is not None else ""
+    active.labels(api).dec()
+    requests.labels(api, model, project, str(status), outcome).inc()
+    latency.labels(api, model, "true" if call.stream else "false").observe(elapsed_s)
+    if call.stream and call.ttft_ms is not None:
+        stream_duration.labels(api, model).observe(max(0.0, elapsed_s - call.ttft_ms / 1000))
+    usage = call.usage
+    for kind, attr in TOKEN_TYPES:
+        count = getattr(usage, attr)
+        if count:
+            tokens.labels(project, model, kind).inc(count)
+    if cost_usd:
+        cost.labels(project, model).inc(float(cost_usd))
+    if outcome == "cache_hit":
+        cache_hits.labels(project, model).inc()
+
+
+def request_released(api: str) -> None:
+    """A call that is not a ledger request (token counting) leaves the in-flight gauge."""
+    active.labels(api).dec()
+
+
+def multiprocess_setup() -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (which must exist before the process starts: prometheus_client writes its
+    files as metrics are defined): forget the live gauges of processes that died without saying so (SIGKILL),
+    and say so for this one at exit. Counters of dead processes stay: a sum over processes must never go down."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return
+    from prometheus_client import multiprocess
+
+    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        pid = int(path.rsplit("_", 1)[1].removesuffix(".db"))
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, directory)
+    atexit.register(multiprocess.mark_process_dead, os.getpid(), directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -50,7 +50,7 @@ def test_ready_checks_the_database(world):
 def test_metrics_count_requests(world):
     world.openai().chat.completions.create(model="gw-openai", messages=[{"role": "user", "content": "SAY: m"}])
     text = httpx.get(world.url + "/metrics").text
-    assert "gatehouse_requests_total" in text and 'alias="gw-openai"' in text
+    assert "gateway_requests_total" in text and 'model="gw-openai"' in text
 
 
 def test_openapi_docs_are_served(world):
