@@ -39,10 +39,6 @@ _STOP = object()
 
 def record(fields: dict) -> None:
     """Queue one UsageRecord (field name -> value). Never blocks, never raises."""
-    try:
-        metrics.observe(fields)
-    except Exception:
-        log.exception("metrics update failed")
     _ensure_writer()
     _queue.put(fields)
 
