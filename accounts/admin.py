@@ -293,3 +293,4 @@ class RouteTargetAdmin(admin.ModelAdmin):
     list_select_related = ("route", "provider")
     search_fields = ("route__alias", "remote_model", "provider__name")
     ordering = ("route__alias", "priority", "id")
+from . import admin_tokens  # noqa: E402,F401  (management tokens: accounts/admin_tokens.py)

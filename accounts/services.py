@@ -1,6 +1,7 @@
 """Writes behind the admin console and the operator commands (both call these; neither writes on its own).
 
     key_issue            a client API key with its limits; the secret is returned once, never stored
+    key_rotate           a new secret for a key; the old one revoked, or expiring after a grace period
     keys_revoke          bulk revoke
     enabled_set          bulk enable/disable of providers, accounts, routes
     config_apply         the YAML config (see accounts/config.py), idempotent, all or nothing; the sections
@@ -11,7 +12,7 @@
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -56,6 +57,24 @@ def key_issue(
 
 
 KEY_LIMIT_FIELDS = ("rpm_limit", "tpm_limit", "max_concurrent", "monthly_budget_usd", "daily_budget_usd")
+
+
+@transaction.atomic
+def key_rotate(old: ApiKey, *, grace: timedelta) -> tuple[ApiKey, str]:
+    """A new key with the old one's project, name, models, limits and expiry. The old one stops at once (grace 0:
+    revoked) or at the end of the grace period (it expires then), so a deploy can switch secrets without a gap."""
+    new, secret = key_issue(
+        project=old.project, name=old.name, expires_at=old.expires_at, allowed_models=old.allowed_models,
+        **{name: getattr(old, name) for name in KEY_LIMIT_FIELDS},
+    )
+    now = timezone.now()
+    if grace:
+        old.expires_at = min(old.expires_at or now + grace, now + grace)
+        old.save(update_fields=["expires_at"])
+    else:
+        old.revoked_at = now
+        old.save(update_fields=["revoked_at"])
+    return new, secret
 
 
 def keys_revoke(queryset: models.QuerySet) -> int:

@@ -152,7 +152,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if DATABASES["default"]["NAME"] and DATABASES["default"]["NAME"] != ":memory:":
         owner_only(Path(DATABASES["default"]["NAME"]))
     # WAL lets the admin read while the ledger writer writes; a file test DB lets the test server share it.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    # IMMEDIATE: a transaction takes the write lock when it begins, waiting up to `timeout` for it, instead of
+    # failing at once with "database is locked" when it reads first and then writes beside another writer.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;",
+                                       "transaction_mode": "IMMEDIATE"}  # fmt: skip
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test_gatehouse_{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -217,6 +220,10 @@ _check_fernet_key(GATEWAY_ENCRYPTION_KEY)
 GATEWAY_KEY_PEPPER = env_secret("GATEWAY_KEY_PEPPER", lambda: secrets.token_urlsafe(32))
 # How long a process trusts its cached keys, routes and prices before re-checking (revocation latency bound).
 GATEWAY_CACHE_TTL = env_float("GATEWAY_CACHE_TTL", 3.0)
+# Management API (gateway_site/manage_api.py): calls per token (django-ninja throttle syntax), and how long an
+# Idempotency-Key's answer is kept for replay.
+GATEWAY_MANAGEMENT_RATE = os.environ.get("GATEWAY_MANAGEMENT_RATE", "600/m")
+GATEWAY_IDEMPOTENCY_HOURS = env_int("GATEWAY_IDEMPOTENCY_HOURS", 24)
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)
 GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 4096)
 GATEWAY_LEDGER_FLUSH_SECONDS = env_float("GATEWAY_LEDGER_FLUSH_SECONDS", 0.2)

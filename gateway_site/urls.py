@@ -5,6 +5,7 @@ from django.views.static import serve
 
 from . import health
 from .api import api
+from .manage_api import manage_api
 from .login_throttle import ThrottledAdminAuthenticationForm
 
 admin.site.site_header = "Gatehouse"
@@ -20,6 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The admin's CSS/JS, collected by bin/run. Daphne serves no files itself; a CDN or proxy may take over.
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),
+    path("manage/v1/", manage_api.urls),
     path("", api.urls),
 ]
 

@@ -39,6 +39,11 @@ def busy(account_id: int, delta: int) -> None:
     _inflight[account_id] += delta
 
 
+def inflight(account_id: int) -> int:
+    """Requests this process has in flight on the account (the management API's status reads it)."""
+    return _inflight.get(account_id, 0)
+
+
 def order(route: Route, health: dict) -> list[Candidate]:
     pairs = STRATEGIES.get(route.strategy, _priority)(route)
     healthy, probes = [], []

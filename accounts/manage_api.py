@@ -1,0 +1,448 @@
+"""Management API resources that accounts owns: projects, client API keys, providers with their accounts, routes.
+
+Bodies use the config file's shape (accounts/config.py), and every write goes through `config_apply`, so the
+file, the admin and this API share one validator: a bad body changes nothing and gets a 422 listing every
+problem by its path. What a GET returns can be sent back to PUT unchanged. `${VAR}` and `api_key_env` are
+config-file features only: here they are refused (the server's environment is not the caller's to read).
+Credentials are write-only: an account shows `has_credential`, never the secret or its last characters.
+
+Shared plumbing (auth, errors, pages, Idempotency-Key) is in accounts/manage_common.py.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from ninja import Router
+
+from . import services
+from .config import ConfigError
+from .manage_common import ManagementError, audited, idempotent, json_body, not_found, page
+from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, split_aliases
+
+router = Router(tags=["projects, keys, providers, routes"])
+
+
+def _apply(section: str, item: dict) -> None:
+    """One object through the config file's validator and writer, all or nothing."""
+    if _mentions_environment(item):
+        raise ManagementError(422, "invalid_request_error", "invalid body",
+                              ["${VAR} and api_key_env are for config files; send the value itself (api_key)"])  # fmt: skip
+    try:
+        services.config_apply({section: [item]}, environ={})
+    except ConfigError as e:
+        raise ManagementError(422, "invalid_request_error", "invalid body", e.problems) from None
+
+
+def _mentions_environment(value) -> bool:
+    if isinstance(value, dict):
+        return "api_key_env" in value or any(_mentions_environment(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_environment(v) for v in value)
+    return isinstance(value, str) and "${" in value
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- projects -------------------------------------------------------------------------------------------------
+
+PROJECT_EDITABLE = ("name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd", "budget_alert_percent",
+                    "allowed_models")  # fmt: skip
+
+
+def project_out(project: Project) -> dict:
+    return {
+        "id": project.id,
+        "slug": project.slug,
+        "name": project.name,
+        "active": project.active,
+        "rpm": project.rpm_limit,
+        "tpm": project.tpm_limit,
+        "monthly_budget_usd": _money(project.monthly_budget_usd),
+        "daily_budget_usd": _money(project.daily_budget_usd),
+        "budget_alert_percent": project.budget_alert_percent,
+        "allowed_models": split_aliases(project.allowed_models),
+        "created_at": project.created_at.isoformat(),
+    }
+
+
+def _project(slug: str) -> Project:
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise not_found(f"project {slug!r}")
+    return project
+
+
+@router.get("/projects", summary="List projects (newest first)")
+def projects_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, active: bool | None = None):
+    queryset = Project.objects.all() if active is None else Project.objects.filter(active=active)
+    return page(queryset, cursor=cursor, limit=limit, render=project_out)
+
+
+@router.post("/projects", summary="Create a project (Idempotency-Key honoured)")
+@idempotent
+def projects_create(request: HttpRequest):
+    body = json_body(request)
+    if Project.objects.filter(slug=body.get("slug")).exists():
+        raise ManagementError(409, "conflict", f"project {body['slug']!r} exists")
+    with transaction.atomic():
+        _apply("projects", body)
+        project = Project.objects.get(slug=body["slug"])
+        audited(request, "create", project, project_out(project))
+    return JsonResponse(project_out(project), status=201)
+
+
+@router.get("/projects/{slug}", summary="A project")
+def projects_read(request: HttpRequest, slug: str):
+    return project_out(_project(slug))
+
+
+@router.patch("/projects/{slug}", summary="Change a project's name, limits, budgets, allowed models or active flag")
+def projects_update(request: HttpRequest, slug: str):
+    body = json_body(request)
+    unknown = sorted(set(body) - set(PROJECT_EDITABLE))
+    if unknown:
+        raise ManagementError(422, "invalid_request_error", "invalid body",
+                              [f"{name}: not editable (editable: {', '.join(PROJECT_EDITABLE)})" for name in unknown])  # fmt: skip
+    with transaction.atomic():
+        project = Project.objects.select_for_update().filter(slug=slug).first() or _project(slug)
+        before = project_out(project)
+        merged = {k: v for k, v in before.items() if k in PROJECT_EDITABLE or k == "slug"}
+        _apply("projects", {**merged, **body})
+        project.refresh_from_db()
+        after = project_out(project)
+        audited(request, "change", project, _diff(before, after))
+    return after
+
+
+@router.delete("/projects/{slug}", summary="Deactivate a project (its keys stop working; its history stays)")
+def projects_deactivate(request: HttpRequest, slug: str):
+    project = _project(slug)
+    if project.active:
+        project.active = False
+        project.save(update_fields=["active"])
+        audited(request, "change", project, {"active": [True, False]})
+    return project_out(project)
+
+
+def _diff(before: dict, after: dict) -> dict:
+    return {k: [before[k], after[k]] for k in after if before.get(k) != after[k]}
+
+
+# --- client API keys ------------------------------------------------------------------------------------------
+
+KEY_FIELDS = ("name", "expires_at", "allowed_models", "rpm_limit", "tpm_limit", "max_concurrent", "monthly_budget_usd",
+              "daily_budget_usd")  # fmt: skip
+
+
+def key_out(key: ApiKey) -> dict:
+    return {
+        "id": key.id,
+        "project": key.project.slug,
+        "name": key.name,
+        "prefix": key.prefix,
+        "status": key.status,
+        "created_at": key.created_at.isoformat(),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "allowed_models": split_aliases(key.allowed_models),
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "max_concurrent": key.max_concurrent,
+        "monthly_budget_usd": _money(key.monthly_budget_usd),
+        "daily_budget_usd": _money(key.daily_budget_usd),
+    }
+
+
+def _key(key_id: int) -> ApiKey:
+    key = ApiKey.objects.select_related("project").filter(id=key_id).first()
+    if key is None:
+        raise not_found(f"API key {key_id}")
+    return key
+
+
+@router.get("/keys", summary="List client API keys (prefixes only, never secrets)")
+def keys_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, project: str | None = None,
+              status: str | None = None):  # fmt: skip
+    queryset = ApiKey.objects.select_related("project")
+    if project:
+        queryset = queryset.filter(project__slug=project)
+    if status == "revoked":
+        queryset = queryset.filter(revoked_at__isnull=False)
+    elif status == "active":
+        queryset = queryset.filter(revoked_at__isnull=True).exclude(expires_at__lte=timezone.now())
+    elif status is not None:
+        raise ManagementError(400, "invalid_request_error", "status must be active or revoked")
+    return page(queryset, cursor=cursor, limit=limit, render=key_out)
+
+
+@router.post("/projects/{slug}/keys", summary="Create a client API key (its secret is in this response only)")
+@idempotent
+def keys_create(request: HttpRequest, slug: str):
+    project = _project(slug)
+    if not project.active:
+        raise ManagementError(409, "conflict", f"project {slug!r} is inactive")
+    fields = _key_fields(json_body(request))
+    with transaction.atomic():
+        key, secret = services.key_issue(project=project, **fields)
+        audited(request, "create", key, key_out(key))
+    return JsonResponse({**key_out(key), "secret": secret}, status=201)
+
+
+def _key_fields(body: dict) -> dict:
+    """The key's fields, checked by the model's own validation (the admin form's rules)."""
+    unknown = sorted(set(body) - set(KEY_FIELDS))
+    problems = [f"{name}: unknown field (expected one of: {', '.join(KEY_FIELDS)})" for name in unknown]
+    if not isinstance(body.get("name"), str) or not body["name"].strip():
+        problems.append("name: required (who or what uses this key)")
+    if problems:
+        raise ManagementError(422, "invalid_request_error", "invalid body", problems)
+    fields = {k: v for k, v in body.items() if k in KEY_FIELDS}
+    if isinstance(fields.get("allowed_models"), list):
+        fields["allowed_models"] = ", ".join(str(a) for a in fields["allowed_models"])
+    candidate = ApiKey(project=Project(slug="x"), prefix="x", digest="x", **fields)
+    try:
+        candidate.full_clean(exclude=["project", "prefix", "digest"])
+    except Exception as e:  # ValidationError: its messages per field
+        details = getattr(e, "message_dict", {"__all__": [str(e)]})
+        raise ManagementError(422, "invalid_request_error", "invalid body",
+                              [f"{name}: {' '.join(messages)}" for name, messages in details.items()]) from None  # fmt: skip
+    return {k: getattr(candidate, k) for k in fields}
+
+
+@router.get("/keys/{key_id}", summary="A client API key (prefix only)")
+def keys_read(request: HttpRequest, key_id: int):
+    return key_out(_key(key_id))
+
+
+@router.post("/keys/{key_id}/revoke", summary="Revoke a client API key (refused by every process within seconds)")
+def keys_revoke(request: HttpRequest, key_id: int):
+    key = _key(key_id)
+    if key.revoked_at is None:
+        services.keys_revoke(ApiKey.objects.filter(id=key.id))
+        key.refresh_from_db()
+        audited(request, "revoke", key, {"revoked_at": [None, key.revoked_at.isoformat()]})
+    return key_out(key)
+
+
+@router.post("/keys/{key_id}/rotate", summary="A new secret for a key; the old one stays valid for grace_seconds")
+@idempotent
+def keys_rotate(request: HttpRequest, key_id: int):
+    body = json_body(request) if request.body else {}
+    grace = body.get("grace_seconds", 0)
+    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= 30 * 86400:
+        raise ManagementError(422, "invalid_request_error", "invalid body", ["grace_seconds: a whole number from 0 to 2592000"])
+    old = _key(key_id)
+    if old.status != "active":
+        raise ManagementError(409, "conflict", f"API key {key_id} is {old.status}")
+    with transaction.atomic():
+        new, secret = services.key_rotate(old, grace=timedelta(seconds=grace))
+        audited(request, "rotate", old, {"replaced_by": new.prefix, "grace_seconds": grace})
+    return JsonResponse({**key_out(new), "secret": secret, "replaces": key_out(old)}, status=201)
+
+
+# --- providers and their accounts -------------------------------------------------------------------------
+
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "cookie")
+
+
+def provider_out(provider: Provider) -> dict:
+    out = {
+        "id": provider.id,
+        "name": provider.name,
+        "kind": provider.kind,
+        "base_url": provider.base_url,
+        "connect_timeout": provider.connect_timeout,
+        "read_timeout": provider.read_timeout,
+        "extra_headers": {  # a header may carry a credential: its value is write-only like the accounts'
+            name: "(hidden)" if any(w in name.lower() for w in _SECRET_HEADER_WORDS) else value
+            for name, value in (provider.extra_headers or {}).items()
+        },
+        "enabled": provider.enabled,
+        "accounts": [account_out(a) for a in provider.accounts.all()],
+    }
+    for optional in ("preset", "capabilities"):  # the provider presets' fields
+        if hasattr(provider, optional):
+            out[optional] = getattr(provider, optional)
+    return out
+
+
+def account_out(account: ProviderAccount) -> dict:
+    return {
+        "name": account.name,
+        "weight": account.weight,
+        "priority": account.priority,
+        "enabled": account.enabled,
+        "has_credential": bool(account.credential_encrypted),
+        "last_error": account.last_error,
+        "last_error_at": account.last_error_at.isoformat() if account.last_error_at else None,
+        "cooldown_until": account.cooldown_until.isoformat() if account.cooldown_until else None,
+    }
+
+
+def _provider(name: str) -> Provider:
+    provider = Provider.objects.prefetch_related("accounts").filter(name=name).first()
+    if provider is None:
+        raise not_found(f"provider {name!r}")
+    return provider
+
+
+def _writable(body: dict) -> dict:
+    """A provider body as the config file takes it: read-only fields dropped, hidden headers left as they are."""
+    body = {k: v for k, v in body.items() if k not in ("id",)}
+    body["accounts"] = [
+        {k: v for k, v in a.items() if k not in ("has_credential", "last_error", "last_error_at", "cooldown_until")}
+        for a in body.get("accounts") or []
+        if isinstance(a, dict)
+    ] if isinstance(body.get("accounts"), list) else body.get("accounts")  # fmt: skip
+    if body["accounts"] is None:
+        body.pop("accounts")
+    return body
+
+
+@router.get("/providers", summary="List providers with their accounts (credentials never shown)")
+def providers_list(request: HttpRequest, cursor: str | None = None, limit: int = 50):
+    return page(Provider.objects.prefetch_related("accounts"), cursor=cursor, limit=limit, render=provider_out)
+
+
+@router.post("/providers", summary="Create a provider (and its accounts, with api_key)")
+@idempotent
+def providers_create(request: HttpRequest):
+    body = _writable(json_body(request))
+    if Provider.objects.filter(name=body.get("name")).exists():
+        raise ManagementError(409, "conflict", f"provider {body['name']!r} exists")
+    with transaction.atomic():
+        _apply("providers", body)
+        provider = _provider(body["name"])
+        audited(request, "create", provider, provider_out(provider))
+    return JsonResponse(provider_out(provider), status=201)
+
+
+@router.get("/providers/{name}", summary="A provider")
+def providers_read(request: HttpRequest, name: str):
+    return provider_out(_provider(name))
+
+
+@router.put("/providers/{name}", summary="Replace a provider's settings; accounts named are created or updated")
+def providers_update(request: HttpRequest, name: str):
+    before = provider_out(_provider(name))
+    body = _writable({**json_body(request), "name": name})
+    hidden = [h for h, v in (body.get("extra_headers") or {}).items() if v == "(hidden)"]
+    with transaction.atomic():
+        provider = Provider.objects.select_for_update().get(name=name)
+        body["extra_headers"] = {**(body.get("extra_headers") or {}), **{h: provider.extra_headers[h] for h in hidden if h in provider.extra_headers}}
+        _apply("providers", body)
+        after = provider_out(_provider(name))
+        audited(request, "change", provider, _diff(before, after))
+    return after
+
+
+@router.delete("/providers/{name}", summary="Delete a provider (refused while a route targets it)")
+def providers_delete(request: HttpRequest, name: str):
+    provider = _provider(name)
+    routes = sorted(set(provider.targets.values_list("route__alias", flat=True)))
+    if routes:
+        raise ManagementError(409, "conflict", f"provider {name!r} is a target of: {', '.join(routes)}")
+    with transaction.atomic():
+        audited(request, "delete", provider, {})
+        provider.delete()
+    return HttpResponse(status=204)
+
+
+@router.delete("/providers/{name}/accounts/{account}", summary="Delete one account of a provider")
+def accounts_delete(request: HttpRequest, name: str, account: str):
+    row = ProviderAccount.objects.filter(provider__name=name, name=account).first()
+    if row is None:
+        raise not_found(f"account {name}/{account}")
+    with transaction.atomic():
+        audited(request, "delete", row, {})
+        row.delete()
+    return HttpResponse(status=204)
+
+
+# --- routes ---------------------------------------------------------------------------------------------------
+
+
+def route_out(route: ModelRoute) -> dict:
+    retry = {
+        "max_attempts": route.retry_max_attempts,
+        "base_ms": route.retry_base_ms,
+        "cap_ms": route.retry_cap_ms,
+        "deadline_seconds": route.retry_deadline_seconds,
+    }
+    return {
+        "id": route.id,
+        "alias": route.alias,
+        "display_name": route.display_name,
+        "enabled": route.enabled,
+        "default_max_tokens": route.default_max_tokens,
+        "max_output_tokens": route.max_output_tokens,
+        "strategy": route.strategy,
+        "retry": {k: v for k, v in retry.items() if v is not None},
+        "targets": [
+            {"provider": t.provider.name, "model": t.remote_model, "priority": t.priority, "weight": t.weight}
+            for t in sorted(route.targets.all(), key=lambda t: t.id)
+        ],
+    }
+
+
+def _routes():
+    return ModelRoute.objects.prefetch_related("targets__provider")
+
+
+def _route(route_id: int) -> ModelRoute:
+    route = _routes().filter(id=route_id).first()
+    if route is None:
+        raise not_found(f"route {route_id}")
+    return route
+
+
+@router.get("/routes", summary="List model routes with their targets")
+def routes_list(request: HttpRequest, cursor: str | None = None, limit: int = 50):
+    return page(_routes(), cursor=cursor, limit=limit, render=route_out)
+
+
+@router.post("/routes", summary="Create a model route")
+@idempotent
+def routes_create(request: HttpRequest):
+    body = {k: v for k, v in json_body(request).items() if k != "id"}
+    if ModelRoute.objects.filter(alias=body.get("alias")).exists():
+        raise ManagementError(409, "conflict", f"route {body['alias']!r} exists")
+    with transaction.atomic():
+        _apply("models", body)
+        route = _routes().get(alias=body["alias"])
+        audited(request, "create", route, route_out(route))
+    return JsonResponse(route_out(route), status=201)
+
+
+@router.get("/routes/{route_id}", summary="A model route")
+def routes_read(request: HttpRequest, route_id: int):
+    return route_out(_route(route_id))
+
+
+@router.put("/routes/{route_id}", summary="Replace a route's settings and targets (the alias may not change)")
+def routes_update(request: HttpRequest, route_id: int):
+    route = _route(route_id)
+    before = route_out(route)
+    body = {k: v for k, v in json_body(request).items() if k != "id"}
+    if body.setdefault("alias", route.alias) != route.alias:
+        raise ManagementError(422, "invalid_request_error", "invalid body", ["alias: cannot change; create a new route"])
+    with transaction.atomic():
+        _apply("models", body)
+        after = route_out(_route(route_id))
+        audited(request, "change", route, _diff(before, after))
+    return after
+
+
+@router.delete("/routes/{route_id}", summary="Delete a model route")
+def routes_delete(request: HttpRequest, route_id: int):
+    route = _route(route_id)
+    with transaction.atomic():
+        audited(request, "delete", route, route_out(route))
+        route.delete()
+    return HttpResponse(status=204)
