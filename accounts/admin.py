@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import services
 from .admin_secret import SecretOnceAdmin, ShownOnce
-from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget
+from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget
 
 STATUS_STYLE = {"active": "#1a7f37", "revoked": "#b42318", "expired": "#9a6700"}
 
@@ -45,6 +45,28 @@ class ApiKeyInline(admin.TabularInline):
         return status_badge(obj.status)
 
 
+class ProjectOptimizationInline(admin.StackedInline):
+    """Cost optimization (proxy/optimize): every layer off until set here; the README says what each may change."""
+
+    model = ProjectOptimization
+    can_delete = False
+    extra = 1
+    max_num = 1
+    verbose_name_plural = "Cost optimization (every layer off by default)"
+    fieldsets = [
+        ("Response cache", {"fields": ("response_cache_ttl", "response_cache_models", "response_cache_any")}),
+        ("Token reduction", {"fields": ("cache_breakpoints", "stable_prefix", "strip_boilerplate",
+                                        "boilerplate_markers", "dedupe_tool_results", "cap_system_chars",
+                                        "cap_message_chars", "cap_tool_result_chars", "prune_max_tokens",
+                                        "diff_first", "diff_first_text")}),
+        ("Smart routing (model aliases; empty = the model asked for)",
+         {"fields": ("route_background", "route_think", "route_long_context", "long_context_tokens",
+                     "route_web_search", "route_complex", "complexity_threshold", "complexity_keywords",
+                     "route_default")}),
+    ]  # fmt: skip
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 80})}}
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "active", "active_keys", "rpm_limit", "tpm_limit", "monthly_budget_usd",
@@ -61,7 +83,7 @@ class ProjectAdmin(admin.ModelAdmin):
          {"fields": ("monthly_budget_usd", "daily_budget_usd", "budget_alert_percent")}),
     ]  # fmt: skip
     readonly_fields = ("new_key_link", "created_at")
-    inlines = [ApiKeyInline]
+    inlines = [ApiKeyInline, ProjectOptimizationInline]
 
     def get_queryset(self, request):
         unexpired = Q(keys__expires_at__isnull=True) | Q(keys__expires_at__gt=timezone.now())

@@ -93,6 +93,7 @@ class ProjectSpec:
     daily_budget_usd: Decimal | None = None
     budget_alert_percent: int = 80
     allowed_models: list[str] = field(default_factory=list)
+    optimize: dict | None = None  # ProjectOptimization field values; None = leave the project's settings alone
 
 
 @dataclass
@@ -263,7 +264,7 @@ TARGET_FIELDS = {"provider", "model", "priority", "weight"}
 PRICE_FIELDS = {"model", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
                 "effective_from"}  # fmt: skip
 PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd",
-                  "budget_alert_percent", "allowed_models"}  # fmt: skip
+                  "budget_alert_percent", "allowed_models", "optimize"}  # fmt: skip
 
 
 def config_parse(data, *, environ, known_providers=()) -> Config:
@@ -397,6 +398,7 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
                 daily_budget_usd=r.number(item, "daily_budget_usd", path, None, kind=Decimal, places=2),
                 budget_alert_percent=r.number(item, "budget_alert_percent", path, 80, minimum=0),
                 allowed_models=_aliases(r, item, path),
+                optimize=_optimize(r, item, path),
             )
         )
 
@@ -419,6 +421,39 @@ def _headers(r: _Reader, item: dict, path: str) -> dict:
             continue
         headers[name] = r.expand(str(header), f"{where}.{name}")
     return headers
+
+
+OPTIMIZE_FLAGS = ("response_cache_any", "cache_breakpoints", "stable_prefix", "strip_boilerplate",
+                  "dedupe_tool_results", "diff_first")  # fmt: skip
+OPTIMIZE_NUMBERS = ("response_cache_ttl", "cap_system_chars", "cap_message_chars", "cap_tool_result_chars",
+                    "prune_max_tokens", "long_context_tokens", "complexity_threshold")  # fmt: skip
+OPTIMIZE_LISTS = ("response_cache_models", "boilerplate_markers", "complexity_keywords")
+OPTIMIZE_ALIASES = ("route_background", "route_think", "route_long_context", "route_web_search", "route_complex",
+                    "route_default")  # fmt: skip
+
+
+def _optimize(r: _Reader, item: dict, path: str) -> dict | None:
+    """`optimize:` names accounts.models.ProjectOptimization's fields; absent ones take their defaults."""
+    value = item.get("optimize")
+    where = f"{path}.optimize"
+    if value is None:
+        return None
+    fields = {*OPTIMIZE_FLAGS, *OPTIMIZE_NUMBERS, *OPTIMIZE_LISTS, *OPTIMIZE_ALIASES, "diff_first_text"}
+    if r.mapping(value, where, fields) is None:
+        return None
+    out = {name: r.boolean(value, name, where, False) for name in OPTIMIZE_FLAGS if name in value}
+    out |= {name: r.number(value, name, where, None) for name in OPTIMIZE_NUMBERS if name in value}
+    out |= {name: r.string(value, name, where, "") for name in (*OPTIMIZE_ALIASES, "diff_first_text") if name in value}
+    for name in OPTIMIZE_LISTS:
+        if name in value:
+            lines = value[name] if isinstance(value[name], list) else [value[name]]
+            if not all(isinstance(line, str) for line in lines):
+                r.fail(f"{where}.{name}", "expected a list of strings")
+            sep = "\n" if name == "boilerplate_markers" else ", "
+            out[name] = sep.join(r.expand(str(line), f"{where}.{name}").strip() for line in lines)
+    if out.get("response_cache_ttl") is None:
+        out.pop("response_cache_ttl", None)
+    return out
 
 
 def _date(r: _Reader, item: dict, key: str, path: str) -> date | None:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from . import keys
 from .config import Config, ConfigError, config_parse, config_read
-from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget, split_aliases
+from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget, split_aliases
 from .signals import config_applying, config_changed
 
 
@@ -195,7 +195,13 @@ def _apply(config: Config, report: ApplyReport) -> None:
             "budget_alert_percent": spec.budget_alert_percent,
             "allowed_models": project.allowed_models if same_models else ", ".join(spec.allowed_models),
         }
-        count["projects"][_upsert(Project, {"slug": spec.slug}, values, f"projects[{i}]")[1]] += 1
+        project, state = _upsert(Project, {"slug": spec.slug}, values, f"projects[{i}]")
+        if spec.optimize is not None:  # the file describes every setting: absent ones go back to their defaults
+            defaults = {f.name: f.get_default() for f in ProjectOptimization._meta.concrete_fields if not f.primary_key}
+            values = {k: v for k, v in defaults.items() if k != "project"} | spec.optimize
+            changed = _upsert(ProjectOptimization, {"project": project}, values, f"projects[{i}].optimize")[1]
+            state = "updated" if state == "unchanged" and changed != "unchanged" else state
+        count["projects"][state] += 1
 
 
 def _apply_account(provider: Provider, spec, path: str) -> str:

@@ -5,9 +5,9 @@ configuration (the request path, see proxy/signals.py) listens to it; accounts i
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
 
-from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget
+from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget
 
-CONFIG_MODELS = (Project, ApiKey, Provider, ProviderAccount, ModelRoute, RouteTarget)
+CONFIG_MODELS = (Project, ProjectOptimization, ApiKey, Provider, ProviderAccount, ModelRoute, RouteTarget)
 
 config_changed = Signal()
 # Sent inside config_apply's transaction with the parsed Config: a package that owns a section of the file

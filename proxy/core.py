@@ -27,7 +27,7 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from . import attempts, formats, ids, policies, relay, routing
+from . import attempts, formats, ids, optimize, policies, relay, routing
 from .errors import GatewayError, InvalidRequest, RequestTooLarge
 from .metering import Call, outcome_of
 
@@ -57,16 +57,23 @@ async def run(key, ingress_api: str, body: dict | bytes, *, client_headers=None,
         body = parse_body(body, ingress_api) if isinstance(body, bytes) else body
         call.stream = body.get("stream") is True
         snapshot = await routing.snapshot()
-        route = snapshot.resolve(key, body.get("model"))
+        model = body.get("model") if key.optimize is None else optimize.choose_model(call, key.optimize, body, body_bytes)
+        route = snapshot.resolve(key, model)
         call.alias, call.price_of = route.alias, _prices(snapshot)
         call.ticket = await policies.admit(call, snapshot, route, body, body_bytes)
         headers.update(ingress.render_limit_headers(call.ticket.limits, time.time()))
-        # -- cache lookup and request transforms go here (see the module docstring) --
+        # -- cache lookup and request transforms (proxy/optimize; nothing but this check when a project has none) --
+        plan = None if key.optimize is None else await optimize.prepare(call, key.optimize, route, body, ingress, headers)
+        if plan is not None and plan.hit is not None:
+            return Result(200, headers, content=plan.hit[0] or b"", chunks=plan.hit[1])
         answer = await attempts.first_answer(call, route, body, ingress, client_headers, call.ticket.health)
         if call.stream:
-            return Result(200, headers, chunks=relay.stream(answer, body, ingress, call))
+            chunks = relay.stream(answer, body, ingress, call)
+            return Result(200, headers, chunks=chunks if plan is None else plan.keep_stream(chunks, call, ingress, body))
         content = relay.complete(answer, ingress, call)
         call.finish(status=200, outcome="ok")
+        if plan is not None:
+            plan.keep(content, call)
         return Result(200, headers, content=content)
     except GatewayError as err:
         call.finish(status=err.status, outcome=outcome_of(err), error=err)

@@ -52,6 +52,11 @@ class Call:
     price_of: object = None  # remote model -> Price (the routing snapshot's lookup for today)
     busy_account: int | None = None  # counted in flight for least_busy selection
     recorded: bool = False
+    # cost optimization (proxy/optimize): what chose the model, what changed the request, what it saved
+    route_rule: str = ""
+    reductions: str = ""
+    tokens_saved: int = 0
+    saved_usd: object = 0  # a cache hit's avoided cost; reductions' is priced at finish
 
     def __post_init__(self) -> None:
         metrics.request_started(self.ingress)
@@ -108,6 +113,9 @@ class Call:
             cache_write=usage.cache_write_tokens,
             price=self.price,
         )
+        if self.tokens_saved and not self.saved_usd:
+            self.saved_usd = pricing.cost(input_tokens=self.tokens_saved, output_tokens=0, cache_read=0, cache_write=0,
+                                          price=self.price)  # fmt: skip
         policies.settle(self.ticket, self, cost)
         ledger.record(self._row(status, outcome, error, cost))
         elapsed = time.perf_counter() - self.started
@@ -141,4 +149,8 @@ class Call:
             "error_type": error.kind if error else "",
             "error_message": error.message[:300] if error else "",
             "user_agent": self.user_agent[:300],
+            "route_rule": self.route_rule,
+            "reductions": self.reductions[:200],
+            "tokens_saved": self.tokens_saved,
+            "saved_usd": self.saved_usd,
         }

@@ -1,0 +1,72 @@
+"""Prompt-cache breakpoints for Anthropic upstreams: `cache_control: {type: ephemeral}` on the last tool, the
+last system block, and the last two human-side messages (the latest one writes the cache, the one before reads
+what the previous turn wrote), at most MAX in the whole request counting the client's own, which are kept and
+never duplicated (Claude Code marks system[1], system[2] and its last user block itself).
+
+OpenAI callers' requests are marked the same way on their parts (the OpenAI parser keeps part-level
+cache_control, LiteLLM's convention), which is where translated requests to Anthropic gain most."""
+
+MAX = 4
+MARK = {"type": "ephemeral"}
+
+
+def _blocks(message: dict) -> list | None:
+    """The message's block list, made a list if it was a string (so a block can carry the mark)."""
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        message["content"] = content = [{"type": "text", "text": content}]
+    return content if isinstance(content, list) and content else None
+
+
+def _marked(items) -> int:
+    count = 0
+    for item in items:
+        if isinstance(item, dict):
+            count += "cache_control" in item
+            content = item.get("content")
+            if isinstance(content, list):
+                count += _marked(content)
+    return count
+
+
+def _candidates(body: dict, fmt: str) -> list:
+    """Holders worth a breakpoint, best first: each is (section, a zero-arg function giving the dict to mark)."""
+    out = []
+    tools = body.get("tools")
+    if fmt == "anthropic" and isinstance(tools, list) and tools and isinstance(tools[-1], dict):
+        out.append(lambda: tools[-1])
+    system = body.get("system")
+    if fmt == "anthropic" and system:
+        out.append(lambda: _system_tail(body))
+    messages = body.get("messages") or []
+    if fmt == "openai" and messages and messages[0].get("role") in ("system", "developer"):
+        out.append(lambda: (_blocks(messages[0]) or [None])[-1])
+    human = [m for m in messages if isinstance(m, dict) and m.get("role") in ("user", "tool")]
+    for message in human[-1:-3:-1]:
+        out.append(lambda m=message: (_blocks(m) or [None])[-1])
+    return out
+
+
+def _system_tail(body: dict):
+    system = body["system"]
+    if isinstance(system, str):
+        body["system"] = system = [{"type": "text", "text": system}]
+    return system[-1] if isinstance(system, list) and system else None
+
+
+def apply(body: dict, fmt: str, opt, upstream: str) -> int | None:
+    if upstream != "anthropic":
+        return None
+    used = _marked(body.get("tools") or ()) + _marked(body.get("messages") or ())
+    system = body.get("system")
+    used += _marked(system) if isinstance(system, list) else 0
+    added = 0
+    for holder in _candidates(body, fmt):
+        if used >= MAX:
+            break
+        target = holder()
+        if isinstance(target, dict) and "cache_control" not in target and target.get("type") != "thinking":
+            target["cache_control"] = dict(MARK)
+            used += 1
+            added += 1
+    return 0 if added else None
