@@ -23,7 +23,9 @@ import django  # noqa: E402
 
 django.setup(set_prefix=False)
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.core import signals  # noqa: E402
 from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
@@ -144,7 +146,13 @@ async def lifespan(scope, receive, send):
 
 
 application = ProtocolTypeRouter(
-    {"http": http, "websocket": URLRouter(websocket_urlpatterns), "lifespan": lifespan}
+    {
+        # The admin's session identifies the user (usage/consumers.py checks it); the Origin must be one of
+        # ALLOWED_HOSTS, so another site's page cannot open a socket with a staff member's cookie.
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "http": http,
+        "lifespan": lifespan,
+    }
 )
 
 # Everything loaded so far (Django, the URLconf, the formats) lives as long as the process: moving it out of the

@@ -1,3 +1,9 @@
-"""Websocket routes (none are public yet; the channel layer is configured for the features that will use it)."""
+"""Websocket routes, served by Channels behind the session and Origin checks in gateway_site/asgi.py."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from usage.consumers import LiveFeedConsumer
+
+websocket_urlpatterns = [
+    path("ws/usage/live/", LiveFeedConsumer.as_asgi()),  # the admin's live request feed
+]

@@ -375,6 +375,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return LedgerChangeList
 
+    def get_urls(self):
+        from django.urls import path
+
+        from .live import live_view
+
+        live = path("live/", self.admin_site.admin_view(live_view(self)), name="usage_live")
+        return [live, *super().get_urls()]
+
     def get_sortable_by(self, request):
         if self._narrowed_to_a_day(request.GET):
             return super().get_sortable_by(request)
