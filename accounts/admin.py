@@ -240,12 +240,27 @@ class _EnableActions:
 
 @admin.register(Provider)
 class ProviderAdmin(_EnableActions, admin.ModelAdmin):
-    list_display = ("name", "kind", "base_url", "enabled", "accounts_summary")
-    list_filter = ("kind", "enabled")
+    list_display = ("name", "preset", "kind", "base_url", "enabled", "accounts_summary")
+    list_filter = ("preset", "kind", "enabled")
     search_fields = ("name", "base_url")
     actions = ["enable", "disable"]
     inlines = [ProviderAccountInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    fieldsets = [
+        (None, {"fields": ("name", "preset", "kind", "base_url", "enabled")}),
+        ("Capabilities", {"fields": ("capabilities", "capabilities_effective")}),
+        ("Connection", {"fields": ("connect_timeout", "read_timeout", "extra_headers")}),
+    ]
+    readonly_fields = ("capabilities_effective",)
+
+    @admin.display(description="effective capabilities")
+    def capabilities_effective(self, obj):
+        """The preset's values with this provider's overrides applied: what requests are built with."""
+        if obj is None or obj.pk is None:
+            return "Shown after saving."
+        rows = ((name, value) for name, value in obj.resolved_capabilities().as_dict().items())
+        return format_html('<table class="capabilities">{}</table>',
+                           format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))  # fmt: skip
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(

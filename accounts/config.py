@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 
 from .models import Provider
+from .presets import PRESETS, capability_problems, preset_for, preset_kind_problem
 
 KINDS = [kind for kind, _ in Provider.KIND_CHOICES]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -42,6 +43,8 @@ class ProviderSpec:
     name: str
     kind: str
     base_url: str
+    preset: str = ""
+    capabilities: dict = field(default_factory=dict)
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
     extra_headers: dict = field(default_factory=dict)
@@ -253,7 +256,7 @@ def _type_name(value) -> str:
     )
 
 
-PROVIDER_FIELDS = {"name", "kind", "base_url", "api_key_env", "api_key", "accounts", "connect_timeout",
+PROVIDER_FIELDS = {"name", "preset", "capabilities", "kind", "base_url", "api_key_env", "api_key", "accounts", "connect_timeout",
                    "read_timeout", "extra_headers", "enabled"}  # fmt: skip
 ACCOUNT_FIELDS = {"name", "api_key_env", "api_key", "weight", "priority", "enabled"}
 ROUTE_FIELDS = {"alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens", "targets", "strategy",
@@ -280,8 +283,10 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
             continue
         provider = ProviderSpec(
             name=r.string(item, "name", path, pattern=_NAME, max_length=100),
-            kind=r.string(item, "kind", path),
-            base_url=r.string(item, "base_url", path, max_length=500),
+            preset=r.string(item, "preset", path, ""),
+            kind=r.string(item, "kind", path, "" if item.get("preset") else _MISSING),
+            base_url=r.string(item, "base_url", path, "" if item.get("preset") else _MISSING, max_length=500),
+            capabilities=_capabilities(r, item, path),
             connect_timeout=r.number(item, "connect_timeout", path, 10.0, kind=float, minimum=0.1),
             read_timeout=r.number(item, "read_timeout", path, 600.0, kind=float, minimum=1),
             extra_headers=_headers(r, item, path),
@@ -289,6 +294,7 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
         )
         if provider.kind and provider.kind not in KINDS:
             r.fail(f"{path}.kind", f"invalid kind {provider.kind!r} (expected one of: {', '.join(KINDS)})")
+        _fill_from_preset(r, provider, path)
         if provider.base_url:
             try:
                 for validate in Provider._meta.get_field("base_url").validators:
@@ -454,6 +460,28 @@ def _optimize(r: _Reader, item: dict, path: str) -> dict | None:
     if out.get("response_cache_ttl") is None:
         out.pop("response_cache_ttl", None)
     return out
+
+
+def _capabilities(r: _Reader, item: dict, path: str) -> dict:
+    value = item.get("capabilities") or {}
+    problems = capability_problems(value)
+    for problem in problems:
+        r.fail(f"{path}.capabilities", problem)
+    return {} if problems else value
+
+
+def _fill_from_preset(r: _Reader, provider: ProviderSpec, path: str) -> None:
+    """A preset gives the kind and the base URL unless the file names them (Provider.clean does the same)."""
+    if not provider.preset:
+        return
+    if provider.preset not in PRESETS or (provider.kind in KINDS and preset_kind_problem(provider.preset, provider.kind)):
+        r.fail(f"{path}.preset", preset_kind_problem(provider.preset, provider.kind))
+        return
+    preset = preset_for(provider.preset, provider.kind)
+    provider.kind = provider.kind or preset.kind
+    provider.base_url = provider.base_url or preset.base_url
+    if not provider.base_url:
+        r.fail(f"{path}.base_url", f"required: the {provider.preset} preset has no default URL")
 
 
 def _date(r: _Reader, item: dict, key: str, path: str) -> date | None:

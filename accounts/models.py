@@ -1,10 +1,12 @@
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
 from . import crypto
+from .presets import PRESET_CHOICES, capabilities_resolve, capability_problems, preset_for, preset_kind_problem
 
 alias_list_help = "Model aliases or patterns such as claude-*, separated by commas or new lines. Empty means all."
 
@@ -89,19 +91,31 @@ class Provider(models.Model):
     name = models.CharField(
         max_length=100, unique=True, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, - _ . only.")]
     )
-    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    preset = models.CharField(
+        max_length=30, choices=PRESET_CHOICES, blank=True,
+        help_text="Fills the kind, base URL and capabilities (see the README's preset table). Empty: the generic "
+        "preset of the kind.",
+    )
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES, blank=True, help_text="Empty: the preset's.")
     base_url = models.CharField(
         max_length=500,
+        blank=True,
         # URLField would refuse single-label hosts such as http://ollama:11434/v1 (Docker service names).
         validators=[RegexValidator(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", "An http:// or https:// URL.")],
         help_text="As you would give the vendor's own SDK: https://api.openai.com/v1 (with /v1) or "
-        "https://api.anthropic.com (without).",
+        "https://api.anthropic.com (without); Azure: the deployment URL "
+        "(https://NAME.openai.azure.com/openai/deployments/DEPLOYMENT). Empty: the preset's.",
     )
     connect_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)], help_text="Seconds.")
     read_timeout = models.FloatField(
         default=600.0, validators=[MinValueValidator(1)], help_text="Seconds between bytes; long for reasoning models."
     )
     extra_headers = models.JSONField(default=dict, blank=True, help_text='Sent on every call, e.g. {"HTTP-Referer": "…"}.')
+    capabilities = models.JSONField(
+        default=dict, blank=True,
+        help_text='Overrides of the preset\'s capabilities, e.g. {"reasoning_echo": true, "images": false}; see the '
+        "README's preset table.",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -109,6 +123,32 @@ class Provider(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        """Fill kind and base URL from the preset and refuse what cannot work (the admin's forms; the config
+        file is checked the same way in accounts/config.py)."""
+        problems = {}
+        if self.preset and (problem := preset_kind_problem(self.preset, self.kind)):
+            problems["preset"] = problem
+        elif not self.preset and not self.kind:
+            problems["kind"] = "Choose a preset or a kind."
+        preset = preset_for(self.preset, self.kind)
+        self.kind = self.kind or preset.kind
+        self.base_url = self.base_url or preset.base_url
+        if not self.base_url:
+            problems["base_url"] = f"The {preset.label} preset has no default URL: give the server's."
+        if cap_problems := capability_problems(self.capabilities or {}):
+            problems["capabilities"] = "; ".join(cap_problems)
+        if problems:
+            raise ValidationError(problems)
+
+    @property
+    def preset_name(self) -> str:
+        return preset_for(self.preset, self.kind).name
+
+    def resolved_capabilities(self):
+        """The capabilities requests to this provider are built with (preset + overrides)."""
+        return capabilities_resolve(preset_for(self.preset, self.kind), self.capabilities)
 
 
 class ProviderAccount(models.Model):

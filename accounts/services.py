@@ -141,6 +141,8 @@ def _apply(config: Config, report: ApplyReport) -> None:
     for i, spec in enumerate(config.providers):
         path = f"providers[{i}]"
         values = {
+            "preset": spec.preset,
+            "capabilities": spec.capabilities,
             "kind": spec.kind,
             "base_url": spec.base_url,
             "connect_timeout": spec.connect_timeout,

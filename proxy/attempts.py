@@ -208,6 +208,7 @@ def target_options(route, target, requested_model) -> TargetOptions:
         remote_model=requested_model if target.remote_model == "*" else target.remote_model,
         default_max_tokens=route.default_max_tokens or settings.GATEWAY_DEFAULT_MAX_TOKENS,
         max_output_tokens=route.max_output_tokens,
+        capabilities=target.provider.capabilities,
     )
 
 

@@ -10,6 +10,8 @@ Anthropic's meaning of input_tokens (uncached only, P-21).
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
+from accounts.presets import Capabilities
+
 # --- content blocks -----------------------------------------------------------------------------------------
 
 
@@ -147,6 +149,7 @@ class TargetOptions:
     remote_model: str
     default_max_tokens: int = 4096  # when the client sent none and the upstream needs one (P-9)
     max_output_tokens: int | None = None  # clamp (P-10)
+    capabilities: Capabilities = Capabilities()  # the provider's preset + overrides (accounts/presets.py)
 
 
 # --- response -----------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.keys import AuthenticatedKey
 from accounts.models import ModelRoute, ProviderAccount
 from accounts.models import Provider as ProviderRow
+from accounts.presets import Capabilities
 from usage.models import ModelPrice
 
 from .errors import NotFound
@@ -46,6 +47,8 @@ class Provider:
     read_timeout: float
     extra_headers: tuple[tuple[str, str], ...]
     accounts: tuple[Account, ...]
+    capabilities: Capabilities = Capabilities()  # resolved once per snapshot, never per request
+    preset: str = "openai_compatible"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,8 @@ def provider_view(row, accounts=()) -> Provider:
         read_timeout=row.read_timeout,
         extra_headers=tuple((str(k), str(v)) for k, v in (row.extra_headers or {}).items()),
         accounts=tuple(accounts),
+        capabilities=row.resolved_capabilities(),
+        preset=row.preset_name,
     )
 
 

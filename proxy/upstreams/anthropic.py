@@ -1,4 +1,6 @@
-"""Anthropic's API (and Anthropic-compatible endpoints): base URL without /v1, key in x-api-key."""
+"""Anthropic's API (and Anthropic-compatible endpoints): base URL without /v1, key in x-api-key (or a bearer
+token when the preset's `auth` capability says so). `anthropic-beta` values the provider does not accept
+(capability `anthropic_betas`, a list; null forwards every value) are dropped, never sent."""
 
 DEFAULT_VERSION = "2023-06-01"
 PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens", "models": "/v1/models"}
@@ -17,10 +19,18 @@ class AnthropicUpstream:
         }
         # Betas only make sense for a request that came from an Anthropic client (pass-through); they enable
         # the beta fields in its body, so they travel together (protocols.md §1.1).
-        beta = client_headers.get("anthropic-beta")
-        if beta:
+        if beta := accepted_betas(client_headers.get("anthropic-beta"), provider.capabilities.anthropic_betas):
             headers["anthropic-beta"] = beta
         if account.credential:
-            headers["x-api-key"] = account.credential
+            if provider.capabilities.auth == "bearer":
+                headers["authorization"] = f"Bearer {account.credential}"
+            else:
+                headers["x-api-key"] = account.credential
         headers.update(provider.extra_headers)
         return headers
+
+
+def accepted_betas(header: str | None, accepted: tuple[str, ...] | None) -> str:
+    if not header or accepted is None:
+        return header or ""
+    return ",".join(v for v in (value.strip() for value in header.split(",")) if v in accepted)

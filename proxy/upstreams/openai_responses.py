@@ -10,6 +10,4 @@ PATHS = {"chat": "/responses", "models": "/models"}
 
 class OpenAIResponsesUpstream(OpenAIUpstream):
     api = "responses"
-
-    def url(self, provider, operation: str) -> str:
-        return provider.base_url + PATHS[operation]
+    paths = PATHS

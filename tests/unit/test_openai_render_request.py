@@ -6,6 +6,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from accounts.presets import PRESETS
 from proxy.canonical import (
     ChatRequest,
     Document,
@@ -31,8 +32,8 @@ ANTHROPIC_ONLY_KEYS = {
 }
 
 
-def target(model="gpt-4o", **options) -> TargetOptions:
-    return TargetOptions(remote_model=model, **options)
+def target(model="gpt-4o", preset="openai_compatible", **options) -> TargetOptions:
+    return TargetOptions(remote_model=model, capabilities=PRESETS[preset].capabilities, **options)
 
 
 def request(*messages, **fields) -> ChatRequest:
@@ -104,7 +105,7 @@ def test_claude_code_body_renders_without_anthropic_only_keys(name):
     assert b"x-anthropic-billing-header" not in orjson.dumps(rendered)  # P-24
     assert rendered["max_tokens"] == 8192  # P-10: Claude Code asks for 32000+
     assert rendered["stream_options"] == {"include_usage": True}
-    assert "reasoning_effort" not in rendered  # deepseek-chat is not a reasoning model
+    assert "reasoning_effort" not in rendered  # the generic preset asks for no reasoning
     assert rendered["messages"][0]["role"] == "system" and isinstance(rendered["messages"][0]["content"], str)
 
 
@@ -118,10 +119,11 @@ def test_claude_code_tool_result_turn_keeps_the_mid_conversation_system_message(
     assert json.loads(call["function"]["arguments"])["file_path"].endswith("notes.txt")
 
 
-def test_adaptive_thinking_becomes_reasoning_effort_for_reasoning_models_only():
+def test_adaptive_thinking_becomes_reasoning_effort_for_the_presets_reasoning_models_only():
     req = claude_code_request("messages-first-turn.json")
-    assert render_request(req, target("o3"))["reasoning_effort"] == "high"
-    assert "reasoning_effort" not in render_request(req, target("gpt-4o"))
+    assert render_request(req, target("o3", "openai"))["reasoning_effort"] == "high"
+    assert "reasoning_effort" not in render_request(req, target("gpt-4o", "openai"))
+    assert "reasoning_effort" not in render_request(req, target("o3"))  # generic preset: no reasoning parameter
 
 
 @pytest.mark.parametrize(
@@ -129,17 +131,17 @@ def test_adaptive_thinking_becomes_reasoning_effort_for_reasoning_models_only():
 )
 def test_thinking_budget_maps_to_reasoning_effort(budget, effort):
     req = request(user(Text("hi")), thinking=ThinkingConfig(type="enabled", budget_tokens=budget))
-    assert render_request(req, target("deepseek-reasoner"))["reasoning_effort"] == effort
+    assert render_request(req, target("o4-mini", "openai"))["reasoning_effort"] == effort
 
 
 def test_reasoning_models_get_max_completion_tokens_and_no_temperature_P10():
     req = request(user(Text("hi")), max_tokens=32000, temperature=0.5, top_p=0.9, stop=["x"])
-    rendered = render_request(req, target("o3", max_output_tokens=100000))
+    rendered = render_request(req, target("o3", "openai", max_output_tokens=100000))
     assert rendered["max_completion_tokens"] == 32000
     assert not {"max_tokens", "temperature", "top_p", "stop"} & set(rendered)
-    plain = render_request(req, target("openrouter/gpt-4o-mini"))
+    plain = render_request(req, target("openai/gpt-4o-mini", "openrouter"))
     assert (plain["max_tokens"], plain["temperature"], plain["top_p"], plain["stop"]) == (32000, 0.5, 0.9, ["x"])
-    assert "max_completion_tokens" in render_request(req, target("openai/gpt-5-mini"))
+    assert "max_completion_tokens" in render_request(req, target("openai/gpt-5-mini", "openai"))
 
 
 def test_stop_keeps_first_four_and_top_k_is_dropped():

@@ -33,14 +33,16 @@ from proxy.canonical import (
     ToolUse,
     Usage,
 )
+from accounts.presets import PRESETS
 from proxy.errors import UpstreamError
 from proxy.formats import anthropic, responses
 from proxy.formats.openai.tool_names import shorten
 from proxy.formats.responses import StreamDecoder, StreamEncoder, ids, parse_response, render_request
 
 LONG_NAME = "mcp__github_enterprise_server__search_pull_requests_by_label_and_author"  # > 64: P-15
-GPT = TargetOptions(remote_model="gpt-4.1")
-REASONER = TargetOptions(remote_model="gpt-5-codex", max_output_tokens=1000)
+OPENAI = PRESETS["openai"].capabilities  # a Responses upstream's default preset
+GPT = TargetOptions(remote_model="gpt-4.1", capabilities=OPENAI)
+REASONER = TargetOptions(remote_model="gpt-5-codex", max_output_tokens=1000, capabilities=OPENAI)
 ALLOWED_KEYS = ResponseCreateParamsNonStreaming.__required_keys__ | ResponseCreateParamsNonStreaming.__optional_keys__
 
 

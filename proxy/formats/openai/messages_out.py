@@ -2,12 +2,15 @@
 
 Each canonical message is rendered on its own, then the list is normalised: every tool call gets exactly one
 answer right after its assistant message (P-3, P-4), and same-role user/assistant neighbours are merged (P-7).
-cache_control is dropped everywhere (§5.9.1): OpenAI-style providers cache on their own.
+cache_control is dropped everywhere (§5.9.1): OpenAI-style providers cache on their own. Two switches come from
+the provider's preset: `images` (False: each image becomes a short text note) and `echo_reasoning` (True: an
+assistant turn's thinking goes back as `reasoning_content`, which DeepSeek's reasoner needs; False: thinking and
+redacted thinking vanish without a trace).
 """
 
 import orjson
 
-from proxy.canonical import Document, Image, Message, Text, ToolResult, ToolUse
+from proxy.canonical import Document, Image, Message, Text, Thinking, ToolResult, ToolUse
 
 from .tool_names import shorten
 
@@ -15,9 +18,10 @@ BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"  # P-24: changes per reque
 MOVED_IMAGE_NOTE = "[image: attached in the following user message]"  # P-5
 NO_OUTPUT = "(no output)"
 NO_RESULT = "(no result)"
+NO_IMAGES_NOTE = "[image omitted: this model does not accept images]"
 
 
-def render_messages(system: list[Text], messages: list[Message]) -> list[dict]:
+def render_messages(system: list[Text], messages: list[Message], *, images=True, echo_reasoning=False) -> list[dict]:
     rendered = []
     if system_text := _join_texts(system):
         rendered.append({"role": "system", "content": system_text})
@@ -26,10 +30,11 @@ def render_messages(system: list[Text], messages: list[Message]) -> list[dict]:
             if text := _join_texts(message.content):
                 rendered.append({"role": "system", "content": text})
         elif message.role == "assistant":
-            rendered.extend(_assistant(message.content))
+            rendered.extend(_assistant(message.content, echo_reasoning))
         else:
             rendered.extend(_user(message.content))
-    return _merge_neighbours(_pair_tool_messages(rendered))
+    rendered = _merge_neighbours(_pair_tool_messages(rendered))
+    return rendered if images else [_without_images(m) for m in rendered]
 
 
 def _join_texts(blocks) -> str:
@@ -37,9 +42,11 @@ def _join_texts(blocks) -> str:
     return "\n\n".join(texts)
 
 
-def _assistant(blocks) -> list[dict]:
-    """Thinking and redacted thinking are dropped: OpenAI has no field that would carry them back."""
+def _assistant(blocks, echo_reasoning: bool) -> list[dict]:
+    """Thinking and redacted thinking are dropped (OpenAI has no field that would carry them back), unless the
+    upstream wants its reasoning echoed: then the thinking text becomes `reasoning_content`."""
     text = "".join(b.text for b in blocks if isinstance(b, Text))
+    reasoning = "".join(b.thinking for b in blocks if isinstance(b, Thinking)) if echo_reasoning else ""
     tool_calls = [
         {
             "id": b.id,
@@ -50,8 +57,10 @@ def _assistant(blocks) -> list[dict]:
         if isinstance(b, ToolUse)
     ]
     if not text and not tool_calls:
-        return []
+        return []  # a turn of thinking only: nothing to send (its reasoning alone would be an empty answer)
     message = {"role": "assistant", "content": text or None}  # P-6: null, not "", next to tool calls
+    if reasoning:
+        message["reasoning_content"] = reasoning
     if tool_calls:
         message["tool_calls"] = tool_calls
     return [message]
@@ -182,7 +191,18 @@ def _as_parts(content) -> list[dict]:
 def _merge_assistant(first: dict, second: dict) -> dict:
     text = "\n\n".join(m["content"] for m in (first, second) if m["content"])
     merged = {"role": "assistant", "content": text or None}
+    if reasoning := "".join(m.get("reasoning_content", "") for m in (first, second)):
+        merged["reasoning_content"] = reasoning
     tool_calls = (first.get("tool_calls") or []) + (second.get("tool_calls") or [])
     if tool_calls:
         merged["tool_calls"] = tool_calls
     return merged
+
+
+def _without_images(message: dict) -> dict:
+    """A user message's image parts as a text note, for upstreams whose preset says they take no images."""
+    content = message.get("content")
+    if message["role"] != "user" or not isinstance(content, list):
+        return message
+    texts = [part["text"] if part["type"] == "text" else NO_IMAGES_NOTE for part in content]
+    return {"role": "user", "content": "\n\n".join(texts)}

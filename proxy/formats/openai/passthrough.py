@@ -12,12 +12,20 @@ from .mappings import usage_from_openai
 
 
 def passthrough_request(body: dict, target: TargetOptions) -> dict:
-    """Key order and unknown fields kept. A stream always asks for usage, so the ledger is exact; Relay hides
-    the extra chunk from a client that did not ask for it."""
+    """Key order and unknown fields kept. A stream always asks for usage (where the preset says the upstream
+    accepts stream_options), so the ledger is exact; Relay hides the extra chunk from a client that did not ask
+    for it. The output limit takes the name the upstream's preset wants (max_tokens <-> max_completion_tokens)."""
+    caps = target.capabilities
     forwarded = dict(body)
     forwarded["model"] = target.remote_model
     if body.get("stream"):
-        forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        if caps.stream_usage:
+            forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        else:
+            forwarded.pop("stream_options", None)
+    other = "max_tokens" if caps.max_tokens_param == "max_completion_tokens" else "max_completion_tokens"
+    if other in forwarded and caps.max_tokens_param not in forwarded:
+        forwarded[caps.max_tokens_param] = forwarded.pop(other)
     return forwarded
 
 

@@ -29,7 +29,7 @@ from proxy.ids import message_id, sanitize_tool_id
 
 from ..openai.mappings import parse_arguments
 from ..openai.tool_names import shorten, tool_name_map
-from ..openai.upstream_request import is_openai_reasoning_model, reasoning_effort
+from ..openai.upstream_request import drops_sampling, reasoning_effort
 from .response import usage_from_wire
 
 STOP_REASONS = {"max_output_tokens": "max_tokens", "content_filter": "refusal"}  # incomplete_details.reason ->
@@ -43,12 +43,12 @@ def render_request(req: ChatRequest, target: TargetOptions) -> dict:
     if req.max_tokens is not None:
         cap = target.max_output_tokens
         body["max_output_tokens"] = min(req.max_tokens, cap) if cap else req.max_tokens  # P-10
-    if not is_openai_reasoning_model(target.remote_model):  # reasoning models reject sampling parameters
+    if not drops_sampling(target):  # OpenAI's reasoning models reject sampling parameters (preset capability)
         body.update({k: v for k, v in (("temperature", req.temperature), ("top_p", req.top_p)) if v is not None})
     if req.tools:
         body["tools"] = [_tool(tool) for tool in req.tools]
         _tool_choice(body, req)
-    if effort := reasoning_effort(req, target.remote_model):  # §5.9 thresholds; none for non-reasoners
+    if effort := reasoning_effort(req, target):  # §5.9 thresholds; none for non-reasoners
         body["reasoning"] = {"effort": effort, "summary": "auto"}
     if req.response_format:
         body["text"] = {"format": _text_format(req.response_format)}
