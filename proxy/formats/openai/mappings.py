@@ -49,7 +49,10 @@ def usage_from_openai(usage: dict | None) -> Usage:
     if cache_read is None:
         cache_read = usage.get("prompt_cache_hit_tokens")  # DeepSeek
     cache_read = _count(cache_read)
-    cache_write = _count(prompt_details.get("cache_write_tokens"))
+    cache_write = prompt_details.get("cache_write_tokens")
+    if cache_write is None:
+        cache_write = prompt_details.get("cache_creation_tokens")  # routers fronting Anthropic models
+    cache_write = _count(cache_write)
     reasoning = completion_details.get("reasoning_tokens")
     return Usage(
         input_tokens=max(_count(usage.get("prompt_tokens")) - cache_read - cache_write, 0),

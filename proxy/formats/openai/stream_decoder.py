@@ -7,6 +7,9 @@ only the oldest pending segment streams live. It stops, and the next one starts,
 the oldest is complete: text and thinking at once, a tool call when its arguments parse as JSON. What is left
 flushes in order at the end. A sequential stream (what OpenAI sends) streams live; an interleaved one is
 reordered, never torn.
+
+Some servers (shims in front of other providers, local servers) send every tool call with `index: 0` and tell
+them apart only by a new `id`, sometimes with text in between: a new id at a known index starts a new call.
 """
 
 from dataclasses import dataclass, field
@@ -65,6 +68,7 @@ class StreamDecoder:
         self._tools: dict = {}  # key -> pending tool segment
         self._closed_tools: set = set()
         self._last_tool_key = None
+        self._key_by_index: dict = {}  # upstream index -> (key, call id) of the latest call seen there
         self._next_index = 0
         self._tool_blocks = 0
         self._finish_reason: str | None = None
@@ -146,10 +150,24 @@ class StreamDecoder:
     def _tool_key(self, call: dict, position: int):
         index = call.get("index")
         if isinstance(index, int) and not isinstance(index, bool):
-            return index
+            return self._indexed_key(index, call.get("id"))
         if call.get("id"):  # some servers omit index; their ids tell calls apart
             return ("id", call["id"])
         return self._last_tool_key if self._last_tool_key is not None else ("position", position)
+
+    def _indexed_key(self, index: int, call_id):
+        """The index alone, unless a new id arrives at an index already used: then a call of its own."""
+        known = self._key_by_index.get(index)
+        if known is None:
+            self._key_by_index[index] = (index, call_id)
+            return index
+        key, known_id = known
+        if isinstance(call_id, str) and call_id and known_id and call_id != known_id:
+            key = ("index", index, call_id)
+            self._key_by_index[index] = (key, call_id)
+        elif isinstance(call_id, str) and call_id and not known_id:
+            self._key_by_index[index] = (key, call_id)
+        return key
 
     def _on_tool_fragment(self, key, call_id, function: dict) -> None:
         if key in self._closed_tools:
