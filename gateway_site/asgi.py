@@ -145,6 +145,11 @@ async def lifespan(scope, receive, send):
             return
 
 
+# No broker, no beat: the web process runs the nightly rollup itself (usage/scheduler.py says when).
+from usage import scheduler as usage_scheduler  # noqa: E402
+
+usage_scheduler.start()
+
 application = ProtocolTypeRouter(
     {
         # The admin's session identifies the user (usage/consumers.py checks it); the Origin must be one of

@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -192,7 +193,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE = {
     # Native upstream batches are polled, and batches past their completion window expire (batches/tasks.py).
     "batches-tick": {"task": "batches.tasks.tick", "schedule": env_float("GATEWAY_BATCH_TICK_SECONDS", 30.0)},
+    # Daily rollups and raw-row retention (usage/tasks.py), at 00:10 UTC; GATEWAY_ROLLUP_BEAT_SECONDS > 0 runs
+    # them every that many seconds instead (tests). Without a broker, usage/scheduler.py runs them in-process.
+    "usage-nightly": {"task": "usage.tasks.nightly",
+                      "schedule": env_float("GATEWAY_ROLLUP_BEAT_SECONDS", 0.0) or crontab(hour=0, minute=10)},
 }
+# Rollups re-roll this many past days every night (rows that arrive late); raw ledger rows older than
+# GATEWAY_LEDGER_RETENTION_DAYS are deleted once their day is rolled up (0 keeps them all). GATEWAY_ROLLUP_IN_PROCESS:
+# auto = a daily timer in the web process when no broker is configured (REDIS_URL unset); on; off.
+GATEWAY_ROLLUP_REROLL_DAYS = env_int("GATEWAY_ROLLUP_REROLL_DAYS", 3)
+GATEWAY_LEDGER_RETENTION_DAYS = env_int("GATEWAY_LEDGER_RETENTION_DAYS", 0)
+GATEWAY_ROLLUP_IN_PROCESS = os.environ.get("GATEWAY_ROLLUP_IN_PROCESS", "auto")
 
 # --- Gateway ----------------------------------------------------------------------------------------------
 # Upstream credentials are encrypted at rest with this Fernet key; client API keys are stored as

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.static import serve
 
 from . import health
@@ -18,6 +18,7 @@ urlpatterns = [
     path("health", health.health),
     path("ready", health.ready),
     path("metrics", health.metrics),
+    path("admin/reports/", include("usage.urls")),  # the finance report (usage/views.py), behind the admin login
     path("admin/", admin.site.urls),
     # The admin's CSS/JS, collected by bin/run. Daphne serves no files itself; a CDN or proxy may take over.
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),

@@ -79,6 +79,8 @@ class Price:
     output: Decimal
     cache_read: Decimal
     cache_write: Decimal
+    cache_write_1h: Decimal | None = None  # None: the 5-minute rate (usage.pricing)
+    batch_discount: Decimal = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -166,7 +168,8 @@ def _build() -> Snapshot:
     prices: dict[str, list[Price]] = {}
     for p in ModelPrice.objects.order_by("model", "-effective_from"):
         prices.setdefault(p.model, []).append(
-            Price(p.effective_from, p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok)
+            Price(p.effective_from, p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok,
+                  p.cache_write_1h_per_mtok, p.batch_discount)
         )
     return Snapshot(exact=exact, patterns=patterns, prices=prices)
 

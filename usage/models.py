@@ -58,7 +58,11 @@ class UsageRecord(models.Model):
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cache_read_tokens = models.PositiveIntegerField(default=0)
-    cache_write_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Every cache-write token (5-minute and 1-hour).")
+    cache_write_1h_tokens = models.PositiveIntegerField(
+        "1-hour cache write tokens", default=0,
+        help_text="The part of the cache writes made with a one-hour TTL, when the upstream reports it (usage.pricing).",
+    )
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField("time to first token ms", null=True, blank=True)
@@ -93,3 +97,73 @@ class UsageRecord(models.Model):
 
     def __str__(self):
         return f"{self.request_id} {self.alias} {self.outcome}"
+
+
+class DailyRollup(models.Model):
+    """The ledger summed per day (UTC) x project x key x alias x model x provider: what the finance report and the
+    dashboard read for past days, and what stays when retention deletes raw rows. Written only by
+    usage.services.rollup_day, which replaces a day's rows as a whole (idempotent)."""
+
+    # outcome -> counter column; every outcome in UsageRecord.OUTCOMES has one (services.rollup_day relies on it)
+    OUTCOME_COLUMNS = {
+        "ok": "ok", "client_error": "client_errors", "upstream_error": "upstream_errors",
+        "rate_limited": "rate_limited", "budget_exceeded": "budget_exceeded", "cancelled": "cancelled",
+        "interrupted": "interrupted", "cache_hit": "cache_hits",
+    }  # fmt: skip
+
+    day = models.DateField()
+    project = models.ForeignKey("accounts.Project", null=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+")
+    alias = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="The upstream model that was priced.")
+    provider = models.CharField(max_length=100, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    ok = models.PositiveIntegerField(default=0)
+    client_errors = models.PositiveIntegerField(default=0)
+    upstream_errors = models.PositiveIntegerField(default=0)
+    rate_limited = models.PositiveIntegerField(default=0)
+    budget_exceeded = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    interrupted = models.PositiveIntegerField(default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    saved_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    latency_p50_ms = models.PositiveIntegerField(default=0)
+    latency_p95_ms = models.PositiveIntegerField(default=0)
+    ttft_p50_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day"], name="usage_rollup_day_idx"),
+            models.Index(fields=["project", "day"], name="usage_rollup_project_day_idx"),
+            models.Index(fields=["api_key", "day"], name="usage_rollup_key_day_idx"),
+        ]
+        verbose_name = "daily rollup"
+
+    def __str__(self):
+        return f"{self.day} {self.alias or self.model} {self.requests} requests"
+
+    @property
+    def errors(self) -> int:
+        return self.requests - self.ok - self.cache_hits
+
+
+class RolledDay(models.Model):
+    """One row per day that has been rolled up: when, and how many ledger rows the rollup covered. The rollup
+    locks this row while it replaces the day (so two rollups of one day never interleave), and retention deletes
+    raw rows only of days listed here."""
+
+    day = models.DateField(unique=True)
+    rolled_at = models.DateTimeField(null=True, blank=True)
+    rows = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self):
+        return f"{self.day}: {self.rows} rows"

@@ -1,12 +1,33 @@
-"""Reads of the ledger, for whoever needs numbers: budgets (proxy.policies), the admin pages, reports.
-Every query here is served by an index on (project, created_at) or (api_key, created_at)."""
+"""Reads of the ledger and its rollups, for whoever needs numbers: budgets (proxy.policies), the admin pages, the
+finance report, the dashboard. One source of numbers: a figure shown anywhere comes from a function here.
 
-from datetime import datetime
+    spend_since        one project's or key's cost since a moment (raw rows, index (project|key, created_at, cost))
+    ledger_rollup      a day's raw rows summed per project x key x alias x model x provider (unsaved DailyRollup
+                       rows, percentiles included): what services.rollup_day stores
+    usage_cells        the report's base: rollups for past days, raw rows only for today (and for any past day not
+                       rolled up yet), summed per day x project x key x model x provider
+    spend_by_scope     month-to-date and today's spend per project and per key (budget burn, dashboard)
+    last_hour          requests and errors of the last hour (dashboard)
+
+Rules that keep them fast at a year of traffic: raw rows are read only through a created_at range (an index),
+and a range of past days reads DailyRollup (a few hundred rows a day), never the raw table. Sums of money are
+exact on both databases: SQLite stores decimals as REAL, so costs are summed as integer units of the ledger's
+quantum ($0.00000001) and turned back into Decimal here (`_money_sum`).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import BigIntegerField, Count, F, Q, Sum, Value
+from django.db.models.functions import Cast, Round, TruncDate, TruncHour
+from django.utils import timezone
 
-from .models import UsageRecord
+from .models import DailyRollup, RolledDay, UsageRecord
+from .pricing import QUANTUM
+
+NANOS = 10**8  # the ledger's quantum as an integer scale
 
 
 def spend_since(*, project_id: int | None = None, key_id: int | None = None, since: datetime) -> Decimal:
@@ -14,3 +35,286 @@ def spend_since(*, project_id: int | None = None, key_id: int | None = None, sin
     rows = UsageRecord.objects.filter(created_at__gte=since)
     rows = rows.filter(project_id=project_id) if project_id is not None else rows.filter(api_key_id=key_id)
     return rows.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+
+
+def day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _money_sum(column: str):
+    """SUM of a money column in integer quanta: exact on SQLite (REAL storage) and PostgreSQL alike."""
+    return Sum(Cast(Round(F(column) * Value(NANOS)), BigIntegerField()))
+
+
+def _money(nanos) -> Decimal:
+    return (Decimal(nanos or 0) / NANOS).quantize(QUANTUM)
+
+
+# --- the rollup of one day ----------------------------------------------------------------------------------
+
+_ROLLUP_COLUMNS = ("project_id", "api_key_id", "alias", "remote_model", "provider", "outcome", "input_tokens",
+                   "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "saved_usd", "latency_ms",
+                   "ttft_ms")  # fmt: skip
+
+
+def _percentile(values: list[int], share: float) -> int:
+    """Nearest-rank percentile of a sorted list."""
+    if not values:
+        return 0
+    rank = max(1, -int(-share * len(values) // 1))  # ceil(share * n)
+    return values[min(rank, len(values)) - 1]
+
+
+def ledger_rollup(day: date) -> list[DailyRollup]:
+    """The day's raw rows summed per project x key x alias x model x provider, as unsaved DailyRollup rows. Money
+    is summed as Decimal in Python (exact), latencies kept per group for their percentiles. One pass over the
+    day's rows through the created_at index."""
+    start = day_start(day)
+    rows = (
+        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
+        .order_by()
+        .values_list(*_ROLLUP_COLUMNS)
+    )
+    groups: dict[tuple, DailyRollup] = {}
+    latencies: dict[tuple, list[int]] = defaultdict(list)
+    ttfts: dict[tuple, list[int]] = defaultdict(list)
+    outcome_columns = DailyRollup.OUTCOME_COLUMNS
+    for project_id, key_id, alias, model, provider, outcome, inp, out, c_read, c_write, cost, saved, latency, ttft in (
+        rows.iterator(chunk_size=5000)
+    ):
+        group = (project_id, key_id, alias, model, provider)
+        r = groups.get(group)
+        if r is None:
+            r = groups[group] = DailyRollup(day=day, project_id=project_id, api_key_id=key_id, alias=alias,
+                                            model=model, provider=provider, cost_usd=Decimal(0), saved_usd=Decimal(0))  # fmt: skip
+        r.requests += 1
+        column = outcome_columns[outcome]
+        setattr(r, column, getattr(r, column) + 1)
+        r.input_tokens += inp
+        r.output_tokens += out
+        r.cache_read_tokens += c_read
+        r.cache_write_tokens += c_write
+        r.cost_usd += cost
+        r.saved_usd += saved or 0
+        latencies[group].append(latency)
+        if ttft is not None:
+            ttfts[group].append(ttft)
+    for group, r in groups.items():
+        values = sorted(latencies[group])
+        r.latency_p50_ms, r.latency_p95_ms = _percentile(values, 0.5), _percentile(values, 0.95)
+        r.ttft_p50_ms = _percentile(sorted(ttfts[group]), 0.5) if ttfts[group] else None
+    return list(groups.values())
+
+
+def rolled_days(first: date, last: date) -> set[date]:
+    return set(RolledDay.objects.filter(day__gte=first, day__lte=last, rolled_at__isnull=False).values_list("day", flat=True))
+
+
+# --- the report's base cells ----------------------------------------------------------------------------------
+
+DIMENSIONS = {  # report name -> (DailyRollup column, UsageRecord column)
+    "project": ("project_id", "project_id"),
+    "key": ("api_key_id", "api_key_id"),
+    "model": ("model", "remote_model"),
+    "provider": ("provider", "provider"),
+}
+COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+@dataclass(slots=True)
+class Cell:
+    """Usage of one day x project x key x model x provider."""
+
+    day: date
+    project_id: int | None
+    key_id: int | None
+    model: str
+    provider: str
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost: Decimal = field(default_factory=Decimal)
+
+
+@dataclass(slots=True)
+class Cells:
+    cells: list[Cell]
+    raw_days: list[date]  # days read from raw rows: today, and past days not rolled up yet
+
+
+def usage_cells(first: date, last: date, filters: dict | None = None, *, today: date | None = None) -> Cells:
+    """Usage per day x project x key x model x provider for the days first..last (inclusive), narrowed by
+    `filters` (DIMENSIONS name -> value). Past days that are rolled up come from DailyRollup; the raw ledger is
+    read only for today and for past days with no rollup yet, each through its created_at range."""
+    today = today or timezone.localdate()
+    filters = {k: v for k, v in (filters or {}).items() if k in DIMENSIONS and v not in (None, "")}
+    cells: list[Cell] = []
+    past_last = min(last, today - timedelta(days=1))
+    rolled = rolled_days(first, past_last) if first <= past_last else set()
+    if rolled:
+        cells += _rollup_cells(min(rolled), max(rolled), filters)
+        cells = [c for c in cells if c.day in rolled]
+    raw_days = [first + timedelta(days=i) for i in range((min(last, today) - first).days + 1)]
+    raw_days = [d for d in raw_days if d not in rolled]
+    for start, end in _spans(raw_days):
+        cells += _raw_cells(start, end, filters)
+    return Cells(cells=cells, raw_days=raw_days)
+
+
+def _spans(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) spans, so each span is one range query."""
+    spans: list[list[date]] = []
+    for d in days:
+        if spans and spans[-1][1] + timedelta(days=1) == d:
+            spans[-1][1] = d
+        else:
+            spans.append([d, d])
+    return [(a, b) for a, b in spans]
+
+
+def _rollup_cells(first: date, last: date, filters: dict) -> list[Cell]:
+    rows = DailyRollup.objects.filter(day__gte=first, day__lte=last)
+    rows = rows.filter(**{DIMENSIONS[k][0]: v for k, v in filters.items()})
+    rows = rows.order_by().values("day", "project_id", "api_key_id", "model", "provider").annotate(
+        n=Sum("requests"), err=Sum(F("requests") - F("ok") - F("cache_hits")), inp=Sum("input_tokens"),
+        out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
+        cost=_money_sum("cost_usd"),
+    )  # fmt: skip
+    return [_cell(r["day"], r) for r in rows]
+
+
+def _raw_cells(first: date, last: date, filters: dict) -> list[Cell]:
+    rows = UsageRecord.objects.filter(created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1)))
+    rows = rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()})
+    group = ["project_id", "api_key_id", "remote_model", "provider"]
+    if first != last:
+        rows = rows.annotate(day=TruncDate("created_at"))
+        group = ["day", *group]
+    rows = rows.order_by().values(*group).annotate(
+        n=Count("id"), err=Count("id", filter=~Q(outcome__in=("ok", "cache_hit"))), inp=Sum("input_tokens"),
+        out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
+        cost=_money_sum("cost_usd"),
+    )  # fmt: skip
+    return [_cell(r.get("day", first), {**r, "model": r["remote_model"]}) for r in rows]
+
+
+def _cell(day, r: dict) -> Cell:
+    if isinstance(day, datetime):
+        day = day.date()
+    return Cell(
+        day=day, project_id=r["project_id"], key_id=r["api_key_id"], model=r["model"], provider=r["provider"],
+        requests=r["n"] or 0, errors=r["err"] or 0, input_tokens=r["inp"] or 0, output_tokens=r["out"] or 0,
+        cache_read_tokens=r["c_read"] or 0, cache_write_tokens=r["c_write"] or 0, cost=_money(r["cost"]),
+    )  # fmt: skip
+
+
+# --- budgets and the dashboard ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Spend:
+    month: dict[tuple[str, int], Decimal]  # ("project"|"key", id) -> this month's spend
+    today: dict[tuple[str, int], Decimal]
+
+
+def spend_by_scope(*, today: date | None = None) -> Spend:
+    """This month's and today's spend per project and per key, from usage_cells (rollups + today's raw rows)."""
+    today = today or timezone.localdate()
+    month = defaultdict(Decimal)
+    day = defaultdict(Decimal)
+    for c in usage_cells(today.replace(day=1), today, today=today).cells:
+        for scope, scope_id in (("project", c.project_id), ("key", c.key_id)):
+            if scope_id is not None:
+                month[(scope, scope_id)] += c.cost
+                if c.day == today:
+                    day[(scope, scope_id)] += c.cost
+    return Spend(month=dict(month), today=dict(day))
+
+
+def last_hour(now: datetime | None = None) -> dict:
+    """Requests, errors and cost in the last hour: one range read of the created_at index."""
+    now = now or timezone.now()
+    row = UsageRecord.objects.filter(created_at__gte=now - timedelta(hours=1)).aggregate(
+        n=Count("id"), err=Count("id", filter=~Q(outcome__in=("ok", "cache_hit"))), cost=_money_sum("cost_usd")
+    )
+    return {"requests": row["n"] or 0, "errors": row["err"] or 0, "cost": _money(row["cost"])}
+
+
+def requests_last_minute(now: datetime | None = None) -> dict[tuple[str, int], int]:
+    """Requests per project and per key in the last minute (how close each is to its RPM limit)."""
+    now = now or timezone.now()
+    counts: dict[tuple[str, int], int] = defaultdict(int)
+    rows = (UsageRecord.objects.filter(created_at__gte=now - timedelta(minutes=1)).order_by()
+            .values("project_id", "api_key_id").annotate(n=Count("id")))  # fmt: skip
+    for r in rows:
+        if r["project_id"] is not None:
+            counts[("project", r["project_id"])] += r["n"]
+        if r["api_key_id"] is not None:
+            counts[("key", r["api_key_id"])] += r["n"]
+    return dict(counts)
+
+
+def ledger_oldest_day() -> date | None:
+    first = UsageRecord.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    return timezone.localdate(first) if first else None
+
+
+# --- the management API's numbers (usage/manage_api.py) -------------------------------------------------------
+
+HOURLY_MAX_DAYS = 7  # hourly series read raw rows: bounded so a call never scans more than a week of them
+
+
+def usage_hours(first: date, last: date, filters: dict | None = None) -> list[Cell]:
+    """Usage per hour x project x key x model x provider (Cell.day holds the hour's start) from raw rows, for at
+    most HOURLY_MAX_DAYS days: rollups are daily, so hours exist only while the raw rows are kept."""
+    filters = {k: v for k, v in (filters or {}).items() if k in DIMENSIONS and v not in (None, "")}
+    rows = UsageRecord.objects.filter(created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1)))
+    rows = rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()}).annotate(hour=TruncHour("created_at"))
+    rows = rows.order_by().values("hour", "project_id", "api_key_id", "remote_model", "provider").annotate(
+        n=Count("id"), err=Count("id", filter=~Q(outcome__in=("ok", "cache_hit"))), inp=Sum("input_tokens"),
+        out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
+        cost=_money_sum("cost_usd"),
+    )  # fmt: skip
+    cells = []
+    for r in rows:
+        cell = _cell(r["hour"].date(), {**r, "model": r["remote_model"]})
+        cell.day = r["hour"]  # keep the hour
+        cells.append(cell)
+    return cells
+
+
+def error_counts(first: date, last: date, filters: dict | None = None, *, today: date | None = None) -> dict:
+    """Failed requests per (provider, outcome) for the days first..last: rollups for rolled-up past days, raw
+    rows (through the outcome, created_at index) for the rest, exactly as usage_cells splits them."""
+    today = today or timezone.localdate()
+    filters = {k: v for k, v in (filters or {}).items() if k in DIMENSIONS and v not in (None, "")}
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    past_last = min(last, today - timedelta(days=1))
+    rolled = rolled_days(first, past_last) if first <= past_last else set()
+    failures = {o: c for o, c in DailyRollup.OUTCOME_COLUMNS.items() if o not in ("ok", "cache_hit")}
+    if rolled:
+        rows = DailyRollup.objects.filter(day__in=sorted(rolled), **{DIMENSIONS[k][0]: v for k, v in filters.items()})
+        for r in rows.order_by().values("provider").annotate(**{o: Sum(c) for o, c in failures.items()}):
+            for outcome in failures:
+                if r[outcome]:
+                    counts[(r["provider"], outcome)] += r[outcome]
+    days = [first + timedelta(days=i) for i in range((min(last, today) - first).days + 1)]
+    for start, end in _spans([d for d in days if d not in rolled]):
+        rows = UsageRecord.objects.filter(outcome__in=list(failures), created_at__gte=day_start(start),
+                                          created_at__lt=day_start(end + timedelta(days=1)))  # fmt: skip
+        rows = rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()})
+        for r in rows.order_by().values("provider", "outcome").annotate(n=Count("id")):
+            counts[(r["provider"], r["outcome"])] += r["n"]
+    return dict(counts)
+
+
+def error_rows(first: date, last: date, filters: dict | None = None):
+    """The failed requests themselves (raw rows, newest first): while the raw rows are kept."""
+    filters = {k: v for k, v in (filters or {}).items() if k in DIMENSIONS and v not in (None, "")}
+    rows = UsageRecord.objects.exclude(outcome__in=("ok", "cache_hit")).filter(
+        created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1))
+    )
+    return rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()})

@@ -1,0 +1,237 @@
+"""The finance report's figures, shaped from selectors.usage_cells (rollups for past days, raw rows for today):
+the chosen range and filters in (`Query`), everything the page and its CSV show out (`Report`). Pure
+arithmetic over the cells plus a few small lookups (project and key names); no other reads of the ledger.
+
+To add a grouping: a DIMENSIONS entry in usage/selectors.py (rollup column, raw column), a label in `_labels`,
+a choice in GROUPS. To add a column: a field on selectors.Cell (summed in both of its queries), on Row, in
+COLUMNS (the table and the CSV take it from there).
+"""
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from accounts.models import ApiKey, Project
+
+from . import selectors
+
+GROUPS = {"project": "Project", "key": "API key", "model": "Model", "provider": "Provider"}
+MAX_DAYS = 400
+CHART_SERIES = 8  # groups drawn on their own in the spend chart; the rest are summed as "other"
+# (attribute of Row, column title): the on-screen table and the CSV, in this order
+COLUMNS = (("requests", "Requests"), ("errors", "Errors"), ("input_tokens", "Input tokens"),
+           ("output_tokens", "Output tokens"), ("cache_read_tokens", "Cache read tokens"),
+           ("cache_write_tokens", "Cache write tokens"), ("cost", "Cost (USD)"))  # fmt: skip
+
+
+class QueryError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Query:
+    first: date
+    last: date
+    group: str = "project"
+    project: int | None = None
+    key: int | None = None
+    model: str = ""
+    provider: str = ""
+
+    @classmethod
+    def from_params(cls, params, today: date | None = None) -> "Query":
+        """From the page's GET parameters; QueryError names the bad one."""
+        today = today or timezone.localdate()
+        try:
+            last = date.fromisoformat(params["to"]) if params.get("to") else today
+            first = date.fromisoformat(params["from"]) if params.get("from") else last - timedelta(days=29)
+        except ValueError:
+            raise QueryError("from / to: dates are YYYY-MM-DD") from None
+        if first > last:
+            raise QueryError("from: the first day is after the last day")
+        if (last - first).days >= MAX_DAYS:
+            raise QueryError(f"from / to: at most {MAX_DAYS} days at a time")
+        group = params.get("group") or "project"
+        if group not in GROUPS:
+            raise QueryError(f"group: one of {', '.join(GROUPS)}")
+        ids = {}
+        for name in ("project", "key"):
+            try:
+                ids[name] = int(params[name]) if params.get(name) else None
+            except ValueError:
+                raise QueryError(f"{name}: not an id") from None
+        return cls(first=first, last=last, group=group, model=params.get("model", "")[:200],
+                   provider=params.get("provider", "")[:100], **ids)  # fmt: skip
+
+    @property
+    def filters(self) -> dict:
+        return {"project": self.project, "key": self.key, "model": self.model, "provider": self.provider}
+
+    def params(self, **changes) -> dict:
+        values = {"from": self.first.isoformat(), "to": self.last.isoformat(), "group": self.group,
+                  "project": self.project or "", "key": self.key or "", "model": self.model, "provider": self.provider}  # fmt: skip
+        return {k: v for k, v in {**values, **changes}.items() if v not in ("", None)}
+
+
+@dataclass
+class Row:
+    label: str
+    value: object = None
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost: Decimal = field(default_factory=Decimal)
+
+    def add(self, cell) -> None:
+        for name in selectors.COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(cell, name))
+        self.cost += cell.cost
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass
+class Burn:
+    scope: str  # "Project" or "API key"
+    label: str
+    period: str  # "month" or "today"
+    spent: Decimal
+    budget: Decimal
+    projected: Decimal | None  # month-end spend at this month's daily average so far
+    alert_percent: int = 80  # the project's budget_alert_percent
+
+    @property
+    def percent(self) -> int:
+        return int(self.spent * 100 / self.budget) if self.budget else 0
+
+
+@dataclass
+class Report:
+    query: Query
+    rows: list[Row]  # by query.group, dearest first
+    total: Row
+    top_projects: list[Row]
+    top_keys: list[Row]
+    days: list[date]
+    spend_series: list[dict]  # [{"label", "data": [per day]}], CHART_SERIES groups + "other"
+    daily: dict[str, list]  # per day: requests, errors, input/output/cache tokens, cost
+    burn: list[Burn]
+    raw_days: list[date]  # days read from the raw ledger (today, and past days not rolled up yet)
+    choices: dict[str, list[tuple]]  # filter dropdowns
+
+
+def finance_report(query: Query, *, today: date | None = None) -> Report:
+    today = today or timezone.localdate()
+    cells = selectors.usage_cells(query.first, query.last, query.filters, today=today)
+    labels = _labels(cells.cells)
+    days = [query.first + timedelta(days=i) for i in range((query.last - query.first).days + 1)]
+    rows = _grouped(cells.cells, query.group, labels)
+    total = Row("Total")
+    for c in cells.cells:
+        total.add(c)
+    return Report(
+        query=query, rows=rows, total=total,
+        top_projects=_grouped(cells.cells, "project", labels)[:10], top_keys=_grouped(cells.cells, "key", labels)[:10],
+        days=days, spend_series=_spend_series(cells.cells, query.group, rows, days), daily=_daily(cells.cells, days),
+        burn=budget_burn(today=today, project=query.project, key=query.key), raw_days=cells.raw_days,
+        choices=_choices(cells.cells, labels, query),
+    )  # fmt: skip
+
+
+_ATTR = {"project": "project_id", "key": "key_id", "model": "model", "provider": "provider"}
+_NONE = {"project": "(no project)", "key": "(no key)", "model": "(not routed)", "provider": "(not routed)"}
+
+
+def _labels(cells) -> dict[str, dict]:
+    project_ids = {c.project_id for c in cells if c.project_id is not None}
+    key_ids = {c.key_id for c in cells if c.key_id is not None}
+    projects = dict(Project.objects.filter(id__in=project_ids).values_list("id", "name"))
+    keys = {k.id: f"{k.name} ({k.prefix}…)" for k in ApiKey.objects.filter(id__in=key_ids).only("id", "name", "prefix")}
+    return {
+        "project": {i: projects.get(i, f"project #{i} (deleted)") for i in project_ids},
+        "key": {i: keys.get(i, f"key #{i} (deleted)") for i in key_ids},
+    }
+
+
+def _label(dimension: str, value, labels) -> str:
+    if value in (None, ""):
+        return _NONE[dimension]
+    return labels.get(dimension, {}).get(value, str(value))
+
+
+def _grouped(cells, dimension: str, labels) -> list[Row]:
+    rows: dict[object, Row] = {}
+    attr = _ATTR[dimension]
+    for c in cells:
+        value = getattr(c, attr)
+        row = rows.get(value)
+        if row is None:
+            row = rows[value] = Row(_label(dimension, value, labels), value)
+        row.add(c)
+    return sorted(rows.values(), key=lambda r: (-r.cost, -r.requests, r.label))
+
+
+def _spend_series(cells, dimension: str, rows: list[Row], days: list[date]) -> list[dict]:
+    index = {d: i for i, d in enumerate(days)}
+    shown = {r.value: r.label for r in rows[:CHART_SERIES]}
+    series: dict[str, list[Decimal]] = {label: [Decimal(0)] * len(days) for label in shown.values()}
+    attr = _ATTR[dimension]
+    for c in cells:
+        label = shown.get(getattr(c, attr), "other")
+        series.setdefault(label, [Decimal(0)] * len(days))[index[c.day]] += c.cost
+    return [{"label": label, "data": [float(v) for v in values]} for label, values in series.items()]
+
+
+def _daily(cells, days: list[date]) -> dict[str, list]:
+    index = {d: i for i, d in enumerate(days)}
+    out = {name: [0] * len(days) for name in selectors.COUNTERS}
+    cost = [Decimal(0)] * len(days)
+    for c in cells:
+        i = index[c.day]
+        for name in selectors.COUNTERS:
+            out[name][i] += getattr(c, name)
+        cost[i] += c.cost
+    out["cost"] = [float(v) for v in cost]
+    return out
+
+
+def _choices(cells, labels, query: Query) -> dict[str, list[tuple]]:
+    projects = list(Project.objects.order_by("name").values_list("id", "name"))
+    keys = [(k.id, f"{k.project.name} / {k.name} ({k.prefix}…)")
+            for k in ApiKey.objects.select_related("project").order_by("project__name", "name")[:500]]  # fmt: skip
+    models = sorted({c.model for c in cells if c.model} | ({query.model} - {""}))
+    providers = sorted({c.provider for c in cells if c.provider} | ({query.provider} - {""}))
+    return {"project": projects, "key": keys, "model": [(m, m) for m in models], "provider": [(p, p) for p in providers]}
+
+
+def budget_burn(*, today: date, project: int | None = None, key: int | None = None) -> list[Burn]:
+    """This month's and today's spend against every monthly and daily budget (projects, then keys), with the
+    month-end spend projected at the month's average so far."""
+    spend = selectors.spend_by_scope(today=today)
+    days_in_month = calendar.monthrange(today.year, today.month)[1]
+    burn: list[Burn] = []
+    projects = Project.objects.filter(id=project) if project else Project.objects.all()
+    keys = ApiKey.objects.filter(id=key) if key else ApiKey.objects.filter(project_id=project) if project else ApiKey.objects.all()
+    budgeted = [("Project", "project", p, p.name, p.budget_alert_percent)
+                for p in projects.exclude(monthly_budget_usd=None, daily_budget_usd=None)]
+    budgeted += [("API key", "key", k, f"{k.name} ({k.prefix}…)", k.project.budget_alert_percent)
+                 for k in keys.exclude(monthly_budget_usd=None, daily_budget_usd=None).filter(revoked_at=None)
+                 .select_related("project")]  # fmt: skip
+    for scope, name, obj, label, alert in budgeted:
+        month = spend.month.get((name, obj.id), Decimal(0))
+        if obj.monthly_budget_usd:
+            projected = (month / today.day * days_in_month).quantize(Decimal("0.01"))
+            burn.append(Burn(scope, label, "month", month, obj.monthly_budget_usd, projected, alert))
+        if obj.daily_budget_usd:
+            today_spend = spend.today.get((name, obj.id), Decimal(0))
+            burn.append(Burn(scope, label, "today", today_spend, obj.daily_budget_usd, None, alert))
+    return sorted(burn, key=lambda b: -b.percent)

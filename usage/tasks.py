@@ -1,0 +1,31 @@
+"""Celery tasks of the usage package: thin, each takes a date (ISO string) or nothing and calls a service.
+
+    nightly            beat runs it at 00:10 UTC (settings.CELERY_BEAT_SCHEDULE): re-roll the last
+                       GATEWAY_ROLLUP_REROLL_DAYS days, then apply GATEWAY_LEDGER_RETENTION_DAYS
+    rollup_day(day)    roll one day up again (e.g. after a correction), `day` as YYYY-MM-DD
+
+Without a broker (REDIS_URL unset) Celery runs tasks eagerly and nothing runs beat: usage/scheduler.py calls
+services.nightly from a timer thread in the web process instead.
+"""
+
+import logging
+from datetime import date
+
+from celery import shared_task
+
+from . import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="usage.tasks.nightly")
+def nightly() -> dict:
+    done = services.nightly()
+    log.info("usage nightly: rolled up %s, deleted %d raw rows", ", ".join(done["rolled"]) or "nothing",
+             done["deleted"])  # fmt: skip
+    return done
+
+
+@shared_task(name="usage.tasks.rollup_day")
+def rollup_day(day: str) -> int:
+    return services.rollup_day(date.fromisoformat(day)).rows
