@@ -12,6 +12,7 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
     urls_namespace="gateway",
 )
+api.add_router("", "batches.api.router")  # batch and file endpoints (batches/api.py)
 api.add_router("", "proxy.api.router")
 
 from proxy.api import install_error_handlers  # noqa: E402

@@ -190,6 +190,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": 1 if env_int("GATEWAY_CELERY_VISIBILITY_TIMEOUT", 3600) < 60 else 10,
     "unacked_restore_throttle": 1,
 }
+# Batches (batches/): limits per batch, items per task and at once per task, how long a running item is its
+# worker's before another may take it over (must exceed the longest an item can run).
+GATEWAY_BATCH_MAX_ITEMS = env_int("GATEWAY_BATCH_MAX_ITEMS", 100_000)
+GATEWAY_BATCH_MAX_BYTES = env_int("GATEWAY_BATCH_MAX_BYTES", 256 * 1024 * 1024)
+GATEWAY_BATCH_CHUNK = env_int("GATEWAY_BATCH_CHUNK", 16)
+GATEWAY_BATCH_ITEM_CONCURRENCY = env_int("GATEWAY_BATCH_ITEM_CONCURRENCY", 8)
+GATEWAY_BATCH_ITEM_LEASE_SECONDS = env_float("GATEWAY_BATCH_ITEM_LEASE_SECONDS", 900.0)
 CELERY_BEAT_SCHEDULE = {
     # Native upstream batches are polled, and batches past their completion window expire (batches/tasks.py).
     "batches-tick": {"task": "batches.tasks.tick", "schedule": env_float("GATEWAY_BATCH_TICK_SECONDS", 30.0)},

@@ -46,11 +46,15 @@ class Result:
     chunks: AsyncIterator[bytes] | None = None
 
 
-async def run(key, ingress_api: str, body: dict | bytes, *, client_headers=None, request_id: str | None = None) -> Result:
-    """`body` as received (bytes: parsed here, so a malformed one is recorded too) or already parsed (a dict)."""
+async def run(
+    key, ingress_api: str, body: dict | bytes, *, client_headers=None, request_id: str | None = None, batch_id: str = ""
+) -> Result:
+    """`body` as received (bytes: parsed here, so a malformed one is recorded too) or already parsed (a dict).
+    `batch_id` tags the ledger row of a batch item (batches/runner.py)."""
     client_headers = client_headers or {}
     ingress = formats.get(ingress_api)
-    call = Call(request_id or ids.request_id(), ingress_api, client_headers.get("user-agent", ""), key=key)
+    call = Call(request_id or ids.request_id(), ingress_api, client_headers.get("user-agent", ""), key=key,
+                batch_id=batch_id)
     headers = {REQUEST_ID_HEADER[ingress_api]: call.request_id}
     try:
         body_bytes = len(body) if isinstance(body, bytes) else 0

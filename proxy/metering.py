@@ -52,6 +52,7 @@ class Call:
     price_of: object = None  # remote model -> Price (the routing snapshot's lookup for today)
     busy_account: int | None = None  # counted in flight for least_busy selection
     recorded: bool = False
+    batch_id: str = ""  # the batch this request is an item of (batches/runner.py), on its ledger row
     # cost optimization (proxy/optimize): what chose the model, what changed the request, what it saved
     route_rule: str = ""
     reductions: str = ""
@@ -149,6 +150,7 @@ class Call:
             "error_type": error.kind if error else "",
             "error_message": error.message[:300] if error else "",
             "user_agent": self.user_agent[:300],
+            "batch_id": self.batch_id,
             "route_rule": self.route_rule,
             "reductions": self.reductions[:200],
             "tokens_saved": self.tokens_saved,

@@ -1,0 +1,81 @@
+"""Batches in the admin: the list shows each batch's progress (a bar and its counts, counted in the list's one
+query), a batch's page lists its items with their errors, and "Cancel" stops selected batches (batches/services.py
+does the canceling). Nothing here is editable: batches are made through the API."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from . import selectors, services
+from .models import Batch, BatchFile, BatchItem
+
+
+class BatchItemInline(admin.TabularInline):
+    model = BatchItem
+    fields = ("seq", "custom_id", "status", "status_code", "error_type", "error_message", "request_id",
+              "executions", "ended_at")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    ordering = ("seq",)
+
+    def get_queryset(self, request):  # errors first: they are what an operator opens a batch for
+        return super().get_queryset(request).order_by("-status_code", "seq")
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "kind", "status", "outcome", "progress", "counts", "created_at", "ended_at")
+    list_filter = ("status", "outcome", "kind", "project")
+    search_fields = ("id",)
+    readonly_fields = [f.name for f in Batch._meta.fields] + ["progress", "counts"]
+    actions = ["cancel_batches"]
+    inlines = [BatchItemInline]
+    list_select_related = ("project",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(**selectors.counts_annotations())
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        done = obj.n_succeeded + obj.n_errored + obj.n_canceled + obj.n_expired
+        percent = int(100 * done / obj.total) if obj.total else 100
+        return format_html(
+            '<progress value="{}" max="100" title="{}%" style="width:8em">{}%</progress> {}%', percent, percent,
+            percent, percent)
+
+    @admin.display(description="counts")
+    def counts(self, obj):
+        return format_html(
+            "{} total · {} pending · {} running · <b>{}</b> ok · <b style='color:#ba2121'>{}</b> errored · "
+            "{} canceled · {} expired", obj.total, obj.n_pending, obj.n_running, obj.n_succeeded, obj.n_errored,
+            obj.n_canceled, obj.n_expired)
+
+    @admin.action(description="Cancel selected batches (running items finish)")
+    def cancel_batches(self, request, queryset):
+        canceled = 0
+        for batch in queryset.filter(status="in_progress"):
+            services.cancel(batch)
+            canceled += 1
+        self.message_user(request, f"{canceled} batch(es) canceled.", messages.SUCCESS)
+
+
+@admin.register(BatchFile)
+class BatchFileAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "purpose", "filename", "bytes", "created_at")
+    list_filter = ("purpose", "project")
+    search_fields = ("id", "filename")
+    readonly_fields = [f.name for f in BatchFile._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

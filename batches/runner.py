@@ -1,0 +1,96 @@
+"""Running a chunk of a batch's items: each one through the request core as the batch's key (the same routing,
+translation, limits, budgets and ledger as live traffic), a few at a time, in an event loop of the chunk's own.
+
+The order that makes a worker crash safe (with acks late, batches/tasks.py):
+    claim      the items, each under a fresh request id and a lease (services.claim_items)
+    run        core.run_to_end(..., request_id=the item's, batch_id=the batch's): one ledger row per item,
+               durable once the call returns (usage.ledger spools it before the database has it)
+    complete   the item's answer, at once (services.complete_items)
+A worker killed mid-call leaves its item `running`: after the lease the task comes back (redelivered) and runs
+it again under a new request id; the lost call's row is replayed from the dead worker's spool as `interrupted`
+(the upstream may have billed it). Killed between the row and the answer: the replayed row says the item ran,
+so it is not run again (services._recorded_before_crash) — it ends errored, its answer lost, counted once.
+
+Batch items yield to live traffic: a refusal by the key's rate or concurrency limits (or every upstream account
+being busy) is not an item error; the item goes back to pending and the task retries after the `retry-after`.
+"""
+
+import asyncio
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+
+from accounts.keys import key_by_id
+from proxy import core, formats
+from proxy.errors import AuthenticationFailed, GatewayError
+from proxy.upstreams import http
+
+from . import services
+from .models import Batch
+
+WAIT_KINDS = ("rate_limit", "overloaded")  # the key's limits or busy upstreams: wait, do not fail
+MIN_WAIT, MAX_WAIT = 0.5, 60.0
+
+
+def run_chunk(batch_id: str, item_ids: list[int]) -> float:
+    """Run these items to their end. Returns how long to wait before coming back for the ones left (refused by a
+    limit, or held by another worker's lease); 0 when none is left."""
+    return asyncio.run(_in_own_loop(batch_id, item_ids))
+
+
+async def _in_own_loop(batch_id: str, item_ids: list[int]) -> float:
+    try:
+        return await _run(batch_id, item_ids)
+    finally:
+        await http.close_all()  # the upstream connections belong to this loop
+        await sync_to_async(connections.close_all)()
+
+
+async def _run(batch_id: str, item_ids: list[int]) -> float:
+    claimed, wait = await sync_to_async(services.claim_items)(batch_id, item_ids)
+    if not claimed:
+        return wait
+    batch = await Batch.objects.only("id", "api_key_id", "ingress_api").aget(id=batch_id)
+    key = await sync_to_async(key_by_id)(batch.api_key_id) if batch.api_key_id else None
+    limit = asyncio.Semaphore(settings.GATEWAY_BATCH_ITEM_CONCURRENCY)
+    outcomes = await asyncio.gather(*(_one(key, batch, item, limit) for item in claimed))
+    refused = [(item, after) for item, fields, after in outcomes if not fields]
+    if refused:
+        await sync_to_async(services.release_items)([item for item, _ in refused])
+        wait = max(wait, *(after for _, after in refused))
+    return wait
+
+
+async def _one(key, batch: Batch, item, limit: asyncio.Semaphore):
+    """(item, outcome fields, None), or (item, None, seconds to wait) when a limit refused it."""
+    async with limit:
+        fields, wait = await _call(key, batch, item)
+    if fields:
+        await sync_to_async(services.complete_items)([(item, fields)])  # at once: see the module docstring
+    return item, fields, wait
+
+
+async def _call(key, batch: Batch, item) -> tuple[dict | None, float]:
+    try:
+        if key is None:
+            raise AuthenticationFailed("the API key that created this batch was revoked or deleted")
+        result = await core.run_to_end(key, batch.ingress_api, item.body, request_id=item.request_id,
+                                       batch_id=batch.id)
+        return {"status": "succeeded", "status_code": result.status, "result": orjson.loads(result.content)}, 0.0
+    except GatewayError as err:
+        if err.kind in WAIT_KINDS:
+            return None, _retry_after(err)
+        status, content, _ = formats.get(batch.ingress_api).render_error(err)
+        return {"status": "errored", "status_code": status, "result": orjson.loads(content),
+                "error_type": err.kind, "error_message": err.message[:1000]}, 0.0
+
+
+def _retry_after(err: GatewayError) -> float:
+    raw = err.retry_after or err.headers.get("retry-after") or ""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 1.0
+    return min(MAX_WAIT, max(MIN_WAIT, seconds))
