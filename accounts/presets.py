@@ -91,7 +91,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            Capabilities(auth="x-api-key", supports_batches=True)),
     Preset("openai", "OpenAI", "openai", "https://api.openai.com/v1", _OPENAI),
     Preset("azure_openai", "Azure OpenAI (deployment URL)", "openai", "",
-           replace(_OPENAI, auth="api-key", api_version="2024-10-21", supports_batches=False)),
+           replace(_OPENAI, auth="api-key", api_version="2024-10-21", supports_batches=False), models_endpoint=False),
     Preset("deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1",
            Capabilities(reasoning_echo=True, parallel_tool_calls=False, images=False)),
     Preset("openrouter", "OpenRouter", "openai", "https://openrouter.ai/api/v1", Capabilities(reasoning="object")),

@@ -1,5 +1,6 @@
 """Checking an upstream account by hand (the admin's "Test connection", `manage.py check_providers`): one
-tiny real call, the model list, signed exactly as the request path signs its calls (proxy.upstreams)."""
+tiny real call, signed exactly as the request path signs its calls (proxy.upstreams): the model list, or, for a
+provider whose preset has no model list (Azure deployments), a one-token request to a model it is routed to."""
 
 import time
 from dataclasses import dataclass
@@ -7,7 +8,8 @@ from dataclasses import dataclass
 import httpx
 from django.utils import timezone
 
-from accounts.models import Provider, ProviderAccount
+from accounts.models import Provider, ProviderAccount, RouteTarget
+from accounts.presets import preset_for
 
 from . import routing, upstreams
 
@@ -35,39 +37,91 @@ def models_request(provider: Provider, credential: str) -> tuple[str, dict[str, 
     return upstream.url(target, "models"), headers
 
 
+ONE_TOKEN = {  # the smallest request each API takes
+    "anthropic": lambda model: {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]},
+    "openai": lambda model: {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]},
+    "responses": lambda model: {"model": model, "max_output_tokens": 16, "input": "hi"},
+}
+
+
+def probe_request(provider: Provider, credential: str) -> tuple[str, str, dict[str, str], dict | None]:
+    """(method, URL, headers, body) of the cheapest call that proves this account works."""
+    if preset_for(provider.preset, provider.kind).models_endpoint:
+        return ("GET", *models_request(provider, credential), None)
+    upstream = upstreams.get(provider.kind)
+    target = routing.provider_view(provider)
+    headers = upstream.headers(target, routing.Account(0, "check", credential, 1, 0), {})
+    model = (
+        RouteTarget.objects.filter(provider=provider).exclude(remote_model="*").values_list("remote_model", flat=True)
+        .first() or "gpt-4o-mini"
+    )
+    body = ONE_TOKEN[upstream.api](model)
+    if upstream.api == "openai" and target.capabilities.max_tokens_param != "max_tokens":
+        body[target.capabilities.max_tokens_param] = body.pop("max_tokens")
+    return "POST", upstream.url(target, "chat"), headers, body
+
+
 def account_check(account: ProviderAccount, *, timeout: float = CHECK_TIMEOUT, transport=None) -> CheckResult:
-    """GET the upstream model list with this account's credential. Records the failure on the account
-    (last_error, last_error_at) or clears it on success. Never raises for upstream trouble."""
+    """Probe the upstream with this account's credential. Records the failure on the account (last_error,
+    last_error_at) or clears it on success. Never raises for upstream trouble."""
+    result = probe(probe_plan(account), timeout=timeout, transport=transport)
+    result_record(account, result)
+    return result
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """Everything a probe needs, read from the database beforehand so probes can run in threads."""
+
+    credential: str
+    connect_timeout: float
+    request: tuple | None  # (method, url, headers, body); None when the plan itself failed
+    problem: str = ""
+
+
+def probe_plan(account: ProviderAccount) -> ProbePlan:
     provider = account.provider
-    started = time.monotonic()
-    credential = ""
     try:
         credential = account.credential
-        url, headers = models_request(provider, credential)
-        client_timeout = httpx.Timeout(timeout, connect=min(provider.connect_timeout, timeout))
-        with httpx.Client(timeout=client_timeout, transport=transport, follow_redirects=False) as client:
-            response = client.get(url, headers=headers)
-        ok = response.status_code == 200
-        detail = _models_summary(response) if ok else f"HTTP {response.status_code}: {_error_text(response)}"
     except ValueError as e:  # the credential cannot be decrypted
-        ok, detail = False, str(e)
+        return ProbePlan("", provider.connect_timeout, None, str(e))
+    return ProbePlan(credential, provider.connect_timeout, probe_request(provider, credential))
+
+
+def probe(plan: ProbePlan, *, timeout: float = CHECK_TIMEOUT, transport=None) -> CheckResult:
+    """The HTTP call alone: no database, safe in a worker thread."""
+    started = time.monotonic()
+    if plan.request is None:
+        return CheckResult(ok=False, latency_ms=0, detail=plan.problem)
+    method, url, headers, body = plan.request
+    try:
+        client_timeout = httpx.Timeout(timeout, connect=min(plan.connect_timeout, timeout))
+        with httpx.Client(timeout=client_timeout, transport=transport, follow_redirects=False) as client:
+            response = client.request(method, url, headers=headers, json=body)
+        ok = response.status_code == 200
+        if not ok:
+            detail = f"HTTP {response.status_code}: {_error_text(response)}"
+        else:
+            detail = _models_summary(response) if method == "GET" else "answered a one-token request"
     except httpx.TimeoutException:
         ok, detail = False, f"timed out after {timeout:g} s"
     except httpx.HTTPError as e:
         ok, detail = False, f"{type(e).__name__}: {e}"
     latency_ms = int((time.monotonic() - started) * 1000)
-    if credential:  # an upstream may echo what it was sent
-        detail = detail.replace(credential, "***")
-    detail = detail[:500]
-    if ok:
+    if plan.credential:  # an upstream may echo what it was sent
+        detail = detail.replace(plan.credential, "***")
+    return CheckResult(ok=ok, latency_ms=latency_ms, detail=detail[:500])
+
+
+def result_record(account: ProviderAccount, result: CheckResult) -> None:
+    if result.ok:
         account.last_error, account.last_error_at = "", None
     else:
-        account.last_error, account.last_error_at = detail, timezone.now()
+        account.last_error, account.last_error_at = result.detail, timezone.now()
     # update(), not save(): the result is bookkeeping, not a config change, so no cache flush.
     ProviderAccount.objects.filter(pk=account.pk).update(
         last_error=account.last_error, last_error_at=account.last_error_at
     )
-    return CheckResult(ok=ok, latency_ms=latency_ms, detail=detail)
 
 
 def _models_summary(response: httpx.Response) -> str:

@@ -1,35 +1,59 @@
+"""`manage.py check_providers`: probe every enabled account at once (the model list, or a one-token request
+where the preset has no model list; proxy/checks.py), each within --timeout, and print latency and the error
+for each. Exit status 1 when any probe fails, so cron or a container health check can use it."""
+
+from concurrent.futures import ThreadPoolExecutor
+
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.output import write_json, write_table
 from accounts.models import ProviderAccount
-from proxy.checks import CHECK_TIMEOUT, account_check
+from proxy.checks import CHECK_TIMEOUT, probe, probe_plan, result_record
+
+MAX_PARALLEL = 16
+COLUMNS = ("provider", "account", "kind", "status", "latency_ms", "detail")
 
 
 class Command(BaseCommand):
     help = (
-        "Call each enabled provider account's model list upstream and print a status table. "
-        "Exits non-zero if any account fails."
+        "Probe each enabled provider account in parallel (model list, or a one-token request) and print a status "
+        "table. Exits non-zero if any account fails."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--timeout", type=float, default=CHECK_TIMEOUT, help="seconds per call (default 10)")
+        parser.add_argument("--timeout", type=float, default=CHECK_TIMEOUT, help="seconds per probe (default 10)")
+        parser.add_argument("--provider", action="append", help="only this provider (repeatable)")
+        parser.add_argument("--json", action="store_true", help="one JSON document instead of the table")
 
-    def handle(self, *args, timeout, **options):
+    def handle(self, *args, timeout, provider, **options):
+        as_json = options["json"]
         accounts = ProviderAccount.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
-        rows = []
-        for account in accounts:
-            result = account_check(account, timeout=timeout)
-            p = account.provider
-            rows.append((p.name, account.name, p.kind, result.status, str(result.latency_ms), result.detail, result.ok))
-        if not rows:
+        if provider:
+            accounts = accounts.filter(provider__name__in=provider)
+        accounts = list(accounts)
+        if not accounts:
             self.stdout.write("No enabled provider accounts. Add one in the admin or with apply_config.")
             return
-        header = ("PROVIDER", "ACCOUNT", "KIND", "STATUS", "LATENCY_MS", "DETAIL")
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-        for row in [header, *rows]:
-            line = "  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5]
-            ok = row is header or row[6]
-            self.stdout.write(line if ok else self.style.ERROR(line))
-        failed = sum(1 for r in rows if not r[6])
+        plans = [probe_plan(a) for a in accounts]  # database reads stay on this thread
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(plans))) as pool:
+            results = list(pool.map(lambda plan: probe(plan, timeout=timeout), plans))
+        for account, result in zip(accounts, results):
+            result_record(account, result)
+        self._print(accounts, results, as_json=as_json)
+        failed = sum(1 for r in results if not r.ok)
         if failed:
-            raise CommandError(f"{failed} of {len(rows)} account(s) failed")
-        self.stdout.write(self.style.SUCCESS(f"All {len(rows)} account(s) OK."))
+            raise CommandError(f"{failed} of {len(results)} account(s) failed")
+        if not as_json:
+            self.stdout.write(self.style.SUCCESS(f"All {len(results)} account(s) OK."))
+
+    def _print(self, accounts, results, *, as_json: bool) -> None:
+        rows = [
+            {"provider": a.provider.name, "account": a.name, "kind": a.provider.kind, "preset": a.provider.preset_name,
+             "ok": r.ok,
+             "status": r.status, "latency_ms": r.latency_ms, "detail": r.detail}
+            for a, r in zip(accounts, results)
+        ]  # fmt: skip
+        if as_json:
+            write_json(self, {"accounts": rows, "failed": sum(not r["ok"] for r in rows)})
+        else:
+            write_table(self, COLUMNS, rows, flagged=lambda row: not row["ok"])
