@@ -1,5 +1,5 @@
 """Each token-reduction layer, smart routing and the cache key on the real clients' captured requests
-(../shared/fixtures, copied under tests/fixtures/sessions) and on small hand-made ones."""
+(tests/fixtures) and on small hand-made ones."""
 
 import copy
 import json
@@ -14,7 +14,7 @@ from proxy.optimize import cache, smart_routing, transforms
 from proxy.optimize.transforms import breakpoints, caps
 from tests.fakes.upstream import strict
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+SHARED = Path(__file__).resolve().parent.parent / "fixtures"
 
 
 def captured(name: str) -> dict:

@@ -1,0 +1,83 @@
+"""Token reduction through the real server on real clients' captured requests: what reaches the upstream, the
+X-Gateway-Reduction header and the ledger. Claude Code to the Anthropic fake is the pass-through path (the raw
+body, never the canonical model); Claude Code to the OpenAI fake and aider to the Anthropic fake are translated."""
+
+import json
+
+from tests.e2e.optimize_world import key_with, marker, upstream_calls
+from tests.e2e.test_client_replays import FIXTURES, SKIP_HEADERS
+
+ALL_LAYERS = dict(cache_breakpoints=True, stable_prefix=True, strip_boilerplate=True, dedupe_tool_results=True,
+                  cap_tool_result_chars=20_000, prune_max_tokens=200_000, diff_first=True)  # fmt: skip
+
+
+def send(world, capture: str, secret: str, model: str, mark: str):
+    import httpx
+
+    recorded = json.loads((FIXTURES / capture).read_text())
+    body = recorded["body"]
+    body["model"] = model
+    last = [m for m in body["messages"] if m["role"] == "user"][-1]
+    content = last["content"]
+    if isinstance(content, str):
+        last["content"] = f"{content}\n{mark}"
+    else:
+        content.append({"type": "text", "text": f"SAY: reduced {mark}"})
+    headers = {k: v for k, v in recorded["headers"].items() if k.lower() not in SKIP_HEADERS}
+    headers["authorization"] = f"Bearer {secret}"
+    url = world.url + recorded["path"] + (f"?{recorded['query']}" if recorded.get("query") else "")
+    return httpx.post(url, headers=headers, content=json.dumps(body).encode(), timeout=30), body
+
+
+def test_claude_code_pass_through_with_every_layer(world, committed, ledger):
+    secret, mark = key_with(**ALL_LAYERS), marker()
+    response, sent = send(world, "claude-code/messages-tool-result-turn.json", secret, "gw-anthropic", mark)
+    assert response.status_code == 200, response.text
+    layers, saved = response.headers["x-gateway-reduction"].split("; tokens_saved=")
+    assert layers == "diff_first,breakpoints" and saved == "0"  # nothing to cut in this short turn
+    (upstream,) = upstream_calls(world.fake, mark)
+    body = upstream["body"]
+    assert body["system"][0]["text"].startswith("x-anthropic-billing-header:")  # Anthropic keeps its own line
+    assert "unified diff" in body["system"][-1]["text"]
+    assert "cache_control" in body["tools"][-1] and "cache_control" not in sent["tools"][-1]
+    marks = sum("cache_control" in b for b in body["system"]) + 1 + sum(
+        "cache_control" in b for m in body["messages"] if isinstance(m["content"], list) for b in m["content"]
+    )
+    assert marks == 4
+    assert body["messages"][:-1] == sent["messages"][:-1]  # the history (signed thinking) goes as the client sent it
+    row = ledger(response.headers["request-id"])
+    assert row.reductions == "diff_first,breakpoints" and row.outcome == "ok"
+
+
+def test_claude_code_translated_drops_the_billing_line_and_records_the_saving(world, committed, ledger):
+    secret, mark = key_with(stable_prefix=True, strip_boilerplate=True), marker()
+    response, _ = send(world, "claude-code/messages-tool-result-turn.json", secret, "claude-sonnet-4-5", mark)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gateway-reduction"].startswith("stable_prefix;")
+    (upstream,) = upstream_calls(world.fake, mark)
+    assert upstream["path"] == "/v1/chat/completions"
+    assert "x-anthropic-billing-header" not in json.dumps(upstream["body"])
+    row = ledger(response.headers["request-id"])
+    assert row.reductions == "stable_prefix" and row.tokens_saved > 0 and row.saved_usd > 0
+
+
+def test_aider_translated_to_anthropic_gets_cache_breakpoints_and_loses_its_closing_reminder(world, committed):
+    secret, mark = key_with(cache_breakpoints=True, strip_boilerplate=True), marker()
+    response, sent = send(world, "openai-clients/aider-chat.json", secret, "gpt-4o-mini", mark)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gateway-reduction"].startswith("boilerplate,breakpoints;")
+    (upstream,) = upstream_calls(world.fake, mark)
+    body = upstream["body"]
+    assert upstream["path"] == "/v1/messages"
+    assert body["system"][-1].get("cache_control") == {"type": "ephemeral"}
+    assert "Reminder" not in json.dumps(body["system"]) and len(body["system"]) == 1
+    user_marks = [b for m in body["messages"] if m["role"] == "user" for b in m["content"] if "cache_control" in b]
+    assert len(user_marks) == 2
+
+
+def test_without_layers_nothing_changes_and_no_header(world, committed):
+    secret, mark = key_with(), marker()  # a settings row with every layer off
+    response, sent = send(world, "claude-code/messages-tool-result-turn.json", secret, "gw-anthropic", mark)
+    assert response.status_code == 200 and "x-gateway-reduction" not in response.headers
+    (upstream,) = upstream_calls(world.fake, mark)
+    assert upstream["body"]["messages"] == sent["messages"] and upstream["body"]["system"] == sent["system"]
