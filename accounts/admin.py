@@ -331,3 +331,4 @@ class RouteTargetAdmin(admin.ModelAdmin):
     search_fields = ("route__alias", "remote_model", "provider__name")
     ordering = ("route__alias", "priority", "id")
 from . import admin_tokens  # noqa: E402,F401  (management tokens: accounts/admin_tokens.py)
+from . import admin_audit  # noqa: E402,F401  (the audit trail: accounts/admin_audit.py)

@@ -6,4 +6,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Access and providers"
 
     def ready(self):
-        from . import signals  # noqa: F401  (cache invalidation on config changes)
+        from . import audit, signals  # noqa: F401  (signals: cache invalidation on config changes)
+
+        audit.connect()  # the audit trail's receivers (accounts/audit.py)

@@ -401,3 +401,27 @@ class Optimization:
     @property
     def any_on(self) -> bool:
         return bool(self.response_cache_ttl) or self.reduces or self.routes
+
+
+class AuditEvent(models.Model):
+    """Who changed which configuration object, when, how, and through what (accounts/audit.py writes these; the
+    admin lists them read-only). Secret values never get here: a changed credential or digest reads "[secret]"."""
+
+    ACTIONS = [("add", "added"), ("change", "changed"), ("delete", "deleted")]
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150, help_text="The admin user, or the system user who ran a command.")
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=40, help_text="admin, or the operator command: apply_config, create_api_key…")
+    action = models.CharField(max_length=10, choices=ACTIONS)
+    object_type = models.CharField(max_length=100, help_text="app_label.model")
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200)
+    changes = models.JSONField(default=dict, blank=True, help_text="field: [before, after]")
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["object_type", "object_id", "created_at"], name="audit_object_idx")]
+
+    def __str__(self):
+        return f"{self.actor} {self.get_action_display()} {self.object_type} {self.object_repr}"

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import keys
+from . import audit, keys
 from .config import Config, ConfigError, config_parse, config_read
 from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget, split_aliases
 from .signals import config_applying, config_changed
@@ -79,7 +79,9 @@ def key_rotate(old: ApiKey, *, grace: timedelta) -> tuple[ApiKey, str]:
 
 def keys_revoke(queryset: models.QuerySet) -> int:
     """Revokes the keys not revoked yet; returns how many. Other processes notice within GATEWAY_CACHE_TTL."""
-    count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    now = timezone.now()
+    audit.bulk_updated(queryset.filter(revoked_at__isnull=True), revoked_at=now)  # an update() sends no signals
+    count = queryset.filter(revoked_at__isnull=True).update(revoked_at=now)
     _config_changed()
     return count
 
@@ -91,6 +93,7 @@ def account_error_set(account_id: int, message: str, when: datetime) -> None:
 
 def enabled_set(queryset: models.QuerySet, enabled: bool) -> int:
     """Bulk enable/disable of anything with an `enabled` flag: providers, accounts, model routes."""
+    audit.bulk_updated(queryset, enabled=enabled)  # an update() sends no signals
     count = queryset.update(enabled=enabled)
     _config_changed()
     return count

@@ -9,3 +9,8 @@ class UsageConfig(AppConfig):
         from . import metrics, services  # noqa: F401  (services applies the config file's prices: config_applying)
 
         metrics.multiprocess_setup()  # PROMETHEUS_MULTIPROC_DIR: the per-process files /metrics sums up
+        from accounts import audit
+
+        from .models import ModelPrice
+
+        audit.track(ModelPrice)  # price changes go in the audit trail (accounts/audit.py)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import audit
 from accounts.config import ConfigError
 from accounts.services import config_apply_file
 
@@ -7,7 +8,8 @@ from accounts.services import config_apply_file
 def config_apply_print(command: BaseCommand, path: str) -> None:
     """Shared with `bootstrap`: apply, print warnings and the summary, turn a bad file into CommandError."""
     try:
-        report = config_apply_file(path)
+        with audit.capture(actor=audit.operator(), source="apply_config"):
+            report = config_apply_file(path)
     except ConfigError as e:
         problems = "\n".join(f"  {p}" for p in e.problems)
         raise CommandError(f"{path} was not applied (nothing changed):\n{problems}") from None

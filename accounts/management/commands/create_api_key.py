@@ -4,7 +4,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from accounts import services
+from accounts import audit, services
 from accounts.models import Project
 
 
@@ -41,16 +41,17 @@ class Command(BaseCommand):
         for flag in ("rpm", "tpm", "max_concurrent"):
             if options[flag] is not None and options[flag] < 1:
                 raise CommandError(f"--{flag.replace('_', '-')} must be at least 1")
-        key, secret = services.key_issue(
-            project=found,
-            name=name,
-            expires_at=timezone.now() + timedelta(days=expires_days) if expires_days else None,
-            rpm_limit=options["rpm"],
-            tpm_limit=options["tpm"],
-            max_concurrent=options["max_concurrent"],
-            monthly_budget_usd=_usd(options["monthly_budget"]) if options["monthly_budget"] else None,
-            daily_budget_usd=_usd(options["daily_budget"]) if options["daily_budget"] else None,
-        )
+        with audit.capture(actor=audit.operator(), source="create_api_key"):
+            key, secret = services.key_issue(
+                project=found,
+                name=name,
+                expires_at=timezone.now() + timedelta(days=expires_days) if expires_days else None,
+                rpm_limit=options["rpm"],
+                tpm_limit=options["tpm"],
+                max_concurrent=options["max_concurrent"],
+                monthly_budget_usd=_usd(options["monthly_budget"]) if options["monthly_budget"] else None,
+                daily_budget_usd=_usd(options["daily_budget"]) if options["daily_budget"] else None,
+            )
         expiry = f"expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else "never expires"
         self.stdout.write(f"Created key {key.prefix}… '{key.name}' for project {found.slug} ({expiry}).")
         if not found.active:

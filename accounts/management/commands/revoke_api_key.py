@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import keys
+from accounts import audit, keys
 
 
 class Command(BaseCommand):
@@ -16,5 +16,6 @@ class Command(BaseCommand):
         if found.revoked_at:
             self.stdout.write(f"Key {found.prefix}… '{found.name}' was already revoked on {found.revoked_at:%Y-%m-%d}.")
             return
-        keys.key_revoke(found)
+        with audit.capture(actor=audit.operator(), source="revoke_api_key"):
+            keys.key_revoke(found)
         self.stdout.write(f"Revoked key {found.prefix}… '{found.name}' of project {found.project.slug}.")
