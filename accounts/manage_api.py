@@ -85,6 +85,7 @@ def projects_list(request: HttpRequest, cursor: str | None = None, limit: int = 
 
 @router.post("/projects", summary="Create a project (Idempotency-Key honoured)")
 @idempotent
+@audited
 def projects_create(request: HttpRequest):
     body = json_body(request)
     if Project.objects.filter(slug=body.get("slug")).exists():
@@ -92,7 +93,6 @@ def projects_create(request: HttpRequest):
     with transaction.atomic():
         _apply("projects", body)
         project = Project.objects.get(slug=body["slug"])
-        audited(request, "create", project, project_out(project))
     return JsonResponse(project_out(project), status=201)
 
 
@@ -102,6 +102,7 @@ def projects_read(request: HttpRequest, slug: str):
 
 
 @router.patch("/projects/{slug}", summary="Change a project's name, limits, budgets, allowed models or active flag")
+@audited
 def projects_update(request: HttpRequest, slug: str):
     body = json_body(request)
     unknown = sorted(set(body) - set(PROJECT_EDITABLE))
@@ -110,27 +111,20 @@ def projects_update(request: HttpRequest, slug: str):
                               [f"{name}: not editable (editable: {', '.join(PROJECT_EDITABLE)})" for name in unknown])  # fmt: skip
     with transaction.atomic():
         project = Project.objects.select_for_update().filter(slug=slug).first() or _project(slug)
-        before = project_out(project)
-        merged = {k: v for k, v in before.items() if k in PROJECT_EDITABLE or k == "slug"}
+        merged = {k: v for k, v in project_out(project).items() if k in PROJECT_EDITABLE or k == "slug"}
         _apply("projects", {**merged, **body})
         project.refresh_from_db()
-        after = project_out(project)
-        audited(request, "change", project, _diff(before, after))
-    return after
+    return project_out(project)
 
 
 @router.delete("/projects/{slug}", summary="Deactivate a project (its keys stop working; its history stays)")
+@audited
 def projects_deactivate(request: HttpRequest, slug: str):
     project = _project(slug)
     if project.active:
         project.active = False
         project.save(update_fields=["active"])
-        audited(request, "change", project, {"active": [True, False]})
     return project_out(project)
-
-
-def _diff(before: dict, after: dict) -> dict:
-    return {k: [before[k], after[k]] for k in after if before.get(k) != after[k]}
 
 
 # --- client API keys ------------------------------------------------------------------------------------------
@@ -183,14 +177,13 @@ def keys_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, 
 
 @router.post("/projects/{slug}/keys", summary="Create a client API key (its secret is in this response only)")
 @idempotent
+@audited
 def keys_create(request: HttpRequest, slug: str):
     project = _project(slug)
     if not project.active:
         raise ManagementError(409, "conflict", f"project {slug!r} is inactive")
     fields = _key_fields(json_body(request))
-    with transaction.atomic():
-        key, secret = services.key_issue(project=project, **fields)
-        audited(request, "create", key, key_out(key))
+    key, secret = services.key_issue(project=project, **fields)
     return JsonResponse({**key_out(key), "secret": secret}, status=201)
 
 
@@ -221,17 +214,18 @@ def keys_read(request: HttpRequest, key_id: int):
 
 
 @router.post("/keys/{key_id}/revoke", summary="Revoke a client API key (refused by every process within seconds)")
+@audited
 def keys_revoke(request: HttpRequest, key_id: int):
     key = _key(key_id)
     if key.revoked_at is None:
         services.keys_revoke(ApiKey.objects.filter(id=key.id))
         key.refresh_from_db()
-        audited(request, "revoke", key, {"revoked_at": [None, key.revoked_at.isoformat()]})
     return key_out(key)
 
 
 @router.post("/keys/{key_id}/rotate", summary="A new secret for a key; the old one stays valid for grace_seconds")
 @idempotent
+@audited
 def keys_rotate(request: HttpRequest, key_id: int):
     body = json_body(request) if request.body else {}
     grace = body.get("grace_seconds", 0)
@@ -240,9 +234,7 @@ def keys_rotate(request: HttpRequest, key_id: int):
     old = _key(key_id)
     if old.status != "active":
         raise ManagementError(409, "conflict", f"API key {key_id} is {old.status}")
-    with transaction.atomic():
-        new, secret = services.key_rotate(old, grace=timedelta(seconds=grace))
-        audited(request, "rotate", old, {"replaced_by": new.prefix, "grace_seconds": grace})
+    new, secret = services.key_rotate(old, grace=timedelta(seconds=grace))
     return JsonResponse({**key_out(new), "secret": secret, "replaces": key_out(old)}, status=201)
 
 
@@ -312,6 +304,7 @@ def providers_list(request: HttpRequest, cursor: str | None = None, limit: int =
 
 @router.post("/providers", summary="Create a provider (and its accounts, with api_key)")
 @idempotent
+@audited
 def providers_create(request: HttpRequest):
     body = _writable(json_body(request))
     if Provider.objects.filter(name=body.get("name")).exists():
@@ -319,7 +312,6 @@ def providers_create(request: HttpRequest):
     with transaction.atomic():
         _apply("providers", body)
         provider = _provider(body["name"])
-        audited(request, "create", provider, provider_out(provider))
     return JsonResponse(provider_out(provider), status=201)
 
 
@@ -329,39 +321,36 @@ def providers_read(request: HttpRequest, name: str):
 
 
 @router.put("/providers/{name}", summary="Replace a provider's settings; accounts named are created or updated")
+@audited
 def providers_update(request: HttpRequest, name: str):
-    before = provider_out(_provider(name))
+    _provider(name)  # 404 before anything else
     body = _writable({**json_body(request), "name": name})
     hidden = [h for h, v in (body.get("extra_headers") or {}).items() if v == "(hidden)"]
     with transaction.atomic():
         provider = Provider.objects.select_for_update().get(name=name)
         body["extra_headers"] = {**(body.get("extra_headers") or {}), **{h: provider.extra_headers[h] for h in hidden if h in provider.extra_headers}}
         _apply("providers", body)
-        after = provider_out(_provider(name))
-        audited(request, "change", provider, _diff(before, after))
-    return after
+    return provider_out(_provider(name))
 
 
 @router.delete("/providers/{name}", summary="Delete a provider (refused while a route targets it)")
+@audited
 def providers_delete(request: HttpRequest, name: str):
     provider = _provider(name)
     routes = sorted(set(provider.targets.values_list("route__alias", flat=True)))
     if routes:
         raise ManagementError(409, "conflict", f"provider {name!r} is a target of: {', '.join(routes)}")
-    with transaction.atomic():
-        audited(request, "delete", provider, {})
-        provider.delete()
+    provider.delete()
     return HttpResponse(status=204)
 
 
 @router.delete("/providers/{name}/accounts/{account}", summary="Delete one account of a provider")
+@audited
 def accounts_delete(request: HttpRequest, name: str, account: str):
     row = ProviderAccount.objects.filter(provider__name=name, name=account).first()
     if row is None:
         raise not_found(f"account {name}/{account}")
-    with transaction.atomic():
-        audited(request, "delete", row, {})
-        row.delete()
+    row.delete()
     return HttpResponse(status=204)
 
 
@@ -409,6 +398,7 @@ def routes_list(request: HttpRequest, cursor: str | None = None, limit: int = 50
 
 @router.post("/routes", summary="Create a model route")
 @idempotent
+@audited
 def routes_create(request: HttpRequest):
     body = {k: v for k, v in json_body(request).items() if k != "id"}
     if ModelRoute.objects.filter(alias=body.get("alias")).exists():
@@ -416,7 +406,6 @@ def routes_create(request: HttpRequest):
     with transaction.atomic():
         _apply("models", body)
         route = _routes().get(alias=body["alias"])
-        audited(request, "create", route, route_out(route))
     return JsonResponse(route_out(route), status=201)
 
 
@@ -426,23 +415,21 @@ def routes_read(request: HttpRequest, route_id: int):
 
 
 @router.put("/routes/{route_id}", summary="Replace a route's settings and targets (the alias may not change)")
+@audited
 def routes_update(request: HttpRequest, route_id: int):
     route = _route(route_id)
-    before = route_out(route)
     body = {k: v for k, v in json_body(request).items() if k != "id"}
     if body.setdefault("alias", route.alias) != route.alias:
         raise ManagementError(422, "invalid_request_error", "invalid body", ["alias: cannot change; create a new route"])
     with transaction.atomic():
         _apply("models", body)
-        after = route_out(_route(route_id))
-        audited(request, "change", route, _diff(before, after))
-    return after
+    return route_out(_route(route_id))
 
 
 @router.delete("/routes/{route_id}", summary="Delete a model route")
+@audited
 def routes_delete(request: HttpRequest, route_id: int):
     route = _route(route_id)
     with transaction.atomic():
-        audited(request, "delete", route, route_out(route))
         route.delete()
     return HttpResponse(status=204)

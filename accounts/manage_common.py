@@ -13,7 +13,7 @@ proxy/manage_api.py: live status) and use only what is here, so every endpoint b
 - Creates that a retried script must not repeat take an `Idempotency-Key` header (`idempotent`).
 
 To add an endpoint: a function on one of the routers, reading the body with `json_body(request)`, raising
-ManagementError, recording writes with `audited(request, ...)`; its path and schema appear at /manage/v1/docs.
+ManagementError, decorated with `audited` when it writes; its path and schema appear at /manage/v1/docs.
 """
 
 import base64
@@ -27,7 +27,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from ninja.security.base import AuthBase
 
-from . import api_tokens, crypto
+from . import api_tokens, audit, crypto
 from .models import IdempotentResponse, ManagementToken
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -170,9 +170,16 @@ def _claim(token, key: str, digest: str) -> JsonResponse | None:
     return response
 
 
-# --- audit ----------------------------------------------------------------------------------------------------
+# --- audit ---------------------------------------------------------------------------------------------------
 
 
-def audited(request: HttpRequest, action: str, target, changes: dict) -> None:
-    """A write through the management API, in the audit trail under the token's name."""
-    # TODO(lead): connect to accounts.audit once it lands
+def audited(view):
+    """Every tracked save and delete the view makes lands in the audit trail (accounts/audit.py) under the
+    token's name, with source "api"; a write that fails leaves nothing there."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        with audit.capture(actor=f"token:{request.auth.name}", source="api"):
+            return view(request, *args, **kwargs)
+
+    return wrapper

@@ -5,17 +5,23 @@ usage/services.py). Usage, costs, errors and budget status come from usage/selec
 finance report, so the two agree to the cent. Shared plumbing is in accounts/manage_common.py.
 """
 
+import csv
+import io
 from datetime import date
+from decimal import Decimal
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from ninja import Router
 
 from accounts import services
 from accounts.config import ConfigError
 from accounts.manage_common import ManagementError, audited, idempotent, json_body, not_found, page
+from accounts.models import ApiKey, Project
 
-from .models import ModelPrice
+from . import selectors
+from .models import ModelPrice, UsageRecord
 
 router = Router(tags=["prices and usage"])
 
@@ -35,6 +41,7 @@ def prices_list(request: HttpRequest, cursor: str | None = None, limit: int = 50
 
 @router.post("/prices", summary="Set a model's price from a date (default today); older rows keep their cost")
 @idempotent
+@audited
 def prices_create(request: HttpRequest):
     body = json_body(request)
     if any(isinstance(v, str) and "${" in v for v in body.values()):
@@ -46,16 +53,187 @@ def prices_create(request: HttpRequest):
             raise ManagementError(422, "invalid_request_error", "invalid body", e.problems) from None
         on = date.fromisoformat(str(body["effective_from"])) if body.get("effective_from") else None
         price = ModelPrice.objects.filter(model=body["model"], **({"effective_from": on} if on else {})).order_by("-effective_from").first()
-        audited(request, "set", price, price_out(price))
     return JsonResponse(price_out(price), status=201)
 
 
 @router.delete("/prices/{price_id}", summary="Delete a price row (rows already costed keep their cost)")
+@audited
 def prices_delete(request: HttpRequest, price_id: int):
     price = ModelPrice.objects.filter(id=price_id).first()
     if price is None:
         raise not_found(f"price {price_id}")
-    with transaction.atomic():
-        audited(request, "delete", price, price_out(price))
-        price.delete()
+    price.delete()
     return HttpResponse(status=204)
+
+
+# --- numbers: the finance report's reads (usage/selectors.py), as JSON or CSV ----------------------------------
+
+GROUPS = ("project", "key", "model", "provider")
+COUNTER_FIELDS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _range(start: str | None, end: str | None) -> tuple[date, date]:
+    """Inclusive days; default: this month so far. At most 400 days (rollups make that cheap)."""
+    today = timezone.localdate()
+    try:
+        last = date.fromisoformat(end) if end else today
+        first = date.fromisoformat(start) if start else last.replace(day=1)
+    except ValueError:
+        raise ManagementError(400, "invalid_request_error", "start and end are dates like 2026-11-01") from None
+    if first > last or (last - first).days > 400:
+        raise ManagementError(400, "invalid_request_error", "start must be on or before end, at most 400 days apart")
+    return first, last
+
+
+def _filters(project: str | None, key: int | None, model: str | None, provider: str | None) -> dict:
+    filters = {"key": key, "model": model, "provider": provider}
+    if project:
+        project_id = Project.objects.filter(slug=project).values_list("id", flat=True).first()
+        if project_id is None:
+            raise not_found(f"project {project!r}")
+        filters["project"] = project_id
+    return filters
+
+
+def _label(group: str, cell, names: dict) -> str | None:
+    if group == "project":
+        return names["project"].get(cell.project_id)
+    if group == "key":
+        return names["key"].get(cell.key_id)
+    return getattr(cell, group) if group in ("model", "provider") else None
+
+
+def _names(cells) -> dict:
+    """Project slugs and key prefixes for the ids in the cells (two small reads)."""
+    project_ids = {c.project_id for c in cells if c.project_id is not None}
+    key_ids = {c.key_id for c in cells if c.key_id is not None}
+    return {
+        "project": dict(Project.objects.filter(id__in=project_ids).values_list("id", "slug")),
+        "key": dict(ApiKey.objects.filter(id__in=key_ids).values_list("id", "prefix")),
+    }
+
+
+def _sum(cells, group: str | None, period) -> list[dict]:
+    names = _names(cells)
+    rows: dict[tuple, dict] = {}
+    for cell in cells:
+        ident = (period(cell) if period else None, _label(group, cell, names) if group else None)
+        row = rows.get(ident)
+        if row is None:
+            row = rows[ident] = {**({"period": ident[0]} if period else {}), **({group: ident[1]} if group else {}),
+                                 **dict.fromkeys(COUNTER_FIELDS, 0), "cost_usd": Decimal(0)}  # fmt: skip
+        for name in COUNTER_FIELDS:
+            row[name] += getattr(cell, name)
+        row["cost_usd"] += cell.cost
+    out = sorted(rows.values(), key=lambda r: (str(r.get("period", "")), -r["cost_usd"]))
+    for row in out:
+        row["cost_usd"] = str(row["cost_usd"])
+    return out
+
+
+def _csv(rows: list[dict], filename: str) -> HttpResponse:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@router.get("/usage", summary="Usage totals and a time series by day or hour, grouped and filtered")
+def usage(request: HttpRequest, start: str | None = None, end: str | None = None, interval: str = "day",
+          group_by: str | None = None, project: str | None = None, key: int | None = None, model: str | None = None,
+          provider: str | None = None, format: str = "json"):  # fmt: skip
+    if interval == "hour" and start is None:
+        start = end or timezone.localdate().isoformat()  # hours: one day unless asked
+    first, last = _range(start, end)
+    if group_by is not None and group_by not in GROUPS:
+        raise ManagementError(400, "invalid_request_error", f"group_by must be one of {', '.join(GROUPS)}")
+    filters = _filters(project, key, model, provider)
+    if interval == "day":
+        cells, period = selectors.usage_cells(first, last, filters).cells, lambda c: c.day.isoformat()
+    elif interval == "hour":
+        if (last - first).days >= selectors.HOURLY_MAX_DAYS:
+            raise ManagementError(400, "invalid_request_error", f"interval=hour covers at most {selectors.HOURLY_MAX_DAYS} days")
+        cells, period = selectors.usage_hours(first, last, filters), lambda c: c.day.isoformat()
+    else:
+        raise ManagementError(400, "invalid_request_error", "interval must be day or hour")
+    series = _sum(cells, group_by, period)
+    if format == "csv":
+        return _csv(series, f"usage-{first}-{last}.csv")
+    return {"start": first.isoformat(), "end": last.isoformat(), "interval": interval, "group_by": group_by,
+            "totals": _sum(cells, None, None)[0] if cells else {**dict.fromkeys(COUNTER_FIELDS, 0), "cost_usd": "0"},
+            "series": series}  # fmt: skip
+
+
+@router.get("/costs", summary="Cost per project, key, model or provider over a date range (JSON or CSV)")
+def costs(request: HttpRequest, start: str | None = None, end: str | None = None, group_by: str = "project",
+          project: str | None = None, model: str | None = None, provider: str | None = None, format: str = "json"):  # fmt: skip
+    first, last = _range(start, end)
+    if group_by not in GROUPS:
+        raise ManagementError(400, "invalid_request_error", f"group_by must be one of {', '.join(GROUPS)}")
+    cells = selectors.usage_cells(first, last, _filters(project, None, model, provider)).cells
+    rows = _sum(cells, group_by, None)
+    if format == "csv":
+        return _csv(rows, f"costs-{first}-{last}.csv")
+    total = sum((c.cost for c in cells), Decimal(0))
+    return {"start": first.isoformat(), "end": last.isoformat(), "group_by": group_by, "total_usd": str(total), "data": rows}
+
+
+@router.get("/errors/stats", summary="Failed requests by kind (outcome) and provider")
+def error_stats(request: HttpRequest, start: str | None = None, end: str | None = None, project: str | None = None,
+                model: str | None = None, provider: str | None = None):  # fmt: skip
+    first, last = _range(start, end)
+    filters = _filters(project, None, model, provider)
+    counts = selectors.error_counts(first, last, filters)
+    requests = sum(c.requests for c in selectors.usage_cells(first, last, filters).cells)
+    by_kind: dict[str, int] = {}
+    by_provider: dict[str, int] = {}
+    for (prov, outcome), n in counts.items():
+        by_kind[outcome] = by_kind.get(outcome, 0) + n
+        by_provider[prov or "(none)"] = by_provider.get(prov or "(none)", 0) + n
+    errors = sum(counts.values())
+    return {"start": first.isoformat(), "end": last.isoformat(), "requests": requests, "errors": errors,
+            "error_rate": round(errors / requests, 6) if requests else 0.0, "by_kind": by_kind, "by_provider": by_provider,
+            "by_provider_and_kind": [{"provider": p, "kind": o, "count": n} for (p, o), n in sorted(counts.items())]}  # fmt: skip
+
+
+def error_out(row: UsageRecord) -> dict:
+    return {"id": row.id, "request_id": row.request_id, "created_at": row.created_at.isoformat(),
+            "project_id": row.project_id, "key_id": row.api_key_id, "model": row.requested_model or row.alias,
+            "provider": row.provider, "http_status": row.http_status, "kind": row.outcome,
+            "error_type": row.error_type, "message": row.error_message}  # fmt: skip
+
+
+@router.get("/errors", summary="Failed requests, newest first (while raw ledger rows are kept)")
+def errors(request: HttpRequest, start: str | None = None, end: str | None = None, project: str | None = None,
+           provider: str | None = None, cursor: str | None = None, limit: int = 50):  # fmt: skip
+    first, last = _range(start, end)
+    rows = selectors.error_rows(first, last, _filters(project, None, None, provider))
+    return page(rows, cursor=cursor, limit=limit, render=error_out)
+
+
+@router.get("/budgets", summary="Each project's and key's spend this month and today against its budgets")
+def budgets(request: HttpRequest):
+    spend = selectors.spend_by_scope()
+
+    def status(scope: str, obj, name: str) -> dict:
+        month, today = spend.month.get((scope, obj.id), Decimal(0)), spend.today.get((scope, obj.id), Decimal(0))
+        return {scope: name, "month_usd": str(month), "monthly_budget_usd": _text(obj.monthly_budget_usd),
+                "month_percent": _percent(month, obj.monthly_budget_usd), "today_usd": str(today),
+                "daily_budget_usd": _text(obj.daily_budget_usd), "today_percent": _percent(today, obj.daily_budget_usd)}  # fmt: skip
+
+    projects = [status("project", p, p.slug) for p in Project.objects.filter(active=True).order_by("slug")]
+    keys = [status("key", k, k.prefix) for k in ApiKey.objects.filter(revoked_at__isnull=True).exclude(
+        monthly_budget_usd__isnull=True, daily_budget_usd__isnull=True).order_by("id")]  # fmt: skip
+    return {"projects": projects, "keys": keys}
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _percent(spent: Decimal, budget) -> float | None:
+    return round(float(spent / budget * 100), 1) if budget else None

@@ -161,6 +161,15 @@ def test_minted_key_works_at_once_and_an_idempotent_retry_mints_nothing(world, m
 
     assert _ask(world, secret).content[0].text
 
+    # Every write is in the audit trail under the token's name, without the secret.
+    from accounts.models import AuditEvent
+
+    events = AuditEvent.objects.filter(source="api", object_type="accounts.apikey", object_id=str(first.json()["id"]))
+    assert [(e.action, e.actor.startswith("token:write-")) for e in events] == [("add", True)]
+    assert secret not in str(events[0].changes) and secret[11:] not in str(events[0].changes)
+    assert AuditEvent.objects.filter(source="api", object_type="accounts.project", action="add",
+                                     object_repr__contains=slug).count() == 1  # fmt: skip
+
     listed = manage.read.get("/keys", params={"project": slug}).json()["data"]
     assert [k["prefix"] for k in listed] == [secret[:11]]
     assert secret not in manage.read.get("/keys", params={"project": slug}).text
@@ -189,6 +198,10 @@ def test_revoke_and_rotate(world, manage):
 
     revoked = manage.post(f"/keys/{immediate['id']}/revoke").json()
     assert revoked["status"] == "revoked"
+    from accounts.models import AuditEvent
+
+    assert AuditEvent.objects.filter(source="api", object_type="accounts.apikey", object_id=str(immediate["id"]),
+                                     action="change", changes__has_key="revoked_at").exists()  # fmt: skip
     _eventually(lambda: _refused(world, immediate["secret"]))
     _error(manage.post(f"/keys/{immediate['id']}/rotate"), 409, "conflict")
     _error(manage.post(f"/keys/{key['id']}/rotate", json={"grace_seconds": -5}), 422, "invalid_request_error")
@@ -267,3 +280,149 @@ def test_management_calls_are_rate_limited_per_token(django_db_setup, tmp_path, 
         assert httpx.get(server.url + "/manage/v1/projects", headers=other).status_code == 200
     finally:
         stop_gateway(server)
+
+
+# --- numbers --------------------------------------------------------------------------------------------------
+
+
+def _traffic(world, manage):
+    """A new project with a key and a few answered, streamed and failed requests; returns (slug, key)."""
+    slug = manage.post("/projects", json={"slug": _slug(), "monthly_budget_usd": "10"}).json()["slug"]
+    key = manage.post(f"/projects/{slug}/keys", json={"name": "numbers", "daily_budget_usd": "1"}).json()
+    client = anthropic.Anthropic(base_url=world.url, api_key=key["secret"], max_retries=0)
+    for text in ("one", "two"):
+        client.messages.create(model="gw-anthropic", max_tokens=20, messages=[{"role": "user", "content": text}])
+    with client.messages.stream(model="gw-openai", max_tokens=20, messages=[{"role": "user", "content": "s"}]) as s:
+        s.until_done()
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.create(model="no-such-model", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    return slug, key
+
+
+def _ledger(slug, count, timeout=10.0):
+    from usage.models import UsageRecord
+
+    def rows():
+        found = list(UsageRecord.objects.filter(project__slug=slug))
+        assert len(found) == count, len(found)
+        return found
+
+    return _eventually(rows, timeout)
+
+
+def test_usage_costs_errors_and_budgets_match_the_ledger(world, manage, committed):
+    from decimal import Decimal
+
+    slug, key = _traffic(world, manage)
+    rows = _ledger(slug, 4)
+    cost = sum((r.cost_usd for r in rows), Decimal(0))
+    assert cost > 0
+
+    usage = manage.read.get("/usage", params={"project": slug, "group_by": "model"}).json()
+    totals = usage["totals"]
+    assert totals["requests"] == 4 and totals["errors"] == 1
+    assert Decimal(totals["cost_usd"]) == cost
+    assert totals["input_tokens"] == sum(r.input_tokens for r in rows)
+    assert totals["output_tokens"] == sum(r.output_tokens for r in rows)
+    by_model = {r["model"]: r for r in usage["series"]}
+    assert by_model["fake-claude"]["requests"] == 2 and by_model["fake-gpt"]["requests"] == 1
+
+    hourly = manage.read.get("/usage", params={"project": slug, "interval": "hour"})
+    assert hourly.status_code == 200, hourly.text
+    hourly = hourly.json()
+    assert sum(r["requests"] for r in hourly["series"]) == 4
+    assert Decimal(hourly["totals"]["cost_usd"]) == cost
+    _error(manage.read.get("/usage", params={"interval": "hour", "start": "2026-01-01"}), 400, "invalid_request_error")
+
+    costs = manage.read.get("/costs", params={"group_by": "key", "project": slug}).json()
+    assert Decimal(costs["total_usd"]) == cost and costs["data"][0]["key"] == key["prefix"]
+    csv_text = manage.read.get("/costs", params={"project": slug, "format": "csv"}).text
+    assert csv_text.splitlines()[0].startswith("project,") and slug in csv_text
+
+    stats = manage.read.get("/errors/stats", params={"project": slug}).json()
+    assert stats["requests"] == 4 and stats["errors"] == 1 and stats["by_kind"] == {"client_error": 1}
+    failed = manage.read.get("/errors", params={"project": slug}).json()["data"]
+    assert [e["http_status"] for e in failed] == [404] and failed[0]["model"] == "no-such-model"
+
+    budgets = manage.read.get("/budgets").json()
+    mine = next(p for p in budgets["projects"] if p["project"] == slug)
+    assert Decimal(mine["month_usd"]) == cost and mine["monthly_budget_usd"] == "10.00"
+    assert mine["month_percent"] == round(float(cost / 10 * 100), 1)
+    key_row = next(k for k in budgets["keys"] if k["key"] == key["prefix"])
+    assert Decimal(key_row["today_usd"]) == cost and key_row["daily_budget_usd"] == "1.00"
+
+    _error(manage.read.get("/usage", params={"start": "2026-13-01"}), 400, "invalid_request_error")
+    _error(manage.read.get("/usage", params={"project": "nope-nope"}), 404, "not_found")
+
+
+def test_rolled_up_past_days_and_todays_raw_rows_add_up(world, manage, committed):
+    """Past days come from the rollups, today from raw rows: both halves reach the same totals as the ledger."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from usage import services
+    from usage.models import UsageRecord
+
+    slug, _ = _traffic(world, manage)
+    rows = _ledger(slug, 4)
+    yesterday = timezone.localdate() - timedelta(days=1)
+    moved = rows[:2]  # two of them "happened" yesterday, then yesterday is rolled up
+    UsageRecord.objects.filter(id__in=[r.id for r in moved]).update(created_at=timezone.now() - timedelta(days=1))
+    services.rollup_day(yesterday)
+
+    usage = manage.read.get("/usage", params={"project": slug, "start": yesterday.isoformat()}).json()
+    assert usage["totals"]["requests"] == 4
+    assert Decimal(usage["totals"]["cost_usd"]) == sum((r.cost_usd for r in rows), Decimal(0))
+    per_day = {r["period"]: r["requests"] for r in usage["series"]}
+    assert per_day == {yesterday.isoformat(): 2, timezone.localdate().isoformat(): 2}
+
+
+def _finance_login(world) -> httpx.Client:
+    """A real admin session of a Finance user, as a person reading the report has."""
+    import re
+
+    from django.contrib.auth.models import Group, User
+
+    name = f"finance-{uuid.uuid4().hex[:6]}"
+    user = User.objects.create_user(name, password="a long enough password 1", is_staff=True)
+    user.groups.add(Group.objects.get(name="Finance"))
+    browser = httpx.Client(base_url=world.url, timeout=15)
+    page = browser.get("/admin/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    done = browser.post("/admin/login/", data={"username": name, "password": "a long enough password 1",
+                                               "csrfmiddlewaretoken": token, "next": "/admin/"})  # fmt: skip
+    assert done.status_code == 302, done.text
+    return browser
+
+
+def test_numbers_agree_with_the_finance_report_to_the_cent(world, manage, committed):
+    import csv
+    import io
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from accounts.models import Project
+
+    slug, _ = _traffic(world, manage)
+    _ledger(slug, 4)
+    project_id = Project.objects.get(slug=slug).id
+    browser = _finance_login(world)
+    from django.utils import timezone
+
+    first = (timezone.localdate() - timedelta(days=40)).isoformat()  # a range that spans rollups and today
+    report = browser.get("/admin/reports/finance/", params={"group": "model", "project": project_id, "format": "csv",
+                                                            "from": first})  # fmt: skip
+    assert report.status_code == 200, report.text[:300]
+    table = list(csv.reader(io.StringIO(report.text)))
+    header, rows = table[0], table[1:]
+    cost_column, requests_column = header.index("Cost (USD)"), header.index("Requests")
+    report_by_model = {r[0]: (int(r[requests_column]), Decimal(r[cost_column])) for r in rows}
+
+    api = manage.read.get("/costs", params={"group_by": "model", "project": slug, "start": first}).json()
+    # the page labels a request that never reached a model "(not routed)"; the API leaves the model empty
+    api_by_model = {r["model"] or "(not routed)": (r["requests"], Decimal(r["cost_usd"])) for r in api["data"]}
+    total_label = rows[-1][0]
+    assert report_by_model.pop(total_label)[1] == Decimal(api["total_usd"])
+    assert report_by_model == api_by_model
