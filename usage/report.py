@@ -216,7 +216,6 @@ def _choices(cells, labels, query: Query) -> dict[str, list[tuple]]:
 def budget_burn(*, today: date, project: int | None = None, key: int | None = None) -> list[Burn]:
     """This month's and today's spend against every monthly and daily budget (projects, then keys), with the
     month-end spend projected at the month's average so far."""
-    spend = selectors.spend_by_scope(today=today)
     days_in_month = calendar.monthrange(today.year, today.month)[1]
     burn: list[Burn] = []
     projects = Project.objects.filter(id=project) if project else Project.objects.all()
@@ -226,6 +225,9 @@ def budget_burn(*, today: date, project: int | None = None, key: int | None = No
     budgeted += [("API key", "key", k, f"{k.name} ({k.prefix}…)", k.project.budget_alert_percent)
                  for k in keys.exclude(monthly_budget_usd=None, daily_budget_usd=None).filter(revoked_at=None)
                  .select_related("project")]  # fmt: skip
+    if not budgeted:
+        return burn
+    spend = selectors.spend_by_scope(today=today)
     for scope, name, obj, label, alert in budgeted:
         month = spend.month.get((name, obj.id), Decimal(0))
         if obj.monthly_budget_usd:
