@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from . import script, wire_anthropic, wire_dialects, wire_openai, wire_responses
+from .prompt_cache import PromptCache
 
 DEFAULT_KEY = "sk-fake"
 DEFAULT_CHUNKS = 20
@@ -33,9 +34,11 @@ class State:
     """Per-server configuration and the data the inspection endpoints expose."""
 
     def __init__(self, *, chunks: int = DEFAULT_CHUNKS, key: str = DEFAULT_KEY, models=DEFAULT_MODELS,
-                 coalesce: bool = False) -> None:
+                 coalesce: bool = False, prompt_cache: bool = False) -> None:
         self.chunks = chunks
         self.coalesce = coalesce
+        self.simulate_prompt_cache = prompt_cache  # see prompt_cache.py
+        self.prompt_cache = PromptCache()
         self.key = key
         self.models = tuple(models)
         self.requests: collections.deque = collections.deque(maxlen=200)
@@ -48,6 +51,7 @@ class State:
         self.requests.clear()
         self.stats.clear()
         self.fail_first_seen.clear()
+        self.prompt_cache = PromptCache()
 
 
 class Ctx:
@@ -130,6 +134,8 @@ async def _generate(request: web.Request, wire, anthropic: bool) -> web.StreamRe
     opts = body.get("stream_options")
     ctx.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
     ctx.usage = script.usage_numbers(p, len(raw), script.count_pieces(p, ctx.chunks))
+    if not p.usage and (state.simulate_prompt_cache or request.headers.get("x-fake-prompt-cache") == "1"):
+        ctx.usage = state.prompt_cache.usage("anthropic" if anthropic else "openai", body, ctx.usage)
     ctx.first_tool_n = prior_tools + 1
     ctx.body = body
     headers = {wire.REQUEST_ID_HEADER: rid}
@@ -358,9 +364,10 @@ class FakeUpstream(_Base):
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, chunks: int = DEFAULT_CHUNKS,
-                 key: str = DEFAULT_KEY, models=DEFAULT_MODELS, coalesce: bool = False) -> None:
+                 key: str = DEFAULT_KEY, models=DEFAULT_MODELS, coalesce: bool = False,
+                 prompt_cache: bool = False) -> None:
         self.host, self.port = host, port
-        self.state = State(chunks=chunks, key=key, models=models, coalesce=coalesce)
+        self.state = State(chunks=chunks, key=key, models=models, coalesce=coalesce, prompt_cache=prompt_cache)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 

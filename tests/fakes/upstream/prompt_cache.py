@@ -1,0 +1,88 @@
+"""Provider prompt caching, simulated, so that savings can be measured (manage.py replay_savings): the fake
+remembers the prompt prefixes it has seen and reports the part of a new prompt it could have read from a cache
+in each wire format's usage (Anthropic cache_read/cache_creation_input_tokens, OpenAI cached_tokens, Responses
+input_tokens_details.cached_tokens). Off unless the fake is started with `prompt_cache=True` or a request
+carries `x-fake-prompt-cache: 1`; a request's `USAGE:` line still wins.
+
+The prompt is a sequence of blocks, in the order the provider reads it: tools, then system, then each message's
+content blocks (Anthropic), or tools, then each message (OpenAI Chat and Responses). Tokens are estimated as
+serialized JSON bytes / 4, like the fake's default input count.
+
+- Anthropic (explicit): a block with `cache_control` is a breakpoint. The longest prefix ending at any block
+  boundary that an earlier request wrote is read (the provider looks back from each breakpoint); the prefix up
+  to the last breakpoint is written (cache_creation) beyond what was read. Prefixes under MIN_TOKENS are never
+  cached. Every block counts, Claude Code's per-request billing line in `system` included.
+- OpenAI-compatible (automatic): every request's prefixes are stored; the longest stored prefix is read, in
+  steps of STEP tokens, when it is at least MIN_TOKENS. Nothing is reported as written.
+Entries never expire within a run (sessions replay in seconds; providers keep them 5 minutes or more).
+"""
+
+import hashlib
+import threading
+
+import orjson
+
+MIN_TOKENS = 1024
+STEP = 128
+
+
+class PromptCache:
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, bytes]] = set()
+        self.lock = threading.Lock()
+
+    def usage(self, api: str, body: dict, default: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """(uncached input, output, cache read, cache write) for this request; `default` gives total input (its
+        first item) and output."""
+        total, out = default[0] + default[2] + default[3], default[1]
+        blocks = _blocks(api, body)
+        sizes = [len(b) // 4 for b in blocks]
+        digests = _prefix_digests(blocks)
+        scope = str(body.get("model"))
+        with self.lock:
+            marks = [i for i, b in enumerate(blocks) if b"cache_control" in b] if api == "anthropic" else []
+            last = marks[-1] if marks else (-1 if api == "anthropic" else len(blocks) - 1)  # reads end at a mark
+            read = max((sum(sizes[: i + 1]) for i, d in enumerate(digests[: last + 1]) if (scope, d) in self.seen),
+                       default=0)  # fmt: skip
+            if api == "anthropic":
+                written = sum(sizes[: marks[-1] + 1]) if marks else 0
+                write = written - read if written >= MIN_TOKENS and written > read else 0
+                for i in marks:
+                    if sum(sizes[: i + 1]) >= MIN_TOKENS:
+                        self.seen.add((scope, digests[i]))
+            else:
+                read = read // STEP * STEP if read >= MIN_TOKENS else 0
+                write = 0
+                self.seen.update((scope, d) for d in digests)
+        read = min(read, total)
+        write = min(write, total - read)
+        return total - read - write, out, read, write
+
+
+def _blocks(api: str, body: dict) -> list[bytes]:
+    out = [orjson.dumps(t) for t in body.get("tools") or []]
+    if api == "anthropic":
+        system = body.get("system")
+        if isinstance(system, str):
+            out.append(orjson.dumps(system))
+        elif isinstance(system, list):
+            out += [orjson.dumps(b) for b in system]
+        for message in body.get("messages") or []:
+            content = message.get("content")
+            parts = content if isinstance(content, list) else [content]
+            out += [orjson.dumps([message.get("role"), part]) for part in parts]
+        return out
+    if isinstance(body.get("instructions"), str):
+        out.append(orjson.dumps(body["instructions"]))
+    items = body.get("messages") if "messages" in body else body.get("input")
+    items = [items] if isinstance(items, str) else items or []
+    return out + [orjson.dumps(item) for item in items]
+
+
+def _prefix_digests(blocks: list[bytes]) -> list[bytes]:
+    h, out = hashlib.blake2b(digest_size=16), []
+    for block in blocks:
+        h.update(len(block).to_bytes(4, "little"))
+        h.update(block)
+        out.append(h.copy().digest())
+    return out
