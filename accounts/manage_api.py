@@ -17,9 +17,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import Router
 
+from . import manage_schemas as S
 from . import services
 from .config import ConfigError
-from .manage_common import ManagementError, audited, idempotent, json_body, not_found, page
+from .manage_common import ManagementError, audited, idempotent, invalid, json_body, not_found, page
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, split_aliases
 
 router = Router(tags=["projects, keys, providers, routes"])
@@ -28,12 +29,11 @@ router = Router(tags=["projects, keys, providers, routes"])
 def _apply(section: str, item: dict) -> None:
     """One object through the config file's validator and writer, all or nothing."""
     if _mentions_environment(item):
-        raise ManagementError(422, "invalid_request_error", "invalid body",
-                              ["${VAR} and api_key_env are for config files; send the value itself (api_key)"])  # fmt: skip
+        raise invalid(["${VAR} and api_key_env are for config files; send the value itself (api_key)"])  # fmt: skip
     try:
         services.config_apply({section: [item]}, environ={})
     except ConfigError as e:
-        raise ManagementError(422, "invalid_request_error", "invalid body", e.problems) from None
+        raise invalid(e.problems) from None
 
 
 def _mentions_environment(value) -> bool:
@@ -77,13 +77,18 @@ def _project(slug: str) -> Project:
     return project
 
 
-@router.get("/projects", summary="List projects (newest first)")
+@router.get("/projects", summary="List projects (newest first)", response=S.responds(200, S.ProjectPage))
 def projects_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, active: bool | None = None):
     queryset = Project.objects.all() if active is None else Project.objects.filter(active=active)
     return page(queryset, cursor=cursor, limit=limit, render=project_out)
 
 
-@router.post("/projects", summary="Create a project (Idempotency-Key honoured)")
+@router.post(
+    "/projects",
+    summary="Create a project (Idempotency-Key honoured)",
+    response=S.responds(201, S.ProjectOut),
+    openapi_extra=S.body(S.ProjectIn),
+)
 @idempotent
 @audited
 def projects_create(request: HttpRequest):
@@ -96,19 +101,23 @@ def projects_create(request: HttpRequest):
     return JsonResponse(project_out(project), status=201)
 
 
-@router.get("/projects/{slug}", summary="A project")
+@router.get("/projects/{slug}", summary="A project", response=S.responds(200, S.ProjectOut))
 def projects_read(request: HttpRequest, slug: str):
     return project_out(_project(slug))
 
 
-@router.patch("/projects/{slug}", summary="Change a project's name, limits, budgets, allowed models or active flag")
+@router.patch(
+    "/projects/{slug}",
+    summary="Change a project's name, limits, budgets, allowed models or active flag",
+    response=S.responds(200, S.ProjectOut),
+    openapi_extra=S.body(S.ProjectIn),
+)
 @audited
 def projects_update(request: HttpRequest, slug: str):
     body = json_body(request)
     unknown = sorted(set(body) - set(PROJECT_EDITABLE))
     if unknown:
-        raise ManagementError(422, "invalid_request_error", "invalid body",
-                              [f"{name}: not editable (editable: {', '.join(PROJECT_EDITABLE)})" for name in unknown])  # fmt: skip
+        raise invalid([f"{name}: not editable (editable: {', '.join(PROJECT_EDITABLE)})" for name in unknown])  # fmt: skip
     with transaction.atomic():
         project = Project.objects.select_for_update().filter(slug=slug).first() or _project(slug)
         merged = {k: v for k, v in project_out(project).items() if k in PROJECT_EDITABLE or k == "slug"}
@@ -117,7 +126,11 @@ def projects_update(request: HttpRequest, slug: str):
     return project_out(project)
 
 
-@router.delete("/projects/{slug}", summary="Deactivate a project (its keys stop working; its history stays)")
+@router.delete(
+    "/projects/{slug}",
+    summary="Deactivate a project (its keys stop working; its history stays)",
+    response=S.responds(200, S.ProjectOut),
+)
 @audited
 def projects_deactivate(request: HttpRequest, slug: str):
     project = _project(slug)
@@ -160,7 +173,11 @@ def _key(key_id: int) -> ApiKey:
     return key
 
 
-@router.get("/keys", summary="List client API keys (prefixes only, never secrets)")
+@router.get(
+    "/keys",
+    summary="List client API keys (prefixes only, never secrets)",
+    response=S.responds(200, S.KeyPage),
+)
 def keys_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, project: str | None = None,
               status: str | None = None):  # fmt: skip
     queryset = ApiKey.objects.select_related("project")
@@ -175,7 +192,12 @@ def keys_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, 
     return page(queryset, cursor=cursor, limit=limit, render=key_out)
 
 
-@router.post("/projects/{slug}/keys", summary="Create a client API key (its secret is in this response only)")
+@router.post(
+    "/projects/{slug}/keys",
+    summary="Create a client API key (its secret is in this response only)",
+    response=S.responds(201, S.KeyCreated),
+    openapi_extra=S.body(S.KeyIn),
+)
 @idempotent
 @audited
 def keys_create(request: HttpRequest, slug: str):
@@ -194,7 +216,7 @@ def _key_fields(body: dict) -> dict:
     if not isinstance(body.get("name"), str) or not body["name"].strip():
         problems.append("name: required (who or what uses this key)")
     if problems:
-        raise ManagementError(422, "invalid_request_error", "invalid body", problems)
+        raise invalid(problems)
     fields = {k: v for k, v in body.items() if k in KEY_FIELDS}
     if isinstance(fields.get("allowed_models"), list):
         fields["allowed_models"] = ", ".join(str(a) for a in fields["allowed_models"])
@@ -203,17 +225,20 @@ def _key_fields(body: dict) -> dict:
         candidate.full_clean(exclude=["project", "prefix", "digest"])
     except Exception as e:  # ValidationError: its messages per field
         details = getattr(e, "message_dict", {"__all__": [str(e)]})
-        raise ManagementError(422, "invalid_request_error", "invalid body",
-                              [f"{name}: {' '.join(messages)}" for name, messages in details.items()]) from None  # fmt: skip
+        raise invalid([f"{name}: {' '.join(messages)}" for name, messages in details.items()]) from None  # fmt: skip
     return {k: getattr(candidate, k) for k in fields}
 
 
-@router.get("/keys/{key_id}", summary="A client API key (prefix only)")
+@router.get("/keys/{key_id}", summary="A client API key (prefix only)", response=S.responds(200, S.KeyOut))
 def keys_read(request: HttpRequest, key_id: int):
     return key_out(_key(key_id))
 
 
-@router.post("/keys/{key_id}/revoke", summary="Revoke a client API key (refused by every process within seconds)")
+@router.post(
+    "/keys/{key_id}/revoke",
+    summary="Revoke a client API key (refused by every process within seconds)",
+    response=S.responds(200, S.KeyOut),
+)
 @audited
 def keys_revoke(request: HttpRequest, key_id: int):
     key = _key(key_id)
@@ -223,14 +248,19 @@ def keys_revoke(request: HttpRequest, key_id: int):
     return key_out(key)
 
 
-@router.post("/keys/{key_id}/rotate", summary="A new secret for a key; the old one stays valid for grace_seconds")
+@router.post(
+    "/keys/{key_id}/rotate",
+    summary="A new secret for a key; the old one stays valid for grace_seconds",
+    response=S.responds(201, S.KeyRotated),
+    openapi_extra=S.body(S.RotateIn),
+)
 @idempotent
 @audited
 def keys_rotate(request: HttpRequest, key_id: int):
     body = json_body(request) if request.body else {}
     grace = body.get("grace_seconds", 0)
     if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= 30 * 86400:
-        raise ManagementError(422, "invalid_request_error", "invalid body", ["grace_seconds: a whole number from 0 to 2592000"])
+        raise invalid(["grace_seconds: a whole number from 0 to 2592000"])
     old = _key(key_id)
     if old.status != "active":
         raise ManagementError(409, "conflict", f"API key {key_id} is {old.status}")
@@ -297,12 +327,21 @@ def _writable(body: dict) -> dict:
     return body
 
 
-@router.get("/providers", summary="List providers with their accounts (credentials never shown)")
+@router.get(
+    "/providers",
+    summary="List providers with their accounts (credentials never shown)",
+    response=S.responds(200, S.ProviderPage),
+)
 def providers_list(request: HttpRequest, cursor: str | None = None, limit: int = 50):
     return page(Provider.objects.prefetch_related("accounts"), cursor=cursor, limit=limit, render=provider_out)
 
 
-@router.post("/providers", summary="Create a provider (and its accounts, with api_key)")
+@router.post(
+    "/providers",
+    summary="Create a provider (and its accounts, with api_key)",
+    response=S.responds(201, S.ProviderOut),
+    openapi_extra=S.body(S.ProviderIn),
+)
 @idempotent
 @audited
 def providers_create(request: HttpRequest):
@@ -315,12 +354,17 @@ def providers_create(request: HttpRequest):
     return JsonResponse(provider_out(provider), status=201)
 
 
-@router.get("/providers/{name}", summary="A provider")
+@router.get("/providers/{name}", summary="A provider", response=S.responds(200, S.ProviderOut))
 def providers_read(request: HttpRequest, name: str):
     return provider_out(_provider(name))
 
 
-@router.put("/providers/{name}", summary="Replace a provider's settings; accounts named are created or updated")
+@router.put(
+    "/providers/{name}",
+    summary="Replace a provider's settings; accounts named are created or updated",
+    response=S.responds(200, S.ProviderOut),
+    openapi_extra=S.body(S.ProviderIn),
+)
 @audited
 def providers_update(request: HttpRequest, name: str):
     _provider(name)  # 404 before anything else
@@ -328,12 +372,17 @@ def providers_update(request: HttpRequest, name: str):
     hidden = [h for h, v in (body.get("extra_headers") or {}).items() if v == "(hidden)"]
     with transaction.atomic():
         provider = Provider.objects.select_for_update().get(name=name)
-        body["extra_headers"] = {**(body.get("extra_headers") or {}), **{h: provider.extra_headers[h] for h in hidden if h in provider.extra_headers}}
+        kept = {h: provider.extra_headers[h] for h in hidden if h in provider.extra_headers}  # "(hidden)": unchanged
+        body["extra_headers"] = {**(body.get("extra_headers") or {}), **kept}
         _apply("providers", body)
     return provider_out(_provider(name))
 
 
-@router.delete("/providers/{name}", summary="Delete a provider (refused while a route targets it)")
+@router.delete(
+    "/providers/{name}",
+    summary="Delete a provider (refused while a route targets it)",
+    response=S.responds(204, None),
+)
 @audited
 def providers_delete(request: HttpRequest, name: str):
     provider = _provider(name)
@@ -344,7 +393,11 @@ def providers_delete(request: HttpRequest, name: str):
     return HttpResponse(status=204)
 
 
-@router.delete("/providers/{name}/accounts/{account}", summary="Delete one account of a provider")
+@router.delete(
+    "/providers/{name}/accounts/{account}",
+    summary="Delete one account of a provider",
+    response=S.responds(204, None),
+)
 @audited
 def accounts_delete(request: HttpRequest, name: str, account: str):
     row = ProviderAccount.objects.filter(provider__name=name, name=account).first()
@@ -391,12 +444,17 @@ def _route(route_id: int) -> ModelRoute:
     return route
 
 
-@router.get("/routes", summary="List model routes with their targets")
+@router.get("/routes", summary="List model routes with their targets", response=S.responds(200, S.RoutePage))
 def routes_list(request: HttpRequest, cursor: str | None = None, limit: int = 50):
     return page(_routes(), cursor=cursor, limit=limit, render=route_out)
 
 
-@router.post("/routes", summary="Create a model route")
+@router.post(
+    "/routes",
+    summary="Create a model route",
+    response=S.responds(201, S.RouteOut),
+    openapi_extra=S.body(S.RouteIn),
+)
 @idempotent
 @audited
 def routes_create(request: HttpRequest):
@@ -409,24 +467,29 @@ def routes_create(request: HttpRequest):
     return JsonResponse(route_out(route), status=201)
 
 
-@router.get("/routes/{route_id}", summary="A model route")
+@router.get("/routes/{route_id}", summary="A model route", response=S.responds(200, S.RouteOut))
 def routes_read(request: HttpRequest, route_id: int):
     return route_out(_route(route_id))
 
 
-@router.put("/routes/{route_id}", summary="Replace a route's settings and targets (the alias may not change)")
+@router.put(
+    "/routes/{route_id}",
+    summary="Replace a route's settings and targets (the alias may not change)",
+    response=S.responds(200, S.RouteOut),
+    openapi_extra=S.body(S.RouteIn),
+)
 @audited
 def routes_update(request: HttpRequest, route_id: int):
     route = _route(route_id)
     body = {k: v for k, v in json_body(request).items() if k != "id"}
     if body.setdefault("alias", route.alias) != route.alias:
-        raise ManagementError(422, "invalid_request_error", "invalid body", ["alias: cannot change; create a new route"])
+        raise invalid(["alias: cannot change; create a new route"])
     with transaction.atomic():
         _apply("models", body)
     return route_out(_route(route_id))
 
 
-@router.delete("/routes/{route_id}", summary="Delete a model route")
+@router.delete("/routes/{route_id}", summary="Delete a model route", response=S.responds(204, None))
 @audited
 def routes_delete(request: HttpRequest, route_id: int):
     route = _route(route_id)

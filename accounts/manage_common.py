@@ -49,6 +49,11 @@ def not_found(what: str) -> ManagementError:
     return ManagementError(404, "not_found", f"{what} not found")
 
 
+def invalid(problems: list[str]) -> ManagementError:
+    """A body that failed validation: every problem, each named by its field's path."""
+    return ManagementError(422, "invalid_request_error", "invalid body", problems)
+
+
 class TokenAuth(AuthBase):
     """`Authorization: Bearer ghm_…`. The token is read from the database on every call, so a revocation takes
     effect at the next call in every process (the management API is not a hot path)."""
@@ -61,13 +66,16 @@ class TokenAuth(AuthBase):
         if not secret:
             raise ManagementError(401, "authentication_error", "missing management token (Authorization: Bearer ghm_…)")
         if secret.startswith("gh_"):
-            raise ManagementError(401, "authentication_error",
-                                  "a gateway API key cannot use the management API: create a management token in the admin")  # fmt: skip
+            raise ManagementError(
+                401, "authentication_error",
+                "a gateway API key cannot use the management API: create a management token in the admin",
+            )  # fmt: skip
         token = api_tokens.token_find(secret)
         if token is None:
             raise ManagementError(401, "authentication_error", "invalid or revoked management token")
         if token.scope != "write" and request.method not in READ_METHODS:
-            raise ManagementError(403, "permission_error", f"the token {token.name!r} has the read scope; this needs write")
+            needs = f"the token {token.name!r} has the read scope; this needs write"
+            raise ManagementError(403, "permission_error", needs)
         return token
 
 
@@ -131,7 +139,8 @@ def idempotent(view):
             return view(request, *args, **kwargs)
         if len(key) > 255:
             raise ManagementError(400, "invalid_request_error", "Idempotency-Key is longer than 255 characters")
-        digest = hashlib.sha256(b"%s %s\n%s" % (request.method.encode(), request.path.encode(), request.body)).hexdigest()
+        request_line = f"{request.method} {request.path}\n".encode()
+        digest = hashlib.sha256(request_line + request.body).hexdigest()
         claimed = _claim(request.auth, key, digest)
         if claimed is not None:
             return claimed

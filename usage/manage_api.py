@@ -17,7 +17,8 @@ from ninja import Router
 
 from accounts import services
 from accounts.config import ConfigError
-from accounts.manage_common import ManagementError, audited, idempotent, json_body, not_found, page
+from accounts import manage_schemas as S
+from accounts.manage_common import ManagementError, audited, idempotent, invalid, json_body, not_found, page
 from accounts.models import ApiKey, Project
 
 from . import selectors
@@ -33,30 +34,44 @@ def price_out(price: ModelPrice) -> dict:
             "effective_from": price.effective_from.isoformat()}  # fmt: skip
 
 
-@router.get("/prices", summary="Prices per model, newest first (effective-dated)")
+@router.get(
+    "/prices",
+    summary="Prices per model, newest first (effective-dated)",
+    response=S.responds(200, S.PricePage),
+)
 def prices_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, model: str | None = None):
     queryset = ModelPrice.objects.filter(model=model) if model else ModelPrice.objects.all()
     return page(queryset, cursor=cursor, limit=limit, render=price_out)
 
 
-@router.post("/prices", summary="Set a model's price from a date (default today); older rows keep their cost")
+@router.post(
+    "/prices",
+    summary="Set a model's price from a date (default today); older rows keep their cost",
+    response=S.responds(201, S.PriceOut),
+    openapi_extra=S.body(S.PriceIn),
+)
 @idempotent
 @audited
 def prices_create(request: HttpRequest):
     body = json_body(request)
     if any(isinstance(v, str) and "${" in v for v in body.values()):
-        raise ManagementError(422, "invalid_request_error", "invalid body", ["${VAR} is for config files"])
+        raise invalid(["${VAR} is for config files"])
     with transaction.atomic():
         try:
             services.config_apply({"prices": [body]}, environ={})
         except ConfigError as e:
-            raise ManagementError(422, "invalid_request_error", "invalid body", e.problems) from None
+            raise invalid(e.problems) from None
         on = date.fromisoformat(str(body["effective_from"])) if body.get("effective_from") else None
-        price = ModelPrice.objects.filter(model=body["model"], **({"effective_from": on} if on else {})).order_by("-effective_from").first()
+        prices = ModelPrice.objects.filter(model=body["model"], **({"effective_from": on} if on else {}))
+        price = prices.order_by("-effective_from").first()
     return JsonResponse(price_out(price), status=201)
 
 
-@router.delete("/prices/{price_id}", summary="Delete a price row (rows already costed keep their cost)")
+@router.delete(
+    "/prices/{price_id}",
+    summary="Delete a price row (rows already costed keep their cost)",
+    response=S.responds(204, None),
+)
 @audited
 def prices_delete(request: HttpRequest, price_id: int):
     price = ModelPrice.objects.filter(id=price_id).first()
@@ -142,7 +157,11 @@ def _csv(rows: list[dict], filename: str) -> HttpResponse:
     return response
 
 
-@router.get("/usage", summary="Usage totals and a time series by day or hour, grouped and filtered")
+@router.get(
+    "/usage",
+    summary="Usage totals and a time series by day or hour, grouped and filtered",
+    response=S.responds(200, S.Usage),
+)
 def usage(request: HttpRequest, start: str | None = None, end: str | None = None, interval: str = "day",
           group_by: str | None = None, project: str | None = None, key: int | None = None, model: str | None = None,
           provider: str | None = None, format: str = "json"):  # fmt: skip
@@ -156,7 +175,8 @@ def usage(request: HttpRequest, start: str | None = None, end: str | None = None
         cells, period = selectors.usage_cells(first, last, filters).cells, lambda c: c.day.isoformat()
     elif interval == "hour":
         if (last - first).days >= selectors.HOURLY_MAX_DAYS:
-            raise ManagementError(400, "invalid_request_error", f"interval=hour covers at most {selectors.HOURLY_MAX_DAYS} days")
+            days = selectors.HOURLY_MAX_DAYS
+            raise ManagementError(400, "invalid_request_error", f"interval=hour covers at most {days} days")
         cells, period = selectors.usage_hours(first, last, filters), lambda c: c.day.isoformat()
     else:
         raise ManagementError(400, "invalid_request_error", "interval must be day or hour")
@@ -168,7 +188,11 @@ def usage(request: HttpRequest, start: str | None = None, end: str | None = None
             "series": series}  # fmt: skip
 
 
-@router.get("/costs", summary="Cost per project, key, model or provider over a date range (JSON or CSV)")
+@router.get(
+    "/costs",
+    summary="Cost per project, key, model or provider over a date range (JSON or CSV)",
+    response=S.responds(200, S.Costs),
+)
 def costs(request: HttpRequest, start: str | None = None, end: str | None = None, group_by: str = "project",
           project: str | None = None, model: str | None = None, provider: str | None = None, format: str = "json"):  # fmt: skip
     first, last = _range(start, end)
@@ -179,10 +203,15 @@ def costs(request: HttpRequest, start: str | None = None, end: str | None = None
     if format == "csv":
         return _csv(rows, f"costs-{first}-{last}.csv")
     total = sum((c.cost for c in cells), Decimal(0))
-    return {"start": first.isoformat(), "end": last.isoformat(), "group_by": group_by, "total_usd": str(total), "data": rows}
+    return {"start": first.isoformat(), "end": last.isoformat(), "group_by": group_by, "total_usd": str(total),
+            "data": rows}  # fmt: skip
 
 
-@router.get("/errors/stats", summary="Failed requests by kind (outcome) and provider")
+@router.get(
+    "/errors/stats",
+    summary="Failed requests by kind (outcome) and provider",
+    response=S.responds(200, S.ErrorStats),
+)
 def error_stats(request: HttpRequest, start: str | None = None, end: str | None = None, project: str | None = None,
                 model: str | None = None, provider: str | None = None):  # fmt: skip
     first, last = _range(start, end)
@@ -207,7 +236,11 @@ def error_out(row: UsageRecord) -> dict:
             "error_type": row.error_type, "message": row.error_message}  # fmt: skip
 
 
-@router.get("/errors", summary="Failed requests, newest first (while raw ledger rows are kept)")
+@router.get(
+    "/errors",
+    summary="Failed requests, newest first (while raw ledger rows are kept)",
+    response=S.responds(200, S.ErrorPage),
+)
 def errors(request: HttpRequest, start: str | None = None, end: str | None = None, project: str | None = None,
            provider: str | None = None, cursor: str | None = None, limit: int = 50):  # fmt: skip
     first, last = _range(start, end)
@@ -215,7 +248,11 @@ def errors(request: HttpRequest, start: str | None = None, end: str | None = Non
     return page(rows, cursor=cursor, limit=limit, render=error_out)
 
 
-@router.get("/budgets", summary="Each project's and key's spend this month and today against its budgets")
+@router.get(
+    "/budgets",
+    summary="Each project's and key's spend this month and today against its budgets",
+    response=S.responds(200, S.Budgets),
+)
 def budgets(request: HttpRequest):
     spend = selectors.spend_by_scope()
 

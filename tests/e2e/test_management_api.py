@@ -86,6 +86,15 @@ def test_openapi_document_describes_the_management_api(world):
     doc = httpx.get(world.url + "/manage/v1/openapi.json").json()
     assert {"/manage/v1/projects", "/manage/v1/keys/{key_id}/rotate", "/manage/v1/status"} <= set(doc["paths"])
     assert doc["components"]["securitySchemes"]
+    create = doc["paths"]["/manage/v1/projects"]["post"]
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert {"slug", "monthly_budget_usd", "allowed_models"} <= set(body["properties"])
+    assert {"201", "409", "422"} <= set(create["responses"])
+    provider_body = doc["paths"]["/manage/v1/providers"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "api_key" in provider_body["properties"]["accounts"]["items"]["properties"]  # nested schemas inlined
+    listed = doc["paths"]["/manage/v1/keys"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed["$ref"].endswith("KeyPage") and "secret" not in str(doc["components"]["schemas"]["KeyOut"])
+    assert httpx.get(world.url + "/manage/v1/docs").status_code == 200
 
 
 # --- projects -------------------------------------------------------------------------------------------------
