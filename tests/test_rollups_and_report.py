@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts import keys
 from accounts.models import Project
 from usage import pricing, report, selectors, services, synthetic
+from tests.test_admin_query_plans import ledger_scans
 from usage.models import DailyRollup, ModelPrice, RolledDay, UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -211,6 +212,7 @@ def test_report_reads_rollups_for_past_days_and_raw_rows_only_for_today(client):
     assert raw, "today's rows are read from the ledger"
     for sql in raw:
         assert '"created_at" >=' in sql and today.isoformat() in sql.split('"created_at" >=', 1)[1][:40], sql
+        assert not ledger_scans(sql), sql  # and its plan reads through an index, not the whole table
     rolled = [q["sql"] for q in queries.captured_queries if "usage_dailyrollup" in q["sql"]]
     assert rolled and all('"day" >=' in sql for sql in rolled)
     # the numbers on the page are the ledger's

@@ -96,10 +96,10 @@ def _near_limits(today, now) -> list[dict]:
             period = "monthly" if b.period == "month" else "daily"
             out.append({"what": f"{b.scope} {b.label}", "percent": b.percent,
                         "detail": f"{b.percent}% of the {period} budget (${b.spent:.2f} of ${b.budget:.2f})"})
-    per_minute = selectors.requests_last_minute(now)
     limited = [("Project", "project", p.id, p.name, p.rpm_limit) for p in Project.objects.exclude(rpm_limit=None)]
     limited += [("API key", "key", k.id, f"{k.name} ({k.prefix}…)", k.rpm_limit)
                 for k in ApiKey.objects.exclude(rpm_limit=None).filter(revoked_at=None)]  # fmt: skip
+    per_minute = selectors.requests_last_minute(now) if limited else {}
     for scope, name, obj_id, label, rpm in limited:
         used = per_minute.get((name, obj_id), 0)
         if rpm and used * 100 >= rpm * 80:
