@@ -39,7 +39,6 @@ MAX_PENDING = 100
 _local_watchers = 0
 _watching = False
 _checked_at = -CHECK_SECONDS
-_checking = False
 _pending: set[asyncio.Task] = set()
 _clients: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # event loop -> redis.asyncio client
 _redis_url: str | None = None
@@ -110,31 +109,28 @@ def _url() -> str:
 
 
 def _watched() -> bool:
-    global _checked_at, _checking
+    global _checked_at
     if not _url():
         return _local_watchers > 0
     now = time.monotonic()
-    if now - _checked_at >= CHECK_SECONDS and not _checking:
+    if now - _checked_at >= CHECK_SECONDS:  # a check ends within REDIS_TIMEOUT, so checks never overlap
         _checked_at = now
         try:
             task = asyncio.get_running_loop().create_task(_refresh())
         except RuntimeError:
             return _watching
-        _checking = True
         _pending.add(task)
         task.add_done_callback(_pending.discard)
     return _watching
 
 
 async def _refresh() -> None:
-    global _watching, _checking
+    global _watching
     try:
         count = await asyncio.wait_for(_client().zcount(WATCHERS_KEY, time.time() - STALE_SECONDS, "+inf"), REDIS_TIMEOUT)
         _watching = count > 0
     except Exception:
         _watching = False  # a Redis we cannot reach has no watchers we could reach either
-    finally:
-        _checking = False
 
 
 def _client():
