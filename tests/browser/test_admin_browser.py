@@ -1,7 +1,6 @@
 """The admin in a real headless Chromium against the real server (daphne): log in, create a project and a key,
 read the secret from the page exactly once, revoke the key with the bulk action."""
 
-import os
 import re
 import secrets
 
@@ -11,21 +10,7 @@ from django.contrib.auth.models import User
 from accounts import keys
 from accounts.models import ApiKey, Project
 
-from .webdriver import Browser, missing
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser(request):
-    reason = missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run in CI: {reason}")
-        pytest.skip(reason)
-    b = Browser(request.getfixturevalue("gateway_server").url)
-    yield b
-    b.quit()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The live request feed in a real headless Chromium: staff open it from the usage records list, a request made
 with the SDK appears as a row without reloading the page."""
 
-import os
 import secrets
 
 import anthropic
@@ -12,21 +11,7 @@ from tests.e2e import policy_world as pw
 from tests.e2e.conftest import FAKE_KEY
 from tests.fakes.upstream import FakeUpstream
 
-from .webdriver import Browser, missing
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser(request):
-    reason = missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run in CI: {reason}")
-        pytest.skip(reason)
-    b = Browser(request.getfixturevalue("gateway_server").url)
-    yield b
-    b.quit()
 
 
 @pytest.fixture
