@@ -1,5 +1,6 @@
 """The YAML config file read by `apply_config` and `bootstrap`: parsing and validation only, no writes.
 
+A seed format (claude-proxy's config.json; accounts/config_seeds.py) is translated to this document first.
 `config_parse(data)` checks the whole document first and raises ConfigError listing every problem, each named by
 its path (`models[1].targets[0].provider: unknown provider 'nope'`), so a bad file changes nothing. `${VAR}` in any
 string value expands from the environment. Credentials come from `api_key_env: NAME` (preferred) or `api_key:`.
@@ -14,6 +15,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 
+from . import config_seeds
 from .models import Provider
 from .presets import PRESETS, capability_problems, preset_for, preset_kind_problem
 
@@ -106,6 +108,7 @@ class Config:
     prices: list[PriceSpec] = field(default_factory=list)
     projects: list[ProjectSpec] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    inbound_keys: list[dict] = field(default_factory=list)  # client keys with given secrets (config_seeds)
 
 
 def config_read(path) -> dict:
@@ -274,8 +277,13 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
     """Validate the whole document. `known_providers`: names already in the database, which routes may use."""
     r = _Reader(environ, known_providers)
     config = Config()
-    if r.mapping(data, "", {"providers", "models", "prices", "projects"}) is None:
+    seed = data is not (data := config_seeds.translate(data))
+    if r.mapping(data, "", {"providers", "models", "prices", "projects", "inbound_keys"}) is None:
         raise ConfigError(r.problems)
+    if seed:
+        r.warnings.append("read as a claude-proxy config.json")
+    r.problems.extend(config_seeds.inbound_key_problems(r.items(data, "inbound_keys", "")))
+    config.inbound_keys = r.items(data, "inbound_keys", "")
 
     for i, item in enumerate(r.items(data, "providers", "")):
         path = f"providers[{i}]"

@@ -18,7 +18,8 @@ from django.conf import settings
 from django.utils import timezone
 from ninja.security.base import AuthBase
 
-from accounts.keys import PREFIX_LENGTH, AuthenticatedKey, digest, key_load
+from accounts.config_seeds import MIN_SECRET_LENGTH
+from accounts.keys import AuthenticatedKey, digest, key_load
 
 from .errors import AuthenticationFailed
 
@@ -56,7 +57,7 @@ def credential_from_headers(headers) -> str | None:
 
 
 async def authenticate(secret: str | None) -> AuthenticatedKey:
-    if not secret or not secret.startswith("gh_") or len(secret) < PREFIX_LENGTH + 8:
+    if not secret or len(secret) < MIN_SECRET_LENGTH:  # gh_ keys, or a secret imported as it is (config_seeds)
         raise AuthenticationFailed("invalid x-api-key" if secret else "missing API key")
     if _listener is None and settings.REDIS_URL:
         _start_listener()

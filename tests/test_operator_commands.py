@@ -222,13 +222,16 @@ def test_azure_has_no_model_list_so_the_probe_is_a_one_token_request():
     assert body["max_completion_tokens"] == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_check_providers_exit_status_is_non_zero_on_failure():
-    """As cron or a container health check runs it: a separate process, its exit status."""
-    account("exit-dead", "main", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
+def test_check_providers_exit_status_is_non_zero_on_failure(committed):
+    """As cron or a container health check runs it: a separate process (on the committed test database),
+    its exit status."""
+    dead = account("exit-dead", "main", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
     env = {**os.environ, "DATABASE_URL": database_url(connection.settings_dict)}
-    done = subprocess.run([sys.executable, "manage.py", "check_providers", "--timeout", "2"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    try:
+        done = subprocess.run([sys.executable, "manage.py", "check_providers", "--provider", "exit-dead",
+                               "--timeout", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    finally:
+        dead.provider.delete()
     assert done.returncode == 1, done.stdout + done.stderr
     assert "exit-dead" in done.stdout and "1 of 1 account(s) failed" in done.stderr
     assert SECRET not in done.stdout + done.stderr
