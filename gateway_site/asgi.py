@@ -137,6 +137,7 @@ async def lifespan(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            ledger.start()  # replays the ledger spools of processes that died (daphne: gateway_site/server.py)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await asyncio.to_thread(ledger.stop)

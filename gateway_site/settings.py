@@ -246,6 +246,10 @@ GATEWAY_IDEMPOTENCY_HOURS = env_int("GATEWAY_IDEMPOTENCY_HOURS", 24)
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)
 GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 4096)
 GATEWAY_LEDGER_FLUSH_SECONDS = env_float("GATEWAY_LEDGER_FLUSH_SECONDS", 0.2)
+# On SIGTERM the server stops accepting and lets requests in flight finish for this long; streams still running
+# then end with an error event in the caller's format (gateway_site/server.py). Keep it below the orchestrator's
+# kill timeout (Kubernetes terminationGracePeriodSeconds, docker stop -t) by ~10 s.
+GATEWAY_SHUTDOWN_GRACE_SECONDS = env_float("GATEWAY_SHUTDOWN_GRACE_SECONDS", 20.0)
 # A translated stream whose upstream says nothing for this long gets a ping (protocols.md §5.11 A.2).
 GATEWAY_STREAM_PING_SECONDS = env_float("GATEWAY_STREAM_PING_SECONDS", 10.0)
 # Retries before the first byte (proxy/attempts.py); a route may override each.

@@ -60,6 +60,7 @@ async def run(
         body_bytes = len(body) if isinstance(body, bytes) else 0
         body = parse_body(body, ingress_api) if isinstance(body, bytes) else body
         call.stream = body.get("stream") is True
+        call.requested_model = str(body.get("model") or "")
         snapshot = await routing.snapshot()
         model = body.get("model") if key.optimize is None else optimize.choose_model(call, key.optimize, body, body_bytes)
         route = snapshot.resolve(key, model)
@@ -80,7 +81,8 @@ async def run(
             plan.keep(content, call)
         return Result(200, headers, content=content)
     except GatewayError as err:
-        call.finish(status=err.status, outcome=outcome_of(err), error=err)
+        status = ingress.render_error(err)[0]  # the status the client gets (e.g. 529 vs 503, 402 vs 429)
+        call.finish(status=status, outcome=outcome_of(err), error=err)
         err.headers = {**headers, **_limit_headers(call, ingress), **err.headers}
         raise
     except asyncio.CancelledError:  # the client went away before the response started

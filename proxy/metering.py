@@ -3,6 +3,10 @@
 `Call.finish` is the request's last step, whatever happened: it settles the request's policies (limits and
 budget, proxy.policies) with the exact cost and hands one row to the ledger. It runs once; later calls do
 nothing, so no request is ever counted twice.
+
+Before that, the row so far is spooled (usage.ledger.snapshot) when an upstream is called and, for streams, at
+most once every SNAPSHOT_SECONDS (`Call.progress`, from proxy/relay.py): if the process dies, the request is
+still in the ledger after the next start, as `interrupted` with the usage last known.
 """
 
 import time
@@ -16,6 +20,8 @@ from usage import feed, ledger, metrics, pricing
 from . import policies, selection
 from .canonical import MessageDelta, MessageStart, StreamError, Usage
 from .errors import GatewayError, UpstreamError
+
+SNAPSHOT_SECONDS = 1.0  # how stale the usage of a killed stream's `interrupted` row may be
 
 
 def outcome_of(err: GatewayError) -> str:
@@ -58,6 +64,8 @@ class Call:
     reductions: str = ""
     tokens_saved: int = 0
     saved_usd: object = 0  # a cache hit's avoided cost; reductions' is priced at finish
+    requested_model: str = ""  # the model name the client sent (alias may be the pattern that matched it)
+    snapshot_at: float = 0.0  # perf_counter of the last spooled snapshot; 0 = none yet
 
     def __post_init__(self) -> None:
         metrics.request_started(self.ingress)
@@ -70,6 +78,7 @@ class Call:
         self.price = self.price_of(remote_model) if self.price_of else None
         selection.busy(account.id, +1)
         self.busy_account = account.id
+        self._snapshot()
 
     def attempt_failed(self, err: GatewayError) -> None:
         metrics.upstream_errors.labels(self.provider, err.kind, str(err.status)).inc()
@@ -78,6 +87,8 @@ class Call:
         """End a call that is not part of the ledger (token counting)."""
         if not self.recorded:
             metrics.request_released(self.ingress)
+            if self.snapshot_at:
+                ledger.discard(self.request_id)
         self.recorded = True
         self._leave_account()
 
@@ -97,6 +108,27 @@ class Call:
             if isinstance(event, (MessageStart, MessageDelta)):
                 self.usage = event.usage
 
+    def progress(self, usage: Usage) -> None:
+        """A stream's usage so far (relay, per chunk): spooled at most once every SNAPSHOT_SECONDS."""
+        if time.perf_counter() - self.snapshot_at >= SNAPSHOT_SECONDS and not self.recorded:
+            self.usage = usage
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        self.snapshot_at = time.perf_counter()
+        status = 200 if self.stream and self.ttft_ms is not None else 0  # 0: the client got no response
+        ledger.snapshot(self.row(status, "interrupted", None, self._cost()))
+
+    def _cost(self):
+        usage = self.usage
+        return pricing.cost(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read=usage.cache_read_tokens,
+            cache_write=usage.cache_write_tokens,
+            price=self.price,
+        )
+
     def stream_failure(self, events) -> GatewayError | None:
         return next((e.error for e in events if isinstance(e, StreamError)), None)
 
@@ -106,53 +138,47 @@ class Call:
         self.recorded = True
         self.succeeded = outcome == "ok"
         self._leave_account()
-        usage = self.usage
-        cost = pricing.cost(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read=usage.cache_read_tokens,
-            cache_write=usage.cache_write_tokens,
-            price=self.price,
-        )
+        cost = self._cost()
         if self.tokens_saved and not self.saved_usd:
             self.saved_usd = pricing.cost(input_tokens=self.tokens_saved, output_tokens=0, cache_read=0, cache_write=0,
                                           price=self.price)  # fmt: skip
         policies.settle(self.ticket, self, cost)
-        ledger.record(self._row(status, outcome, error, cost))
+        ledger.record(self.row(status, outcome, error, cost))
         elapsed = time.perf_counter() - self.started
         metrics.request_finished(self, status, outcome, cost, elapsed)
         feed.publish(self, status, outcome, cost, elapsed)  # costs a clock read when nobody watches
 
-    def _row(self, status: int, outcome: str, error: GatewayError | None, cost) -> dict:
+    def row(self, status: int, outcome: str, error: GatewayError | None, cost) -> ledger.LedgerRow:
         usage = self.usage
-        return {
-            "created_at": self.created_at,
-            "request_id": self.request_id,
-            "project_id": self.key.project_id if self.key else None,
-            "api_key_id": self.key.id if self.key else None,
-            "alias": self.alias[:200],
-            "provider": self.provider,
-            "account": self.account,
-            "remote_model": self.remote_model[:200],
-            "ingress_api": self.ingress,
-            "upstream_api": self.upstream_api,
-            "stream": self.stream,
-            "http_status": status,
-            "outcome": outcome,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-            "cost_usd": cost,
-            "latency_ms": int((time.perf_counter() - self.started) * 1000),
-            "ttft_ms": self.ttft_ms,
-            "attempts": self.attempts,
-            "error_type": error.kind if error else "",
-            "error_message": error.message[:300] if error else "",
-            "user_agent": self.user_agent[:300],
-            "batch_id": self.batch_id,
-            "route_rule": self.route_rule,
-            "reductions": self.reductions[:200],
-            "tokens_saved": self.tokens_saved,
-            "saved_usd": self.saved_usd,
-        }
+        return ledger.LedgerRow(
+            created_at=self.created_at,
+            request_id=self.request_id,
+            project_id=self.key.project_id if self.key else None,
+            api_key_id=self.key.id if self.key else None,
+            alias=self.alias[:200],
+            requested_model=self.requested_model[:200],
+            provider=self.provider,
+            account=self.account,
+            remote_model=self.remote_model[:200],
+            ingress_api=self.ingress,
+            upstream_api=self.upstream_api,
+            stream=self.stream,
+            http_status=status,
+            outcome=outcome,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            cost_usd=cost,
+            latency_ms=int((time.perf_counter() - self.started) * 1000),
+            ttft_ms=self.ttft_ms,
+            attempts=self.attempts,
+            error_type=error.kind if error else "",
+            error_message=error.message[:300] if error else "",
+            user_agent=self.user_agent[:300],
+            batch_id=self.batch_id,
+            route_rule=self.route_rule,
+            reductions=self.reductions[:200],
+            tokens_saved=self.tokens_saved,
+            saved_usd=self.saved_usd,
+        )

@@ -5,18 +5,34 @@ errors; a Relay with a `fail(err)` method ends a failed stream itself, e.g. Resp
 numbered on from the upstream's events). Otherwise the upstream's format decodes into proxy.canonical and the
 caller's format encodes from it (the encoder also ends a stream whose upstream connection broke).
 Whatever way a stream ends (done, upstream error, broken connection, client gone), `call.finish` runs once.
+
+A stream that does not end normally is charged for what it carried: the upstream's own usage where it sent
+some (Anthropic's message_start), else estimates — the request's size for input, one output token per delta
+event relayed (counted with bytes.count on the raw chunks, never parsed). While it runs, that usage is spooled
+once a second (Call.progress), so a process killed mid-stream still leaves an `interrupted` row with it.
+
+Graceful shutdown (gateway_site/server.py): `end_streams()` ends every stream still running when the grace
+period is over with an error event in the caller's format, by cancelling the task that iterates it.
 """
 
 import asyncio
+import time
 from contextlib import aclosing
+from dataclasses import replace
 
 import httpx
 import orjson
 from django.conf import settings
 
-from .canonical import Ping, StreamError
-from .errors import UpstreamError
+from .canonical import Ping, StreamError, Usage
+from .errors import GatewayError, UpstreamError
 from .keepalive import with_keepalive
+from .metering import SNAPSHOT_SECONDS
+from .tokens import estimate_input_tokens
+
+DELTA = b'"delta":'  # one per content event in every format's stream (Anthropic, Chat Completions, Responses)
+_streams: dict = {}  # the task iterating each stream in flight -> its Call
+_ending: set = set()  # tasks cancelled by end_streams (a shutdown), not by a client that went away
 
 
 def complete(answer, ingress, call) -> bytes:
@@ -43,10 +59,15 @@ def stream(answer, body: dict, ingress, call):
 
 async def _same_api(response, body, ingress, call):
     relay = ingress.Relay(body)
-    outcome, error = "ok", None
+    outcome, error, deltas = "ok", None, 0
+    estimate = lambda: len(orjson.dumps(body)) // 4  # noqa: E731  (only for a stream cut before its usage)
+    task = _started(call)
     try:
         async for chunk in response.aiter_raw():
             call.first_byte()
+            deltas += chunk.count(DELTA)
+            if time.perf_counter() - call.snapshot_at >= SNAPSHOT_SECONDS:
+                call.progress(_so_far(relay.usage, deltas, estimate))
             out = relay.feed(chunk)
             if out:
                 yield out
@@ -62,18 +83,27 @@ async def _same_api(response, body, ingress, call):
     except httpx.HTTPError as exc:
         outcome, error = "interrupted", _broken_stream(exc)
         yield _relay_failure(relay, ingress, error)
-    except (asyncio.CancelledError, GeneratorExit):
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        if not _ended_by_shutdown(task):
+            raise
+        outcome, error = "interrupted", _shutdown_error()
+        yield _relay_failure(relay, ingress, error)
+    except GeneratorExit:
         outcome = "cancelled"
         raise
     finally:
+        _streams.pop(task, None)
         await response.aclose()
-        call.usage = relay.usage
+        call.usage = relay.usage if outcome == "ok" else _so_far(relay.usage, deltas, estimate)
         call.finish(status=200, outcome=outcome, error=error)
 
 
 async def _translated(response, chat, ingress, upstream_format, call):
     decoder, encoder = upstream_format.StreamDecoder(chat), ingress.StreamEncoder(chat)
-    outcome, error = "ok", None
+    outcome, error, deltas = "ok", None, 0
+    estimate = lambda: estimate_input_tokens(chat)  # noqa: E731
+    task = _started(call)
     try:
         async with aclosing(_upstream_chunks(response, chat)) as chunks:  # a keep-alive watch ends with us
             async for chunk in chunks:
@@ -81,6 +111,9 @@ async def _translated(response, chat, ingress, upstream_format, call):
                     yield encoder.encode(Ping())
                     continue
                 call.first_byte()
+                deltas += chunk.count(DELTA)
+                if time.perf_counter() - call.snapshot_at >= SNAPSHOT_SECONDS:
+                    call.progress(_so_far(call.usage, deltas, estimate))
                 events = decoder.feed(chunk)
                 if events:
                     call.meter(events)
@@ -101,12 +134,67 @@ async def _translated(response, chat, ingress, upstream_format, call):
         out = encoder.encode(StreamError(error))  # the encoder ends its own stream (responses: response.failed)
         if out:
             yield out
-    except (asyncio.CancelledError, GeneratorExit):
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        if not _ended_by_shutdown(task):
+            raise
+        outcome, error = "interrupted", _shutdown_error()
+        out = encoder.encode(StreamError(error))
+        if out:
+            yield out
+    except GeneratorExit:
         outcome = "cancelled"
         raise
     finally:
+        _streams.pop(task, None)
         await response.aclose()
+        if outcome != "ok":
+            call.usage = _so_far(call.usage, deltas, estimate)
         call.finish(status=200, outcome=outcome, error=error)
+
+
+def _so_far(known: Usage, deltas: int, estimate_input) -> Usage:
+    """The usage of a stream so far: the upstream's figures where it sent them, else the estimates."""
+    input_tokens = known.input_tokens
+    if not (input_tokens or known.cache_read_tokens or known.cache_write_tokens):
+        input_tokens = max(1, estimate_input())
+    if input_tokens == known.input_tokens and known.output_tokens >= deltas:
+        return known
+    return replace(known, input_tokens=input_tokens, output_tokens=max(known.output_tokens, deltas))
+
+
+# --- graceful shutdown ------------------------------------------------------------------------------------
+
+
+def _started(call):
+    task = asyncio.current_task()
+    _streams[task] = call
+    return task
+
+
+def streams_in_flight() -> int:
+    return len(_streams)
+
+
+def end_streams() -> int:
+    """End every stream in flight now, each with an error event in its caller's format (and its row written)."""
+    tasks = list(_streams)
+    for task in tasks:
+        _ending.add(task)
+        task.cancel()
+    return len(tasks)
+
+
+def _ended_by_shutdown(task) -> bool:
+    if task not in _ending:
+        return False
+    _ending.discard(task)
+    task.uncancel()  # the task goes on: it sends the error event and ends the response normally
+    return True
+
+
+def _shutdown_error() -> GatewayError:
+    return GatewayError("the gateway is restarting and ended this stream; retry the request", kind="overloaded")
 
 
 def _relay_failure(relay, ingress, error) -> bytes:

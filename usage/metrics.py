@@ -15,6 +15,7 @@
     gateway_rate_limit_hits_total            project, kind (rpm|tpm|conc)        proxy.policies.admit
     gateway_circuit_state                    provider, account                   proxy.breaker, on a change
     gateway_ledger_write_failures_total      -                                   usage.ledger
+    gateway_ledger_backlog_rows              -                                   usage.ledger
     gateway_live_feed_dropped_total          reason                              usage.feed
     gateway_auth_failures_total              reason (missing|invalid|expired|    proxy.auth_failures
                                              throttled)
@@ -70,6 +71,9 @@ circuit_state = Gauge(
 )
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 ledger_dropped = Counter("gateway_ledger_write_failures_total", "Usage records that could not be written")
+ledger_backlog = Gauge(  # usage.ledger: rows in the spool, not yet in the database (retried until they are)
+    "gateway_ledger_backlog_rows", "Usage records waiting for the database", multiprocess_mode="livesum"
+)
 feed_dropped = Counter(
     "gateway_live_feed_dropped_total", "Live-feed events not delivered (layer slow or down, too many pending)", ["reason"]
 )
