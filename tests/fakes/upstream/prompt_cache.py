@@ -35,12 +35,12 @@ class PromptCache:
         """(uncached input, output, cache read, cache write) for this request; `default` gives total input (its
         first item) and output."""
         total, out = default[0] + default[2] + default[3], default[1]
-        blocks = _blocks(api, body)
+        blocks, marked = _blocks(api, body)
         sizes = [len(b) // 4 for b in blocks]
         digests = _prefix_digests(blocks)
         scope = str(body.get("model"))
         with self.lock:
-            marks = [i for i, b in enumerate(blocks) if b"cache_control" in b] if api == "anthropic" else []
+            marks = [i for i, m in enumerate(marked) if m]
             last = marks[-1] if marks else (-1 if api == "anthropic" else len(blocks) - 1)  # reads end at a mark
             read = max((sum(sizes[: i + 1]) for i, d in enumerate(digests[: last + 1]) if (scope, d) in self.seen),
                        default=0)  # fmt: skip
@@ -59,24 +59,36 @@ class PromptCache:
         return total - read - write, out, read, write
 
 
-def _blocks(api: str, body: dict) -> list[bytes]:
-    out = [orjson.dumps(t) for t in body.get("tools") or []]
+def _blocks(api: str, body: dict) -> tuple[list[bytes], list[bool]]:
+    """The prompt's blocks serialized without their cache_control (a marker is not content: moving it does not
+    change the prefix), and which of them carried one."""
+    parts = list(body.get("tools") or [])
     if api == "anthropic":
         system = body.get("system")
-        if isinstance(system, str):
-            out.append(orjson.dumps(system))
-        elif isinstance(system, list):
-            out += [orjson.dumps(b) for b in system]
+        parts += [system] if isinstance(system, str) else list(system or [])
         for message in body.get("messages") or []:
             content = message.get("content")
-            parts = content if isinstance(content, list) else [content]
-            out += [orjson.dumps([message.get("role"), part]) for part in parts]
-        return out
+            parts += [[message.get("role"), part] for part in (content if isinstance(content, list) else [content])]
+        out = [_unmarked(p) for p in parts]
+        return [b for b, _ in out], [m for _, m in out]
     if isinstance(body.get("instructions"), str):
-        out.append(orjson.dumps(body["instructions"]))
+        parts.append(body["instructions"])
     items = body.get("messages") if "messages" in body else body.get("input")
-    items = [items] if isinstance(items, str) else items or []
-    return out + [orjson.dumps(item) for item in items]
+    parts += [items] if isinstance(items, str) else list(items or [])
+    return [orjson.dumps(p) for p in parts], [False] * len(parts)
+
+
+def _unmarked(part) -> tuple[bytes, bool]:
+    block = part[1] if isinstance(part, list) else part
+    if not isinstance(block, dict):
+        return orjson.dumps(part), False
+    marked = "cache_control" in block
+    clean = {k: v for k, v in block.items() if k != "cache_control"}
+    if isinstance(clean.get("content"), list):  # a tool_result's own blocks
+        inner = clean["content"]
+        marked = marked or any(isinstance(b, dict) and "cache_control" in b for b in inner)
+        clean["content"] = [{k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b for b in inner]
+    return orjson.dumps([part[0], clean] if isinstance(part, list) else clean), marked
 
 
 def _prefix_digests(blocks: list[bytes]) -> list[bytes]:
