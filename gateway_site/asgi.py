@@ -15,7 +15,10 @@ Websockets go to Channels.
 
 import asyncio
 import gc
+import io
 import os
+import sys
+from http import HTTPStatus
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 
@@ -31,11 +34,16 @@ from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
+from django.conf import settings  # noqa: E402
+
 from gateway_site.routing import websocket_urlpatterns  # noqa: E402
+from proxy import api as proxy_api  # noqa: E402
+from proxy import auth  # noqa: E402
+from proxy.errors import GatewayError, RequestTooLarge  # noqa: E402
 
 # The paths served without middleware: the model API and the probes. Everything else (the admin, its static
 # files, /docs, /openapi.json and whatever is added later) goes through settings.MIDDLEWARE as usual.
-BARE_PREFIXES = ("/v1/", "/chat/completions", "/models", "/api/event_logging/")
+BARE_PREFIXES = proxy_api.PATH_PREFIXES
 BARE_PATHS = frozenset({"/", "/health", "/ready", "/metrics"})
 
 
@@ -53,20 +61,28 @@ class BareASGIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope, receive, send):
+        refusal = await _gate(scope)  # from the headers alone: nothing of the body is read for a refused request
+        if refusal is not None:
+            await self.send_response(refusal, send)
+            return
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
+            return
+        except RequestTooLarge as err:
+            await self.send_response(_error(scope, err), send)
             return
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
+            error_response = _api_json(scope, error_response)
             await self.send_response(error_response, send)
             error_response.close()
             return
 
         async def process_request():
-            response = await self.run_get_response(request)
+            response = _api_json(scope, await self.run_get_response(request))
             if not response.streaming and not response.has_header("Content-Length"):
                 response["Content-Length"] = str(len(response.content))  # CommonMiddleware's job, skipped here
             for name, value in _security_headers(scope):  # SecurityMiddleware's and XFrameOptions' job
@@ -93,6 +109,84 @@ class BareASGIHandler(ASGIHandler):
         else:
             processor.result().close()
         body_file.close()
+
+
+    async def read_body(self, receive):
+        """The body, refused with RequestTooLarge as soon as it passes GATEWAY_MAX_BODY_BYTES (a chunked body has no
+        Content-Length to check up front). Kept in memory: the API parses every body whole anyway."""
+        limit = settings.GATEWAY_MAX_BODY_BYTES
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise RequestTooLarge(f"request body exceeds {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return io.BytesIO(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+# API paths that need no key: the probes and Claude Code's telemetry sink.
+OPEN_PREFIXES = ("/api/event_logging/",)
+
+
+def needs_key(path: str) -> bool:
+    return path.startswith(BARE_PREFIXES) and not path.startswith(OPEN_PREFIXES)
+
+
+async def _gate(scope):
+    """None to go on reading the body, or the response that refuses the request: no or a bad key (401), a
+    throttled address (429), a Content-Length over the limit (413). A good key is left in the scope for
+    proxy.auth.GatewayKey, which then does not check it again."""
+    if not needs_key(scope["path"]):
+        return None
+    headers = _headers(scope)
+    client = scope.get("client")
+    try:
+        scope[auth.SCOPE_KEY] = await auth.authenticate_request(headers, client[0] if client else None)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > settings.GATEWAY_MAX_BODY_BYTES:
+            raise RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+    except GatewayError as err:
+        return _error(scope, err)
+    return None
+
+
+def _headers(scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+def _error(scope, err):
+    return proxy_api.error_response(scope["path"], _headers(scope), err)
+
+
+API_ERROR_KINDS = {400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found", 413: "request_too_large"}
+
+
+def _api_json(scope, response):
+    """Every error under the API paths is JSON in the caller's format: Django's and ninja's own answers (405,
+    a 400 for a malformed request, ...) are HTML or bare JSON, and are rewritten here."""
+    if response.status_code < 400 or response.streaming or scope["path"] in BARE_PATHS:
+        return response
+    if response.get("Content-Type", "").startswith("application/json"):
+        return response
+    status = response.status_code
+    if status == 405:
+        message = f"method {scope['method']} is not allowed on {scope['path']}"
+        err = GatewayError(message, kind="invalid_request", status=405)
+        err.headers = {"Allow": response["Allow"]} if response.has_header("Allow") else {}
+    else:
+        message = f"{status} {HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else 'error'}"
+        err = GatewayError(message, kind=API_ERROR_KINDS.get(status, "api_error"), status=status)
+    response.close()
+    rendered = _error(scope, err)
+    rendered.status_code = status  # the formats know no 405: the body says invalid request, the status stays
+    return rendered
 
 
 def _security_headers(scope) -> list[tuple[str, str]]:
@@ -145,6 +239,11 @@ async def lifespan(scope, receive, send):
             await send({"type": "lifespan.shutdown.complete"})
             return
 
+
+if "daphne.http_protocol" in sys.modules:  # served by daphne: refuse at the headers, before twisted reads a body
+    from gateway_site import daphne_guard
+
+    daphne_guard.install(needs_key)
 
 # No broker, no beat: the web process runs the nightly rollup itself (usage/scheduler.py says when).
 from usage import scheduler as usage_scheduler  # noqa: E402

@@ -81,8 +81,25 @@ def metrics(request):
 
 
 def not_found(request, exception=None):
-    return JsonResponse({"error": {"message": f"No route for {request.method} {request.path}", "type": "not_found"}}, status=404)
+    message = f"No route for {request.method} {request.path}"
+    if _api_path(request.path):
+        from proxy.api import error_response
+        from proxy.errors import NotFound
+
+        return error_response(request.path, request.headers, NotFound(message))  # in the caller's format
+    return JsonResponse({"error": {"message": message, "type": "not_found"}}, status=404)
 
 
 def server_error(request):
+    if _api_path(request.path):
+        from proxy.api import error_response
+        from proxy.errors import GatewayError
+
+        return error_response(request.path, request.headers, GatewayError("internal gateway error"))
     return JsonResponse({"error": {"message": "Internal error", "type": "api_error"}}, status=500)
+
+
+def _api_path(path: str) -> bool:
+    from proxy.api import PATH_PREFIXES
+
+    return path.startswith(PATH_PREFIXES)

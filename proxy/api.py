@@ -11,16 +11,19 @@ To add an endpoint: a function here with `auth=KEY`, calling a module that raise
 import logging
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Router
+from ninja import errors as ninja_errors
 
-from . import catalog, core, formats, ids, responses_store
+from . import catalog, core, errors, formats, ids, responses_store, validate
 from .auth import GatewayKey
-from .errors import GatewayError, RequestTooLarge
+from .errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
 from .formats import model_list
 
 log = logging.getLogger(__name__)
 
+# Every path this router serves starts with one of these (gateway_site/asgi.py serves them without middleware).
+PATH_PREFIXES = ("/v1/", "/chat/completions", "/models", "/responses", "/api/event_logging/")
 router = Router()
 KEY = GatewayKey()
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -33,7 +36,8 @@ async def messages(request: HttpRequest):
 
 @router.post("/v1/messages/count_tokens", auth=KEY, summary="Anthropic token counting")
 async def count_tokens(request: HttpRequest):
-    return JsonResponse(await catalog.count_tokens(request.auth, read_json_body(request), request.headers))
+    body = validate.check("anthropic", read_json_body(request), count_tokens=True)
+    return JsonResponse(await catalog.count_tokens(request.auth, body, request.headers))
 
 
 @router.post("/v1/chat/completions", auth=KEY, summary="OpenAI Chat Completions (stream or not)")
@@ -137,15 +141,31 @@ def _models_api(request) -> str:
 
 
 def caller_format(request) -> str:
+    return caller_format_of(request.path, request.headers)
+
+
+def caller_format_of(path: str, headers) -> str:
     """The API the caller speaks, from the path (model lists: from the headers, both SDKs use the same path)."""
-    path = request.path
     if path.startswith("/v1/messages"):
         return "anthropic"
     if path.startswith(("/v1/responses", "/responses")):
         return "responses"
     if path.startswith(("/v1/models", "/models")):
-        return _models_api(request)
+        return model_list.caller_api(headers)
     return "openai"
+
+
+def error_response(path: str, headers, err: GatewayError) -> HttpResponse:
+    """`err` as the caller's API renders it: its status, its JSON body, its headers and a request id."""
+    fmt = formats.get(caller_format_of(path, headers))
+    status, content, extra = fmt.render_error(err)
+    response = HttpResponse(content, status=status, content_type="application/json")
+    for name, value in {**extra, **err.headers}.items():
+        response[name] = value
+    request_id_header = "request-id" if fmt.NAME == "anthropic" else "x-request-id"
+    if not response.has_header(request_id_header):
+        response[request_id_header] = ids.request_id()
+    return response
 
 
 def install_error_handlers(api) -> None:
@@ -153,17 +173,21 @@ def install_error_handlers(api) -> None:
 
     @api.exception_handler(GatewayError)
     def gateway_error(request, err: GatewayError):
-        fmt = formats.get(caller_format(request))
-        status, content, headers = fmt.render_error(err)
-        response = HttpResponse(content, status=status, content_type="application/json")
-        for name, value in {**headers, **err.headers}.items():
-            response[name] = value
-        request_id_header = "request-id" if fmt.NAME == "anthropic" else "x-request-id"
-        if not response.has_header(request_id_header):
-            response[request_id_header] = ids.request_id()
-        return response
+        return error_response(request.path, request.headers, err)
+
+    @api.exception_handler(Http404)
+    def no_such_thing(request, exc):
+        return gateway_error(request, NotFound(f"No route for {request.method} {request.path}"))
+
+    @api.exception_handler(ninja_errors.ValidationError)
+    def invalid(request, exc):  # a path or query parameter ninja could not convert
+        return gateway_error(request, InvalidRequest(f"invalid request parameters: {exc.errors}"))
+
+    @api.exception_handler(ninja_errors.HttpError)
+    def http_error(request, exc):
+        kind = {401: "authentication", 403: "permission", 404: "not_found", 429: "rate_limit"}.get(exc.status_code)
+        return gateway_error(request, GatewayError(str(exc), kind=kind or "invalid_request", status=exc.status_code))
 
     @api.exception_handler(Exception)
     def unexpected(request, exc):
-        log.exception("unhandled error on %s", request.path)
-        return gateway_error(request, GatewayError("internal gateway error", kind="api_error"))
+        return gateway_error(request, errors.unexpected(exc, request.path))

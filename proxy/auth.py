@@ -21,11 +21,13 @@ from ninja.security.base import AuthBase
 from accounts.config_seeds import MIN_SECRET_LENGTH
 from accounts.keys import AuthenticatedKey, digest, key_load
 
-from .errors import AuthenticationFailed
+from . import auth_failures
+from .errors import AuthenticationFailed, GatewayError, RateLimited
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "gh:config-changed"
+SCOPE_KEY = "gatehouse.key"
 _MAX_CACHED = 50_000
 _cache: dict[str, tuple[float, AuthenticatedKey | None]] = {}
 _on_change: list = []  # other caches to drop with this one (proxy.routing registers its own)
@@ -43,7 +45,60 @@ class GatewayKey(AuthBase):
         return await self.authenticate(request)
 
     async def authenticate(self, request) -> AuthenticatedKey:
-        return await authenticate(credential_from_headers(request.headers))
+        scope = getattr(request, "scope", None) or {}
+        key = scope.get(SCOPE_KEY)  # the ASGI handler checked it before reading the body (gateway_site/asgi.py)
+        if key is not None:
+            return key
+        return await authenticate_request(request.headers, request.META.get("REMOTE_ADDR"))
+
+
+async def authenticate_request(headers, address: str | None) -> AuthenticatedKey:
+    """The key of a request, from its headers alone; a failure is counted against the client's address
+    (proxy/auth_failures.py), and an address past its failure limit is refused unless its key is already known."""
+    refusal = precheck(headers, address)
+    if refusal is not None:
+        raise refusal
+    secret = credential_from_headers(headers)
+    try:
+        return await authenticate(secret)
+    except AuthenticationFailed as err:
+        await auth_failures.record(address, "expired" if "expired" in err.message else "invalid")
+        raise
+
+
+def precheck(headers, address: str | None, known_bad: bool = False) -> GatewayError | None:
+    """What can be refused without a database lookup (synchronous, so a server can call it as soon as the headers
+    are in): no credential or a malformed one, a throttled address, and with `known_bad` a key this process has
+    already looked up and found bad. Counts the refusal; returns None when the key must be looked up. A good key
+    pays one dict lookup here (`known_bad` costs an HMAC, so the ASGI path leaves that to `authenticate`)."""
+    secret = credential_from_headers(headers)
+    if not secret or len(secret) < MIN_SECRET_LENGTH:  # gh_ keys, or a secret imported as it is (config_seeds)
+        _count_soon(address, "missing" if not secret else "invalid")
+        return AuthenticationFailed("invalid x-api-key" if secret else "missing API key")
+    throttled = auth_failures.blocked(address)
+    if not (throttled or known_bad):
+        return None
+    cached = _cache.get(digest(secret))
+    if cached is not None and cached[1] is not None:
+        return None  # a key seen good (however long ago) is served even from a throttled address (a shared NAT)
+    fresh = cached is not None and time.monotonic() - cached[0] <= settings.GATEWAY_CACHE_TTL
+    if throttled:
+        _count_soon(address, "throttled")
+        return RateLimited(
+            "too many requests with invalid API keys from this address; retry later",
+            retry_after=auth_failures.retry_after(),
+        )
+    if fresh:
+        _count_soon(address, "invalid")
+        return AuthenticationFailed("invalid x-api-key")
+    return None
+
+
+def _count_soon(address: str | None, reason: str) -> None:
+    try:
+        asyncio.get_running_loop().create_task(auth_failures.record(address, reason))
+    except RuntimeError:  # no running loop (a sync caller): the metric and log line only
+        auth_failures.count_only(reason)
 
 
 def credential_from_headers(headers) -> str | None:

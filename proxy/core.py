@@ -27,8 +27,8 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from . import attempts, formats, ids, optimize, policies, relay, routing
-from .errors import GatewayError, InvalidRequest, RequestTooLarge
+from . import attempts, formats, ids, optimize, policies, relay, routing, validate
+from .errors import GatewayError, InvalidRequest, RequestTooLarge, unexpected
 from .metering import Call, outcome_of
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ async def run(
     headers = {REQUEST_ID_HEADER[ingress_api]: call.request_id}
     try:
         body_bytes = len(body) if isinstance(body, bytes) else 0
-        body = parse_body(body, ingress_api) if isinstance(body, bytes) else body
+        body = parse_body(body, ingress_api) if isinstance(body, bytes) else validate.check(ingress_api, body)
         call.stream = body.get("stream") is True
         call.requested_model = str(body.get("model") or "")
         snapshot = await routing.snapshot()
@@ -88,10 +88,9 @@ async def run(
     except asyncio.CancelledError:  # the client went away before the response started
         call.finish(status=499, outcome="cancelled")
         raise
-    except Exception:
-        log.exception("unexpected error in %s request %s", ingress_api, call.request_id)
-        err = GatewayError("internal gateway error", kind="api_error")
-        call.finish(status=500, outcome="upstream_error", error=err)
+    except Exception as exc:
+        err = unexpected(exc, f"{ingress_api} request {call.request_id}")  # a 500, or a 400 for what it can name
+        call.finish(status=err.status, outcome="upstream_error" if err.status >= 500 else outcome_of(err), error=err)
         err.headers = headers
         raise err from None
 
@@ -116,9 +115,7 @@ def parse_body(raw: bytes, ingress_api: str = "") -> dict:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
-    if ingress_api != "responses" and not isinstance(body.get("messages"), list):  # responses: `input`
-        raise InvalidRequest("messages: Field required (a list of messages)", param="messages")
-    return body
+    return validate.check(ingress_api, body) if ingress_api else body  # the fields the gateway relies on
 
 
 def _prices(snapshot):

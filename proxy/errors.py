@@ -19,7 +19,10 @@ upstream's exact bytes in `raw`, so the caller sees them unchanged (Claude Code 
 `headers` are added to the error response as they are (rate-limit headers, the request id).
 """
 
+import logging
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 KIND_STATUS = {
     "invalid_request": 400,
@@ -115,3 +118,13 @@ class UpstreamError(GatewayError):
         super().__init__(message, **kwargs)
         self.raw = raw
         self.retryable = retryable
+
+
+def unexpected(exc: Exception, where: str) -> GatewayError:
+    """The error to answer for an exception nothing else caught: a 400 for what the caller's input caused and
+    can be named (JSON nested deeper than orjson serialises: 254 levels; it parses up to 1024, so a body that
+    parsed can still fail wherever it is written out again), else a logged 500."""
+    if isinstance(exc, TypeError) and "Recursion limit reached" in str(exc):
+        return InvalidRequest("request body is nested too deeply (JSON objects and arrays: at most 250 levels)")
+    log.error("unexpected error in %s", where, exc_info=exc)
+    return GatewayError("internal gateway error", kind="api_error")

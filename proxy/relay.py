@@ -29,6 +29,7 @@ from .errors import GatewayError, UpstreamError
 from .keepalive import with_keepalive
 from .metering import SNAPSHOT_SECONDS
 from .tokens import estimate_input_tokens
+from .upstreams import http
 
 DELTA = b'"delta":'  # one per content event in every format's stream (Anthropic, Chat Completions, Responses)
 _streams: dict = {}  # the task iterating each stream in flight -> its Call
@@ -63,7 +64,7 @@ async def _same_api(response, body, ingress, call):
     estimate = lambda: len(orjson.dumps(body)) // 4  # noqa: E731  (only for a stream cut before its usage)
     task = _started(call)
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in http.body_chunks(response):
             call.first_byte()
             deltas += chunk.count(DELTA)
             if time.perf_counter() - call.snapshot_at >= SNAPSHOT_SECONDS:
@@ -208,8 +209,8 @@ def _upstream_chunks(response, chat):
     ~0.6 ms of CPU on a 20-chunk stream), so plain streams are read directly."""
     interval = settings.GATEWAY_STREAM_PING_SECONDS
     if interval > 0 and chat.thinking is not None and chat.thinking.type != "disabled":
-        return with_keepalive(response.aiter_raw(), interval)
-    return response.aiter_raw()
+        return with_keepalive(http.body_chunks(response), interval)
+    return http.body_chunks(response)
 
 
 def _broken_stream(exc: Exception) -> UpstreamError:

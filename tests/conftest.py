@@ -58,6 +58,9 @@ def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, se
         # The shared test world's tests fail upstream calls on purpose; breakers would let one test's failures
         # cool an account down for the next test. Tests of breakers start a server of their own with them on.
         "GATEWAY_BREAKER_THRESHOLD": "0",
+        # Every test client is 127.0.0.1 and many tests send bad keys on purpose: no per-address auth throttling
+        # here (tests/test_hardening_api.py starts servers of its own with it on).
+        "GATEWAY_AUTH_FAILURE_LIMIT": "0",
         "GATEWAY_RETRY_BASE_MS": "20",
         "PYTHONUNBUFFERED": "1",
         "GATEWAY_SERVER": server,

@@ -14,6 +14,9 @@ from httpx_aiohttp import AiohttpTransport
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
 _transport_factory = None
 
+# Upstream answers uncompressed: a stream is relayed as it arrives (a compressed one would reach the client as
+# gzip bytes labelled text/event-stream), and a complete answer is small next to the CPU its decoding costs.
+UPSTREAM_HEADERS = {"Accept-Encoding": "identity"}
 LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
 
 
@@ -29,8 +32,19 @@ def client() -> httpx.AsyncClient:
     existing = _clients.get(loop)
     if existing is None:
         transport = _transport_factory() if _transport_factory else AiohttpTransport(limits=LIMITS)
-        existing = _clients[loop] = httpx.AsyncClient(transport=transport, timeout=None, follow_redirects=False)
+        existing = _clients[loop] = httpx.AsyncClient(
+            transport=transport, timeout=None, follow_redirects=False, headers=UPSTREAM_HEADERS
+        )
     return existing
+
+
+def body_chunks(response: httpx.Response):
+    """A streamed answer's bytes as the upstream meant them: raw (no copy, no decoder) when not encoded, decoded
+    when an upstream compresses although asked not to (gzip, deflate; br/zstd when their packages are present)."""
+    encoding = response.headers.get("content-encoding")
+    if not encoding or encoding == "identity":
+        return response.aiter_raw()
+    return response.aiter_bytes()
 
 
 def timeout(connect: float, read: float) -> httpx.Timeout:

@@ -153,9 +153,9 @@ def _allowed_tools(allowed: dict, param: str, tools: list[Tool]) -> ToolChoice:
 
 def thinking_from_effort(effort, param: str) -> ThinkingConfig | None:
     """An OpenAI reasoning effort (Chat's `reasoning_effort`, Responses' `reasoning.effort`) as a thinking budget."""
-    if effort is None or effort in NO_THINKING_EFFORTS:
+    if effort is None or (isinstance(effort, str) and effort in NO_THINKING_EFFORTS):
         return None
-    if effort not in EFFORT_BUDGETS:
+    if not isinstance(effort, str) or effort not in EFFORT_BUDGETS:  # a list or dict is unhashable: check first
         raise InvalidRequest(f"Invalid '{param}': {effort!r}.", param=param)
     return ThinkingConfig(type="enabled", budget_tokens=EFFORT_BUDGETS[effort], effort=effort)
 

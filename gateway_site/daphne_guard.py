@@ -1,0 +1,128 @@
+"""Refuse API requests at their headers under daphne, before any of the body is taken in.
+
+Daphne (twisted) reads a request's whole body (into a temporary file) before the ASGI app sees the request, and
+then puts all of it on the app's queue at once: a 320 MB body with no key cost seconds and ~300 MB of memory
+before the app could say 401. The ASGI handler (gateway_site/asgi.py) refuses from the headers too, but under
+daphne that is too late, so this guard hooks twisted's request at the point its headers are complete
+(`gotLength`) and while body bytes arrive (`handleContentChunk`):
+
+- what proxy.auth.precheck refuses without a database lookup (no key, a malformed one, a key this process already
+  knows is bad, a throttled address), and a Content-Length over GATEWAY_MAX_BODY_BYTES, is answered at once in the
+  caller's format and nothing of the body is kept;
+- a body that grows past the limit without a Content-Length (chunked) is answered 413 the moment it does.
+
+A refused connection is closed after a short drain (LINGER_SECONDS, discarding what arrives): closing a socket
+with unread bytes makes the kernel reset it, and a client still sending would then lose the answer. A key that
+needs a lookup (well-formed, not cached) still has its body read up to the limit; the ASGI handler then
+authenticates it before the app reads the body.
+
+uvicorn needs none of this: it hands the body to the app as it arrives, with flow control.
+"""
+
+import logging
+
+from django.conf import settings
+from twisted.internet import reactor
+
+from proxy import api as proxy_api
+from proxy import auth
+from proxy.errors import RequestTooLarge
+
+log = logging.getLogger(__name__)
+
+LINGER_SECONDS = 1.0
+
+
+def install(is_api_path) -> None:
+    """Patch daphne's request class once; `is_api_path(path)` says which paths need a key."""
+    from daphne.http_protocol import WebRequest
+
+    if getattr(WebRequest, "_gatehouse_guard", False):
+        return
+    got_length, handle_chunk, process = WebRequest.gotLength, WebRequest.handleContentChunk, WebRequest.process
+    request_received = WebRequest.requestReceived
+
+    def guarded_got_length(self, length):
+        self._gh_refused, self._gh_size, self._gh_path = False, 0, None
+        got_length(self, length)
+        try:
+            path = self.channel._path.split(b"?", 1)[0].decode("latin-1")
+        except Exception:
+            return  # daphne's own checks answer a malformed request line
+        if not is_api_path(path):
+            return
+        self._gh_path = path
+        headers = _headers(self)
+        refusal = auth.precheck(headers, _client(self, headers), known_bad=True)
+        if refusal is None and length is not None and length > settings.GATEWAY_MAX_BODY_BYTES:
+            refusal = RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+        if refusal is not None:
+            _refuse(self, headers, refusal)
+
+    def guarded_handle_chunk(self, data):
+        if self._gh_refused:
+            return  # drained, never kept
+        self._gh_size += len(data)
+        if self._gh_path is not None and self._gh_size > settings.GATEWAY_MAX_BODY_BYTES:
+            limit = settings.GATEWAY_MAX_BODY_BYTES
+            _refuse(self, _headers(self), RequestTooLarge(f"request body exceeds {limit} bytes"))
+            return
+        handle_chunk(self, data)
+
+    def guarded_request_received(self, command, path, version):
+        # Twisted parses form bodies here and answers a malformed multipart body with a bare, headerless 400.
+        # The API reads JSON whatever the content type says, so the header is hidden from twisted and put back
+        # for the app (guarded_process).
+        self._gh_content_type = None
+        if getattr(self, "_gh_path", None) is not None:
+            self._gh_content_type = self.requestHeaders.getRawHeaders(b"content-type")
+            self.requestHeaders.removeHeader(b"content-type")
+        return request_received(self, command, path, version)
+
+    def guarded_process(self):
+        if getattr(self, "_gh_refused", False):
+            _close(self)  # the whole body arrived while draining: nothing left to wait for
+            return None
+        if getattr(self, "_gh_content_type", None):
+            self.requestHeaders.setRawHeaders(b"content-type", self._gh_content_type)
+        return process(self)
+
+    WebRequest.gotLength = guarded_got_length
+    WebRequest.handleContentChunk = guarded_handle_chunk
+    WebRequest.requestReceived = guarded_request_received
+    WebRequest.process = guarded_process
+    WebRequest._gatehouse_guard = True
+
+
+def _headers(request) -> dict[str, str]:
+    return {
+        name.decode("latin-1").lower(): values[0].decode("latin-1")
+        for name, values in request.requestHeaders.getAllRawHeaders()
+    }
+
+
+def _client(request, headers: dict[str, str]) -> str | None:
+    """The address the ASGI scope will carry: daphne --proxy-headers takes it from X-Forwarded-For."""
+    if request.server.proxy_forwarded_address_header:
+        forwarded = headers.get(request.server.proxy_forwarded_address_header.lower(), "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    peer = request.channel.transport.getPeer()
+    return getattr(peer, "host", None)
+
+
+def _refuse(request, headers: dict[str, str], err) -> None:
+    request._gh_refused = True
+    request.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the answer
+    response = proxy_api.error_response(request._gh_path, headers, err)
+    head = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+    head += [f"{name}: {value}" for name, value in response.items()]
+    head += [f"Content-Length: {len(response.content)}", "Connection: close", "", ""]
+    request.channel.transport.write("\r\n".join(head).encode("latin-1") + response.content)
+    reactor.callLater(LINGER_SECONDS, _close, request)
+
+
+def _close(request) -> None:
+    transport = request.channel.transport if request.channel else None
+    if transport is not None and transport.connected:
+        transport.loseConnection()
