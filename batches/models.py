@@ -58,6 +58,8 @@ class Batch(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     cancel_initiated_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
+    native = models.JSONField(null=True, blank=True, help_text="The upstream batch this one was submitted as "
+                              "(batches/native.py): its id, provider, account, API and each item's model.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -213,6 +213,11 @@ def cancel(batch: Batch) -> Batch:
     now = timezone.now()
     if Batch.objects.filter(id=batch.id, status="in_progress").update(status="canceling", cancel_initiated_at=now):
         BatchItem.objects.filter(batch_id=batch.id, status="pending").update(status="canceled", ended_at=now)
+        batch.refresh_from_db()
+        if batch.native:  # its items run upstream: the upstream's results will say which were canceled
+            from . import native
+
+            native.cancel(batch)
         finish_if_done(batch.id)
     batch.refresh_from_db()
     return batch

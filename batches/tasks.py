@@ -2,18 +2,21 @@
 worker dies is delivered again; every task is idempotent on the batch id and the items' custom ids (claims in
 batches/services.py), so a second delivery never runs or records an item twice.
 
-    start(batch_id)               fan the batch's open items out to run_chunk tasks
+    start(batch_id)               submit it as a native upstream batch, or fan its items out to run_chunk tasks
     run_chunk(batch_id, item_ids) run them; come back after a limit's retry-after for the refused ones
-    tick()                        beat, every GATEWAY_BATCH_TICK_SECONDS: expire batches past their window
+    tick()                        beat, every GATEWAY_BATCH_TICK_SECONDS: expire batches past their window, poll
+                                  native upstream batches
 """
 
 from celery import shared_task
 
-from . import runner, services
+from . import native, runner, services
 
 
 @shared_task(ignore_result=True)
 def start(batch_id: str) -> None:
+    if native.submit(batch_id):  # one batch upstream, polled by tick()
+        return
     for item_ids in services.chunks_to_run(batch_id):
         run_chunk.delay(batch_id, item_ids)
     services.finish_if_done(batch_id)  # a batch whose items all ended (or were canceled) before it started
@@ -30,3 +33,4 @@ def run_chunk(self, batch_id: str, item_ids: list[int]) -> None:
 @shared_task(ignore_result=True)
 def tick() -> None:
     services.expire_due()
+    native.poll_all()

@@ -198,6 +198,9 @@ GATEWAY_BATCH_MAX_BYTES = env_int("GATEWAY_BATCH_MAX_BYTES", 256 * 1024 * 1024)
 GATEWAY_BATCH_CHUNK = env_int("GATEWAY_BATCH_CHUNK", 16)
 GATEWAY_BATCH_ITEM_CONCURRENCY = env_int("GATEWAY_BATCH_ITEM_CONCURRENCY", 8)
 GATEWAY_BATCH_ITEM_LEASE_SECONDS = env_float("GATEWAY_BATCH_ITEM_LEASE_SECONDS", 900.0)
+# Submit a batch whose items all route to one provider with a batch API as one native upstream batch (half price
+# at the big providers, results within the provider's window) instead of item by item (batches/native.py).
+GATEWAY_BATCH_NATIVE = env_bool("GATEWAY_BATCH_NATIVE", True)
 CELERY_BEAT_SCHEDULE = {
     # Native upstream batches are polled, and batches past their completion window expire (batches/tasks.py).
     "batches-tick": {"task": "batches.tasks.tick", "schedule": env_float("GATEWAY_BATCH_TICK_SECONDS", 30.0)},

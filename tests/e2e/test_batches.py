@@ -39,6 +39,7 @@ class BatchWorld:
     workers: list = field(default_factory=list)
     claude: str = ""  # alias -> the fake's Anthropic API (pass-through for Anthropic callers)
     gpt: str = ""  # alias -> the fake's OpenAI API (translated for Anthropic callers)
+    native_gpt: str = ""  # alias -> the fake's OpenAI API, flagged as having Files + Batches
     key: str = ""
     other_key: str = ""
     project_id: int = 0
@@ -52,6 +53,8 @@ class BatchWorld:
 
 @pytest.fixture(scope="module")
 def bw(django_db_setup, django_db_blocker, fake_upstream, tmp_path_factory):
+    from usage.models import ModelPrice
+
     tmp = tmp_path_factory.mktemp("batches")
     env = celery_env(**BATCH_ENV)
     with django_db_blocker.unblock():
@@ -60,11 +63,18 @@ def bw(django_db_setup, django_db_blocker, fake_upstream, tmp_path_factory):
         pw.price(gpt_model, "2", "8")
         claude = pw.route((pw.provider(fake_upstream, kind="anthropic"), claude_model, 0))
         gpt = pw.route((pw.provider(fake_upstream), gpt_model, 0))
+        native_gpt_model = pw.unique("batch-native-gpt")
+        pw.price(native_gpt_model, "2", "8")
+        batch_capable = pw.provider(fake_upstream)
+        batch_capable.capabilities = {"supports_batches": True}
+        batch_capable.save()
+        native_gpt = pw.route((batch_capable, native_gpt_model, 0))
+        ModelPrice.objects.filter(model__in=[claude_model, native_gpt_model]).update(batch_discount=Decimal("0.5"))
         project = pw.project()
         key, other_key = pw.key(project), pw.key(pw.project())
         server = start_gateway(extra_env=env, tmp_dir=tmp)
-        world = BatchWorld(server.url, fake_upstream, env, tmp, claude=claude, gpt=gpt, key=key, other_key=other_key,
-                           project_id=project.id)
+        world = BatchWorld(server.url, fake_upstream, env, tmp, claude=claude, gpt=gpt, native_gpt=native_gpt, key=key,
+                           other_key=other_key, project_id=project.id)
         world.workers.append(start_worker(env, tmp_dir=tmp, beat=True))
         pw.wait_for_config(server.url, key, gpt)
         yield world
@@ -322,12 +332,16 @@ def test_a_killed_worker_loses_and_repeats_no_item(bw, committed):
     n = 16
     batch = client.messages.batches.create(requests=[
         {"custom_id": f"c{i}", "params": _anthropic_params(bw.gpt, f"SAY: {marker}-{i}.\nSLOW: 700")} for i in range(n)])
-    _wait(lambda: BatchItem.objects.filter(batch_id=batch.id, status="succeeded").count(), lambda c: c >= 2,
-          timeout=30, what="a few items to finish")
-    kill_worker(bw.workers.pop())
-    at_kill = {i.custom_id: i.request_id for i in BatchItem.objects.filter(batch_id=batch.id, status="running")}
+    def statuses():
+        return set(BatchItem.objects.filter(batch_id=batch.id).values_list("status", flat=True))
+
+    _wait(statuses, lambda s: {"succeeded", "running", "pending"} <= s, timeout=30, what="items mid-batch")
+    try:
+        kill_worker(bw.workers.pop())
+        at_kill = {i.custom_id: i.request_id for i in BatchItem.objects.filter(batch_id=batch.id, status="running")}
+    finally:
+        bw.workers.append(start_worker(bw.env, tmp_dir=bw.tmp, beat=True))
     assert at_kill and BatchItem.objects.filter(batch_id=batch.id, status="pending").exists(), "killed mid-batch"
-    bw.workers.append(start_worker(bw.env, tmp_dir=bw.tmp, beat=True))
 
     ended = _wait(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended",
                   timeout=90)
@@ -378,3 +392,72 @@ def test_expiry_marks_what_has_not_run_expired(bw, committed):
     assert expired > 0 and done.request_counts.completed + expired == 12
     errors = [orjson.loads(line) for line in client.files.content(done.error_file_id).read().splitlines()]
     assert {e["error"]["code"] for e in errors} == {"batch_expired"} and len(errors) == expired
+
+
+def _fake_batches(bw) -> list[dict]:
+    return httpx.get(bw.fake.url + "/_fake/batches").json()
+
+
+def _half_price(row, input_usd: int, output_usd: int) -> Decimal:
+    full = Decimal(row.input_tokens * input_usd + row.output_tokens * output_usd) / 1_000_000
+    return (full * Decimal("0.5")).quantize(Decimal("0.00000001"))
+
+
+def test_a_batch_for_an_anthropic_upstream_goes_there_as_one_native_batch_at_the_batch_price(bw, committed):
+    """Anthropic callers (pass-through) and OpenAI callers (translated) alike: one upstream Message Batch, polled
+    by beat, its results mapped back by item and priced with the batch discount."""
+    before = {b["id"] for b in _fake_batches(bw)}
+    client = bw.anthropic()
+    batch = client.messages.batches.create(requests=[
+        {"custom_id": "n1", "params": _anthropic_params(bw.claude, "SAY: native one")},
+        {"custom_id": "n2", "params": _anthropic_params(bw.claude, "FAIL: 400")}])
+    ended = _wait(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended")
+    assert (ended.request_counts.succeeded, ended.request_counts.errored) == (1, 1)
+    upstream = [b for b in _fake_batches(bw) if b["id"] not in before]
+    assert [(b["kind"], b["requests"]) for b in upstream] == [("anthropic", 2)], "one native batch upstream"
+    results = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+    assert results["n1"].message.content[0].text == "native one" and results["n1"].message.model == bw.claude
+    assert results["n2"].type == "errored" and results["n2"].error.error.type == "invalid_request_error"
+    rows = {r.outcome: r for r in _ledger(batch.id, 2)}
+    assert set(rows) == {"ok", "client_error"} and rows["ok"].upstream_api == "anthropic"
+    assert rows["ok"].cost_usd == _half_price(rows["ok"], 3, 15) and rows["ok"].cost_usd > 0
+
+    oai = bw.openai()
+    line = {"custom_id": "t1", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": bw.claude, "max_tokens": 30, "messages": [{"role": "user", "content": "SAY: translated"}]}}
+    file = oai.files.create(file=("in.jsonl", orjson.dumps(line)), purpose="batch")
+    translated = oai.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
+    done = _wait(lambda: oai.batches.retrieve(translated.id), lambda b: b.status == "completed")
+    output = orjson.loads(oai.files.content(done.output_file_id).read())
+    assert output["custom_id"] == "t1" and output["response"]["body"]["object"] == "chat.completion"
+    assert output["response"]["body"]["choices"][0]["message"]["content"] == "translated"
+    assert len([b for b in _fake_batches(bw) if b["id"] not in before]) == 2
+
+
+def test_a_batch_for_a_batch_capable_openai_upstream_goes_there_through_files_and_batches(bw, committed):
+    before = {b["id"] for b in _fake_batches(bw)}
+    client = bw.anthropic()  # an Anthropic caller, translated to the OpenAI upstream's batch lines
+    batch = client.messages.batches.create(requests=[
+        {"custom_id": f"o{i}", "params": _anthropic_params(bw.native_gpt, f"SAY: openai native {i}")} for i in range(3)])
+    ended = _wait(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended")
+    assert ended.request_counts.succeeded == 3
+    assert [(b["kind"], b["requests"]) for b in _fake_batches(bw) if b["id"] not in before] == [("openai", 3)]
+    results = {r.custom_id: r.result.message for r in client.messages.batches.results(batch.id)}
+    assert {cid: m.content[0].text for cid, m in results.items()} == {f"o{i}": f"openai native {i}" for i in range(3)}
+    rows = _ledger(batch.id, 3)
+    assert len(rows) == 3 and {r.upstream_api for r in rows} == {"openai"} and {r.outcome for r in rows} == {"ok"}
+    assert all(r.cost_usd == _half_price(r, 2, 8) and r.cost_usd > 0 for r in rows)
+
+
+def test_canceling_a_native_batch_cancels_it_upstream(bw, committed):
+    before = {b["id"] for b in _fake_batches(bw)}
+    client = bw.anthropic()
+    batch = client.messages.batches.create(requests=[
+        {"custom_id": "h", "params": _anthropic_params(bw.claude, "SAY: held\nBATCH_HOLD: yes")}])
+    _wait(lambda: [b for b in _fake_batches(bw) if b["id"] not in before], bool, timeout=20, what="the upstream batch")
+    canceled = client.messages.batches.cancel(batch.id)
+    assert canceled.processing_status == "canceling"
+    _wait(lambda: [b["cancel"] for b in _fake_batches(bw) if b["id"] not in before], lambda c: c == [True],
+          timeout=10, what="the cancel to reach the upstream")
+    ended = _wait(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended")
+    assert ended.request_counts.succeeded + ended.request_counts.canceled == 1

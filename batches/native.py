@@ -1,0 +1,280 @@
+"""Native upstream batches: when every item of a batch routes first to one provider with a batch API
+(capability `supports_batches`: Anthropic's Message Batches, or an OpenAI-compatible server's Files + Batches),
+the gateway submits ONE batch upstream (items translated where the caller's API differs), beat polls it
+(`tasks.tick`), and the results are mapped back by item, each recorded in the ledger with the provider's batch
+discount (usage.pricing.cost(batch=True)). Otherwise the batch runs item by item (batches/runner.py).
+
+    submit(batch_id)  -> True when the batch went upstream (the `start` task then has nothing to fan out)
+    poll_all()        every native batch still open: fetch its upstream status, and its results once ended
+    cancel(batch)     forward a cancel upstream (best effort: the results then say which items were canceled)
+
+What a native item does not get (the provider runs it, not the request core): the key's rate limits (the provider's
+batch queue is the limit) and a budget reservation before it runs; its cost is counted when its result arrives.
+Upstream custom ids are `i<item id>`: valid for both APIs whatever the caller's custom_id looks like.
+"""
+
+import logging
+from datetime import timedelta
+
+import httpx
+import orjson
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.keys import key_by_id
+from proxy import formats, ids, routing, upstreams
+from proxy.attempts import target_options
+from proxy.errors import GatewayError
+from usage import ledger, pricing
+
+from . import services
+from .models import Batch, BatchItem
+
+log = logging.getLogger(__name__)
+ENDED_OPENAI = ("completed", "failed", "expired", "cancelled")
+
+
+def submit(batch_id: str) -> bool:
+    batch = Batch.objects.get(id=batch_id)
+    if batch.native:
+        return True  # submitted already (this task was delivered twice)
+    key = key_by_id(batch.api_key_id) if batch.api_key_id else None
+    items = list(BatchItem.objects.filter(batch_id=batch_id, status="pending").order_by("seq"))
+    if not settings.GATEWAY_BATCH_NATIVE or key is None or not items or batch.status != "in_progress":
+        return False
+    snapshot = async_to_sync(routing.snapshot)()
+    chosen = _choose(snapshot, key, items)
+    if chosen is None:
+        return False
+    provider, account, routed = chosen
+    lines, models = _translate(batch, provider, routed)
+    upstream_id = _send(provider, account, lines)
+    with transaction.atomic():
+        Batch.objects.filter(id=batch_id).update(native={
+            "id": upstream_id, "provider": provider.name, "account_id": account.id, "api": _api(provider),
+            "models": models})
+        BatchItem.objects.filter(batch_id=batch_id, status="pending").update(
+            status="running", started_at=timezone.now(), lease_until=batch.expires_at + timedelta(days=1))
+    log.info("batch %s submitted to %s as %s (%d items)", batch_id, provider.name, upstream_id, len(items))
+    return True
+
+
+def _choose(snapshot, key, items):
+    """(provider, account, [(item, route, target)]) when every item's first target is one batch-capable provider."""
+    routed, provider = [], None
+    for item in items:
+        try:
+            route = snapshot.resolve(key, item.body.get("model"))
+        except GatewayError:
+            return None
+        target = route.targets[0]
+        if not target.provider.capabilities.supports_batches or not target.provider.accounts:
+            return None
+        if provider is not None and target.provider.name != provider.name:
+            return None
+        provider = target.provider
+        routed.append((item, route, target))
+    account = min(provider.accounts, key=lambda a: a.priority)
+    return provider, account, routed
+
+
+def _api(provider) -> str:
+    return upstreams.get(provider.kind).api
+
+
+def _translate(batch, provider, routed) -> tuple[list[tuple[str, dict]], dict]:
+    ingress, upstream_format = formats.get(batch.ingress_api), formats.get(_api(provider))
+    lines, models = [], {}
+    for item, route, target in routed:
+        options = target_options(route, target, item.body.get("model"))
+        if upstream_format.NAME == ingress.NAME:
+            payload = ingress.passthrough_request(item.body, options)
+        else:
+            payload = upstream_format.render_request(ingress.parse_request(item.body), options)
+        lines.append((f"i{item.id}", payload))
+        models[str(item.id)] = [route.alias, options.remote_model]
+    return lines, models
+
+
+# --- the upstream's batch APIs -----------------------------------------------------------------------------------
+
+
+def _client(provider) -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(provider.read_timeout, connect=provider.connect_timeout))
+
+
+def _headers(provider, account, json: bool = True) -> dict:
+    headers = upstreams.get(provider.kind).headers(provider, account, {})
+    if not json:
+        headers.pop("content-type", None)
+    return headers
+
+
+def _send(provider, account, lines: list[tuple[str, dict]]) -> str:
+    with _client(provider) as client:
+        if _api(provider) == "anthropic":
+            body = {"requests": [{"custom_id": cid, "params": params} for cid, params in lines]}
+            response = client.post(f"{provider.base_url}/v1/messages/batches", content=orjson.dumps(body),
+                                   headers=_headers(provider, account))
+            response.raise_for_status()
+            return response.json()["id"]
+        content = b"".join(orjson.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
+                                         "body": body}) + b"\n" for cid, body in lines)
+        uploaded = client.post(f"{provider.base_url}/files", data={"purpose": "batch"},
+                               files={"file": ("batch.jsonl", content, "application/jsonl")},
+                               headers=_headers(provider, account, json=False))
+        uploaded.raise_for_status()
+        response = client.post(f"{provider.base_url}/batches", headers=_headers(provider, account), content=orjson.dumps(
+            {"input_file_id": uploaded.json()["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}))
+        response.raise_for_status()
+        return response.json()["id"]
+
+
+def _upstream_results(provider, account, native: dict) -> list[tuple[str, str, int, dict | None]] | None:
+    """(upstream custom id, kind, status, body) per item once the upstream batch ended; None while it runs.
+    kind: succeeded | errored | canceled | expired."""
+    with _client(provider) as client:
+        headers = _headers(provider, account)
+        if native["api"] == "anthropic":
+            state = client.get(f"{provider.base_url}/v1/messages/batches/{native['id']}", headers=headers).json()
+            if state.get("processing_status") != "ended":
+                return None
+            raw = client.get(state["results_url"], headers=headers).content
+            return [_anthropic_line(orjson.loads(line)) for line in raw.splitlines() if line.strip()]
+        state = client.get(f"{provider.base_url}/batches/{native['id']}", headers=headers).json()
+        if state.get("status") not in ENDED_OPENAI:
+            return None
+        out = []
+        for file_id in (state.get("output_file_id"), state.get("error_file_id")):
+            if file_id:
+                raw = client.get(f"{provider.base_url}/files/{file_id}/content", headers=headers).content
+                out += [_openai_line(orjson.loads(line)) for line in raw.splitlines() if line.strip()]
+        return out
+
+
+def _anthropic_line(line: dict):
+    result = line["result"]
+    if result["type"] == "succeeded":
+        return line["custom_id"], "succeeded", 200, result["message"]
+    if result["type"] == "errored":
+        error_type = (result.get("error") or {}).get("error", {}).get("type", "api_error")
+        return line["custom_id"], "errored", 400 if error_type == "invalid_request_error" else 500, result.get("error")
+    return line["custom_id"], result["type"], 0, None
+
+
+def _openai_line(line: dict):
+    response = line.get("response")
+    if response is None:
+        code = (line.get("error") or {}).get("code", "")
+        return line["custom_id"], "expired" if code == "batch_expired" else "canceled", 0, None
+    status = response.get("status_code", 500)
+    return line["custom_id"], "succeeded" if status == 200 else "errored", status, response.get("body")
+
+
+def cancel(batch: Batch) -> None:
+    native = batch.native
+    provider, account = _provider_account(native)
+    if provider is None:
+        return
+    path = (f"/v1/messages/batches/{native['id']}/cancel" if native["api"] == "anthropic"
+            else f"/batches/{native['id']}/cancel")
+    try:
+        with _client(provider) as client:
+            client.post(provider.base_url + path, headers=_headers(provider, account))
+    except httpx.HTTPError as exc:
+        log.warning("could not cancel upstream batch %s: %s", native["id"], exc)
+
+
+def _provider_account(native: dict):
+    snapshot = async_to_sync(routing.snapshot)()
+    for route in [*snapshot.exact.values(), *snapshot.patterns]:
+        for target in route.targets:
+            if target.provider.name == native["provider"]:
+                account = next((a for a in target.provider.accounts if a.id == native["account_id"]), None)
+                return target.provider, account
+    return None, None
+
+
+# --- results back into items and the ledger ---------------------------------------------------------------------
+
+
+def poll_all() -> int:
+    ended = 0
+    for batch in Batch.objects.filter(native__isnull=False, status__in=("in_progress", "canceling")):
+        try:
+            ended += poll(batch)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("polling upstream batch of %s failed: %s", batch.id, exc)
+    return ended
+
+
+def poll(batch: Batch) -> bool:
+    provider, account = _provider_account(batch.native)
+    if provider is None:
+        return False
+    results = _upstream_results(provider, account, batch.native)
+    if results is None:
+        return False
+    snapshot = async_to_sync(routing.snapshot)()
+    items = {f"i{item.id}": item for item in BatchItem.objects.filter(batch_id=batch.id, status="running")}
+    for custom_id, kind, status, body in results:
+        item = items.get(custom_id)
+        if item is not None:
+            _settle(batch, item, kind, status, body, snapshot)
+    services.finish_if_done(batch.id)
+    return True
+
+
+def _settle(batch, item, kind: str, status: int, body, snapshot) -> None:
+    """The item's outcome first (only if it is still open: a second poll changes nothing), then its row."""
+    fields, usage, error = _outcome(batch, item, kind, status, body)
+    request_id = ids.request_id()
+    now = timezone.now()
+    if not BatchItem.objects.filter(id=item.id, status="running").update(
+            request_id=request_id, ended_at=now, lease_until=None, **fields):
+        return
+    if kind in ("canceled", "expired"):
+        return  # never ran: nothing to record
+    alias, remote_model = batch.native["models"].get(str(item.id), ["", ""])
+    price = snapshot.price(remote_model, timezone.localdate())
+    cost = pricing.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                        cache_read=usage.cache_read_tokens, cache_write=usage.cache_write_tokens, price=price,
+                        batch=True)  # the provider's batch discount (ModelPrice.batch_discount)
+    row = dict(request_id=request_id, ingress_api=batch.ingress_api, http_status=fields["status_code"],
+               outcome="ok" if kind == "succeeded" else "client_error" if status < 500 else "upstream_error",
+               created_at=now, project_id=batch.project_id, api_key_id=batch.api_key_id, alias=alias[:200],
+               provider=batch.native["provider"], account=_account_name(batch), remote_model=remote_model[:200],
+               upstream_api=batch.native["api"], input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+               cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+               cost_usd=cost, attempts=1, batch_id=batch.id, user_agent="gatehouse native batch",
+               error_type=error.kind if error else "", error_message=error.message[:300] if error else "")
+    row_type = getattr(ledger, "LedgerRow", None)  # the durable ledger takes a typed row; the older one a dict
+    ledger.record(row_type(**row) if row_type else row)
+
+
+def _account_name(batch) -> str:
+    provider, account = _provider_account(batch.native)
+    return account.name if account else ""
+
+
+def _outcome(batch, item, kind: str, status: int, body):
+    """(item fields, usage, error) with the answer in the caller's API."""
+    from proxy.canonical import Usage
+
+    if kind in ("canceled", "expired"):
+        return {"status": kind}, Usage(), None
+    ingress, upstream_format = formats.get(batch.ingress_api), formats.get(batch.native["api"])
+    if kind == "succeeded":
+        usage = upstream_format.usage_from_response(body)
+        if upstream_format.NAME == ingress.NAME:
+            answer = {**body, "model": item.body.get("model")}
+        else:
+            chat = ingress.parse_request(item.body)
+            answer = ingress.render_response(upstream_format.parse_response(body, chat), chat)
+        return {"status": "succeeded", "status_code": 200, "result": answer}, usage, None
+    error = upstream_format.parse_error(status or 500, orjson.dumps(body or {}), {})
+    code, content, _ = ingress.render_error(error)
+    return ({"status": "errored", "status_code": code, "result": orjson.loads(content), "error_type": error.kind,
+             "error_message": error.message[:1000]}, Usage(), error)

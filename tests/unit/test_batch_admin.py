@@ -1,0 +1,46 @@
+"""The admin's batch pages: progress and counts in the list, item errors on a batch's page, the cancel action."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Project
+from batches.models import Batch, BatchItem
+
+pytestmark = pytest.mark.django_db
+
+
+def _batch(project, statuses):
+    batch = Batch.objects.create(id=f"msgbatch_admin{len(statuses)}", kind="anthropic", project=project,
+                                 ingress_api="anthropic", total=len(statuses), in_progress_at=timezone.now(),
+                                 expires_at=timezone.now() + timedelta(hours=24))
+    for seq, status in enumerate(statuses):
+        errored = status == "errored"
+        BatchItem.objects.create(batch=batch, seq=seq, custom_id=f"i{seq}", body={}, status=status,
+                                 status_code=400 if errored else None, error_type="invalid_request" if errored else "",
+                                 error_message="max_tokens: Field required" if errored else "")
+    return batch
+
+
+def test_list_shows_progress_and_counts_and_the_page_shows_item_errors(admin_client):
+    project = Project.objects.create(slug="adm", name="Adm")
+    batch = _batch(project, ["succeeded", "succeeded", "errored", "pending"])
+    listing = admin_client.get("/admin/batches/batch/").content.decode()
+    assert batch.id in listing
+    assert '<progress value="75" max="100"' in listing
+    assert "4 total · 1 pending · 0 running · <b>2</b> ok" in listing and ">1</b> errored" in listing
+    page = admin_client.get(f"/admin/batches/batch/{batch.id}/change/").content.decode()
+    assert "max_tokens: Field required" in page
+
+
+def test_cancel_action_cancels_pending_items_and_ends_the_batch(admin_client, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    project = Project.objects.create(slug="adm2", name="Adm2")
+    batch = _batch(project, ["succeeded", "pending", "pending"])
+    response = admin_client.post("/admin/batches/batch/", {"action": "cancel_batches", "_selected_action": [batch.id]})
+    assert response.status_code == 302
+    batch.refresh_from_db()
+    assert (batch.status, batch.outcome) == ("ended", "canceled") and batch.cancel_initiated_at
+    assert BatchItem.objects.filter(batch=batch, status="canceled").count() == 2
+    assert batch.output_file is not None  # the results file, with the canceled lines
