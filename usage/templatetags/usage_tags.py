@@ -9,11 +9,8 @@ register = template.Library()
 
 @register.filter
 def money(value) -> str:
-    """Exact USD: up to 8 decimals, at least 2, thousands separated (12,345.6789)."""
-    value = Decimal(value or 0)
-    text = f"{value:,.8f}".rstrip("0")
-    whole, _, cents = text.partition(".")
-    return f"{whole}.{cents.ljust(2, '0')}"
+    """Exact USD, as the ledger stores it: 8 decimals, thousands separated (12,345.67890000)."""
+    return f"{Decimal(value or 0):,.8f}"
 
 
 @register.filter
