@@ -111,9 +111,12 @@ INSTALLED_APPS = [
     "proxy",
 ]
 
-# Kept short on purpose: every middleware runs on the proxy hot path. All of these are async-capable, so no
-# request is pushed through a thread just to pass them.
+# The admin's and /docs' stack: the model API never passes through it (gateway_site/asgi.py serves it bare).
+# All of these are async-capable; django-prometheus's two run their hooks in a worker thread (admin pages only).
 MIDDLEWARE = [
+    # django-prometheus's django_http_* series for the admin, /docs and static files (the API is not counted
+    # here: it never passes through this list; its series are usage/metrics.py's gateway_*)
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -122,6 +125,7 @@ MIDDLEWARE = [
     "accounts.audit.AuditMiddleware",  # admin POSTs by staff: changes go in the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "gateway_site.urls"

@@ -84,7 +84,13 @@ def test_request_series_summed_over_two_processes(world, pair, committed):
         assert value(m, "gateway_time_to_first_token_seconds_count", model="gw-anthropic") == 0  # not a stream
         assert value(m, "gateway_stream_duration_seconds_count", model="gw-openai") == 1
         assert value(m, "gateway_active_requests") == 0
-    _labels_are_bounded(scrape(first.url))
+    assert httpx.get(second.url + "/admin/login/").status_code == 200
+    samples = scrape(first.url)
+    _labels_are_bounded(samples)
+    # django-prometheus's own series (the admin's requests), summed over the processes alike
+    assert value(samples, "django_http_requests_total_by_view_transport_method_total", view="admin:login") == 1
+    # the guard stays: a request that came through a proxy is not this host's Prometheus
+    assert httpx.get(first.url + "/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 403
 
 
 def test_a_rate_limit_refusal_is_counted(world, pair, committed):
