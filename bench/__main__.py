@@ -33,6 +33,9 @@ def parse_args(argv=None):
     ap.add_argument("--policies", action="store_true",
                     help="the bench key and project get every limit and budget (far above what the run reaches); "
                          "with REDIS_URL set they are checked in Redis")
+    ap.add_argument("--optimize", action="store_true",
+                    help="the bench project gets every token-reduction layer (proxy/optimize; no response cache, "
+                         "no smart routing): what they cost per request on the whole path")
     ap.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"], help="server for the full matrix")
     ap.add_argument("--compare-server", default=None,
                     help="also run the non-stream small-body points on this server ('none' to skip; "
@@ -296,6 +299,7 @@ class Bench:
                          log=self.log)
         self.h.app = a.app
         self.h.policies = a.policies
+        self.h.optimize = a.optimize
         started = time.time()
         try:
             self.h.start_fake()
@@ -430,6 +434,7 @@ LOCK = Path("/tmp/gatehouse-bench.lock")
 SUBCOMMANDS = {  # python -m bench <name> [options]: the benchmarks that are not the HTTP matrix
     "admin-pages": "bench.admin_pages",  # admin page server times at 1M / 5M ledger rows
     "policy-cost": "bench.policy_cost",  # CPU the request policies add, in process
+    "optimize-cost": "bench.optimize_cost",  # CPU the cost-optimization layers add on the 76 KB body, in process
     "policy-state": "bench.policy_state",  # the state store's admit + settle alone
 }
 

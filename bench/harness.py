@@ -153,10 +153,16 @@ projects:
     # budget (the breaker is always on), set far above what the run can reach
     policies = False
 
+    # --optimize: every token-reduction layer on for the bench project (bench/optimize_cost.py measures them alone)
+    optimize = False
+    OPTIMIZE = ("{cache_breakpoints: true, stable_prefix: true, strip_boilerplate: true, dedupe_tool_results: true, "
+                "cap_tool_result_chars: 12000, prune_max_tokens: 40000, diff_first: true}")
+
     def project_limits(self) -> str:
+        optimize = f", optimize: {self.OPTIMIZE}" if self.optimize else ""
         if not self.policies:
-            return ""
-        return ", monthly_budget_usd: 10000000"
+            return optimize
+        return ", monthly_budget_usd: 10000000" + optimize
 
     def key_limits(self) -> list[str]:
         if not self.policies:
