@@ -164,8 +164,9 @@ class Usage:
     input_tokens: int = 0  # uncached input only
     output_tokens: int = 0  # includes reasoning
     cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_tokens: int = 0  # every cache write, 5-minute and 1-hour
     reasoning_tokens: int | None = None
+    cache_write_1h_tokens: int = 0  # the 1-hour part of cache_write_tokens (Anthropic's usage.cache_creation)
 
     @property
     def prompt_tokens(self) -> int:
@@ -246,6 +247,7 @@ def cumulative_usage(start: Usage, delta: Usage) -> Usage:
         cache_read_tokens=start.cache_read_tokens,
         cache_write_tokens=start.cache_write_tokens,
         reasoning_tokens=delta.reasoning_tokens,
+        cache_write_1h_tokens=start.cache_write_1h_tokens,
     )
 
 

@@ -126,6 +126,7 @@ class Call:
             output_tokens=usage.output_tokens,
             cache_read=usage.cache_read_tokens,
             cache_write=usage.cache_write_tokens,
+            cache_write_1h=usage.cache_write_1h_tokens,
             price=self.price,
         )
 
@@ -169,6 +170,7 @@ class Call:
             output_tokens=usage.output_tokens,
             cache_read_tokens=usage.cache_read_tokens,
             cache_write_tokens=usage.cache_write_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
             cost_usd=cost,
             latency_ms=int((time.perf_counter() - self.started) * 1000),
             ttft_ms=self.ttft_ms,

@@ -89,6 +89,7 @@ class LedgerRow:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the 1-hour part of cache_write_tokens (usage.pricing)
     cost_usd: Decimal = Decimal(0)
     latency_ms: int = 0
     ttft_ms: int | None = None

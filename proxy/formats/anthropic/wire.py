@@ -76,6 +76,9 @@ def usage_from_wire(raw: dict | None, base: Usage | None = None) -> Usage:
         value = raw.get(wire_name)
         if isinstance(value, int):
             setattr(usage, field, value)
+    creation = raw.get("cache_creation")  # {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}: priced apart
+    if isinstance(creation, dict) and isinstance(creation.get("ephemeral_1h_input_tokens"), int):
+        usage.cache_write_1h_tokens = creation["ephemeral_1h_input_tokens"]
     details = raw.get("output_tokens_details")
     if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
         usage.reasoning_tokens = details["thinking_tokens"]
