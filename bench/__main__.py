@@ -436,6 +436,7 @@ SUBCOMMANDS = {  # python -m bench <name> [options]: the benchmarks that are not
     "policy-cost": "bench.policy_cost",  # CPU the request policies add, in process
     "optimize-cost": "bench.optimize_cost",  # CPU the cost-optimization layers add on the 76 KB body, in process
     "policy-state": "bench.policy_state",  # the state store's admit + settle alone
+    "ledger-spool": "bench.ledger_spool",  # CPU per request of the ledger's durable spool, and of its replay
 }
 
 
