@@ -52,7 +52,7 @@ class ProjectOptimizationInline(admin.StackedInline):
     can_delete = False
     extra = 1
     max_num = 1
-    verbose_name_plural = "Cost optimization (every layer off by default)"
+    verbose_name = "Cost optimization (every layer off by default)"  # max_num 1: the heading uses the singular
     fieldsets = [
         ("Response cache", {"fields": ("response_cache_ttl", "response_cache_models", "response_cache_any")}),
         ("Token reduction", {"fields": ("cache_breakpoints", "stable_prefix", "strip_boilerplate",
