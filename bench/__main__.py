@@ -437,6 +437,7 @@ SUBCOMMANDS = {  # python -m bench <name> [options]: the benchmarks that are not
     "optimize-cost": "bench.optimize_cost",  # CPU the cost-optimization layers add on the 76 KB body, in process
     "policy-state": "bench.policy_state",  # the state store's admit + settle alone
     "ledger-spool": "bench.ledger_spool",  # CPU per request of the ledger's durable spool, and of its replay
+    "batches": "bench.batches",  # batch items/s through one Celery worker, and its CPU per item
 }
 
 

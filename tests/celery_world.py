@@ -18,6 +18,7 @@ left; pass `redis_url=` to use another (each helper or test module that runs wor
 one needs its own).
 """
 
+import atexit
 import os
 import signal
 import subprocess
@@ -30,6 +31,7 @@ from pathlib import Path
 from tests.conftest import ROOT, database_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+_started: list = []  # every worker this process started: none outlives the test session (see _kill_leftovers)
 
 
 @dataclass
@@ -100,6 +102,7 @@ def start_worker(
     process = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                start_new_session=True)
     worker = RunningWorker(name, process, log_path, full_env)
+    _started.append(worker)
     _wait_ready(worker, timeout)
     return worker
 
@@ -161,3 +164,11 @@ def _group_alive(worker: RunningWorker) -> bool:
         return True
     except (ProcessLookupError, PermissionError):
         return False
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A worker whose test forgot to stop it (or whose fixture failed half-way) would keep consuming from the
+    test broker after the session, against a dropped database."""
+    for worker in _started:
+        kill_worker(worker)

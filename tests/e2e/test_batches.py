@@ -75,12 +75,14 @@ def bw(django_db_setup, django_db_blocker, fake_upstream, tmp_path_factory):
         server = start_gateway(extra_env=env, tmp_dir=tmp)
         world = BatchWorld(server.url, fake_upstream, env, tmp, claude=claude, gpt=gpt, native_gpt=native_gpt, key=key,
                            other_key=other_key, project_id=project.id)
-        world.workers.append(start_worker(env, tmp_dir=tmp, beat=True))
-        pw.wait_for_config(server.url, key, gpt)
-        yield world
-        for worker in world.workers:
-            stop_worker(worker)
-        stop_gateway(server)
+        try:
+            world.workers.append(start_worker(env, tmp_dir=tmp, beat=True))
+            pw.wait_for_config(server.url, key, gpt)
+            yield world
+        finally:
+            for worker in world.workers:
+                stop_worker(worker)
+            stop_gateway(server)
 
 
 def _wait(fetch, done, timeout=60.0, what="the batch to end"):
