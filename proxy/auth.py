@@ -32,6 +32,9 @@ _MAX_CACHED = 50_000
 _cache: dict[str, tuple[float, AuthenticatedKey | None]] = {}
 _on_change: list = []  # other caches to drop with this one (proxy.routing registers its own)
 _listener: asyncio.Task | None = None
+# Digests of keys this process has found good; they outlive cache drops, so a throttled address's own users
+# keep being looked up (and served, unless revoked since) instead of getting the throttle's 429.
+_seen_good: set[str] = set()
 
 
 class GatewayKey(AuthBase):
@@ -78,9 +81,10 @@ def precheck(headers, address: str | None, known_bad: bool = False) -> GatewayEr
     throttled = auth_failures.blocked(address)
     if not (throttled or known_bad):
         return None
-    cached = _cache.get(digest(secret))
-    if cached is not None and cached[1] is not None:
-        return None  # a key seen good (however long ago) is served even from a throttled address (a shared NAT)
+    secret_digest = digest(secret)
+    if secret_digest in _seen_good:
+        return None  # a key seen good (however long ago) is looked up even from a throttled address (a shared NAT)
+    cached = _cache.get(secret_digest)
     fresh = cached is not None and time.monotonic() - cached[0] <= settings.GATEWAY_CACHE_TTL
     if throttled:
         _count_soon(address, "throttled")
@@ -124,6 +128,10 @@ async def authenticate(secret: str | None) -> AuthenticatedKey:
         if len(_cache) >= _MAX_CACHED:
             _cache.clear()
         _cache[secret_digest] = cached = (now, key)
+        if key is not None:
+            if len(_seen_good) >= _MAX_CACHED:
+                _seen_good.clear()
+            _seen_good.add(secret_digest)
     key = cached[1]
     if key is None:
         raise AuthenticationFailed("invalid x-api-key")

@@ -1,13 +1,13 @@
 """Requests with a missing, unknown or expired API key: counted, logged sparingly, and throttled per client address.
 
 Nothing here runs for a request whose key is good (the hot path pays one dict lookup: `blocked`). A failure costs:
-- a metric increment (`gatehouse_auth_failures_total{reason}`) — never a ledger row: the ledger is for callers
+- a metric increment (`gateway_auth_failures_total{reason}`) — never a ledger row: the ledger is for callers
   we know, and a flood of random keys must not cost storage;
 - at most one log line per LOG_EVERY seconds for all failures together (how many, the latest address);
-- a count per client address and fixed window (GATEWAY_AUTH_FAILURE_WINDOW_SECONDS). Past
-  GATEWAY_AUTH_FAILURE_LIMIT failures in a window, that address gets 429 for the rest of the window for every
+- a count per client address over a window of GATEWAY_AUTH_FAILURE_WINDOW_SECONDS from its first failure. At
+  GATEWAY_AUTH_FAILURE_LIMIT failures in a window, that address gets 429 for the next window's length for every
   credential this process does not already know as good (proxy.auth checks `blocked` before a key lookup), so a
-  key-guessing client stops costing database lookups. With REDIS_URL the counts are shared (one INCR per
+  key-guessing client stops costing database lookups. With REDIS_URL the counts are shared (one round trip per
   failure): every process blocks an address at its first failure past the limit. Without Redis, or while it is
   down, each process counts alone.
 
@@ -29,7 +29,7 @@ LOG_EVERY = 10.0  # seconds between two log lines about failures
 _MAX_TRACKED = 100_000  # addresses remembered per process; past it the oldest window is forgotten at once
 REDIS_PREFIX = "gh:authfail:"
 
-_counts: dict[str, tuple[int, int]] = {}  # address -> (window number, failures in it)
+_counts: dict[str, tuple[float, int]] = {}  # address -> (monotonic start of its window, failures in it)
 _blocked: dict[str, float] = {}  # address -> monotonic time the block ends
 _log_state = {"last": 0.0, "suppressed": 0}
 _redis = {"client": None, "loop": None, "down_until": 0.0}
@@ -54,15 +54,13 @@ async def record(address: str | None, reason: str) -> None:
     if reason == "throttled" or not address or settings.GATEWAY_AUTH_FAILURE_LIMIT <= 0:
         return
     window_s = settings.GATEWAY_AUTH_FAILURE_WINDOW_SECONDS
-    now = time.time()
-    window = int(now // window_s)
-    count = await _shared_count(address, window, window_s)
+    count = await _shared_count(address, window_s)
     if count is None:
-        count = _local_count(address, window)
+        count = _local_count(address, window_s)
     if count >= settings.GATEWAY_AUTH_FAILURE_LIMIT:
         if len(_blocked) >= _MAX_TRACKED:
             _blocked.clear()
-        _blocked[address] = time.monotonic() + (window + 1) * window_s - now
+        _blocked[address] = time.monotonic() + window_s
 
 
 def count_only(reason: str) -> None:
@@ -75,26 +73,30 @@ def retry_after() -> str:
     return str(settings.GATEWAY_AUTH_FAILURE_WINDOW_SECONDS)
 
 
-def _local_count(address: str, window: int) -> int:
-    seen_window, count = _counts.get(address, (window, 0))
-    count = count + 1 if seen_window == window else 1
+def _local_count(address: str, window_s: int) -> int:
+    """Failures since the address's window began (a window starts at its first failure)."""
+    now = time.monotonic()
+    started, count = _counts.get(address, (now, 0))
+    if now - started > window_s:
+        started, count = now, 0
     if len(_counts) >= _MAX_TRACKED:
         _counts.clear()
-    _counts[address] = (window, count)
-    return count
+    _counts[address] = (started, count + 1)
+    return count + 1
 
 
-async def _shared_count(address: str, window: int, window_s: int) -> int | None:
-    """The address's failures in this window across every process, or None without a usable Redis."""
+async def _shared_count(address: str, window_s: int) -> int | None:
+    """The address's failures in its current window across every process (the key is created with the window's
+    expiry at the first failure), or None without a usable Redis."""
     if not settings.REDIS_URL or time.monotonic() < _redis["down_until"]:
         return None
     try:
         client = _client()
-        key = f"{REDIS_PREFIX}{address}:{window}"
+        key = REDIS_PREFIX + address
         async with client.pipeline(transaction=False) as pipe:
+            pipe.set(key, 0, ex=window_s, nx=True)
             pipe.incr(key)
-            pipe.expire(key, window_s + 1)
-            count, _ = await pipe.execute()
+            _, count = await pipe.execute()
         return int(count)
     except Exception as exc:  # Redis down or slow: count in this process for a while
         _redis["down_until"] = time.monotonic() + settings.GATEWAY_REDIS_RETRY_SECONDS
