@@ -1,112 +1,153 @@
-"""daphne with a graceful stop: `python -m gateway_site.server <daphne's own arguments>` (what bin/serve runs).
+"""The servers with a graceful stop, as bin/serve runs them:
+
+    python -m gateway_site.server <daphne's own arguments>
+    python -m gateway_site.server uvicorn --host HOST --port PORT
 
 Daphne alone stops within a second of SIGTERM: it cancels every request in flight, so a stream is cut without
-an error event. Every deploy sends SIGTERM, so this runner, on SIGTERM or SIGINT:
+an error event. Every deploy sends SIGTERM, so on SIGTERM or SIGINT the server here:
 
   1. stops listening (new connections go to the other processes behind the load balancer);
   2. lets the requests in flight run on for up to GATEWAY_SHUTDOWN_GRACE_SECONDS;
-  3. ends the streams still running with an error event in each caller's format (proxy.relay.end_streams;
-     Claude Code and the SDKs retry on it) and gives them END_SECONDS to send it; their rows are written like
-     any other (outcome `interrupted`, the tokens streamed so far);
+  3. ends the requests still running with an error in each caller's format (proxy.relay.end_streams: an error
+     event for a stream, a 529/503 `overloaded` answer for a request still waiting for its upstream; Claude Code
+     and the SDKs retry on both) and gives them END_SECONDS to send it; their rows are written like any other
+     (outcome `interrupted`, the tokens streamed so far);
   4. drains the ledger (usage.ledger.stop; rows the database cannot take now stay in the spool for the next
-     start), closes the upstream connections, and stops the reactor (websockets are closed then).
+     start), closes the upstream connections, and stops (websockets are closed then).
 
-A second signal skips the wait of step 2. At start it starts the ledger writer, which replays the spools of
-processes that died (usage/ledger.py). uvicorn (GATEWAY_SERVER=uvicorn) drains on its own: it stops accepting
-and waits `--timeout-graceful-shutdown` (bin/serve passes the same grace), then the ASGI lifespan drains the
-ledger (gateway_site/asgi.py).
+Daphne: GracefulServer does all four; a second signal skips the wait of step 2. uvicorn does 1, 2 and 4 itself
+(its ASGI lifespan drains the ledger, gateway_site/asgi.py); GracefulUvicorn adds step 3. Both start the ledger
+writer at start-up, which replays the spools of processes that died (usage/ledger.py).
+
+Daphne's modules are imported only when daphne serves: gateway_site/asgi.py tells the servers apart by them.
 """
 
+import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
-from daphne.cli import CommandLineInterface
-from daphne.server import Server  # first: it installs the asyncio reactor twisted must use
-from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import reactor
-
 log = logging.getLogger("gateway_site.server")
 
-END_SECONDS = 5.0  # after the grace: time for the ended streams to send their error event and finish
+END_SECONDS = 5.0  # after the grace: time for the ended requests to send their error and finish
 
 
-class GracefulServer(Server):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **{**kwargs, "signal_handlers": False})
-        self.ports: list = []
-        self.draining: asyncio.Future | None = None
-        self.hurry = asyncio.Event()
+def daphne_cli():
+    from daphne.server import Server  # first: it installs the asyncio reactor twisted must use
+    from daphne.cli import CommandLineInterface
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import reactor
 
-    def listen_success(self, port):
-        self.ports.append(port)
-        return super().listen_success(port)
+    class GracefulServer(Server):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "signal_handlers": False})
+            self.ports: list = []
+            self.draining: asyncio.Future | None = None
+            self.hurry = asyncio.Event()
 
-    def run(self):
-        reactor.callWhenRunning(self._when_running)
-        super().run()
+        def listen_success(self, port):
+            self.ports.append(port)
+            return super().listen_success(port)
 
-    def _when_running(self) -> None:
-        from usage import ledger
+        def run(self):
+            reactor.callWhenRunning(self._when_running)
+            super().run()
 
-        loop = asyncio.get_event_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._signalled, signum)
-        ledger.start()  # replays what processes that died left in the spool
+        def _when_running(self) -> None:
+            from usage import ledger
 
-    def _signalled(self, signum: int) -> None:
-        if self.draining is None:
-            log.info("%s: draining (no new connections)", signal.Signals(signum).name)
-            self.draining = asyncio.ensure_future(self._drain())
-        else:
-            self.hurry.set()
+            loop = asyncio.get_event_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._signalled, signum)
+            ledger.start()  # replays what processes that died left in the spool
 
-    def requests_in_flight(self) -> int:
-        return sum(
-            1
-            for protocol, details in list(self.connections.items())
-            if not isinstance(protocol, WebSocketProtocol)
-            and (app := details.get("application_instance")) is not None
-            and not app.done()
-        )
+        def _signalled(self, signum: int) -> None:
+            if self.draining is None:
+                log.info("%s: draining (no new connections)", signal.Signals(signum).name)
+                self.draining = asyncio.ensure_future(self._drain())
+            else:
+                self.hurry.set()
 
-    async def _drain(self) -> None:
-        from django.conf import settings
+        def requests_in_flight(self) -> int:
+            return sum(
+                1
+                for protocol, details in list(self.connections.items())
+                if not isinstance(protocol, WebSocketProtocol)
+                and (app := details.get("application_instance")) is not None
+                and not app.done()
+            )
 
-        from proxy import relay
-        from proxy.upstreams import http as http_client
-        from usage import ledger
+        async def _drain(self) -> None:
+            from django.conf import settings
 
-        try:
-            for port in self.ports:
-                port.stopListening()
-            await self._wait_idle(settings.GATEWAY_SHUTDOWN_GRACE_SECONDS)
-            if self.requests_in_flight():
-                ended = relay.end_streams()
-                log.warning("grace period over: %d streams ended with an error event", ended)
-                self.hurry.clear()
-                await self._wait_idle(END_SECONDS)
-            await asyncio.to_thread(ledger.stop)
-            await http_client.close_all()
-        except Exception:
-            log.exception("graceful shutdown failed; stopping now")
-        finally:
-            left = self.requests_in_flight()
-            if left:
-                log.warning("stopping with %d requests still in flight (they are cancelled)", left)
-            self.stop()
+            from proxy import relay
+            from proxy.upstreams import http as http_client
+            from usage import ledger
 
-    async def _wait_idle(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while self.requests_in_flight() and loop.time() < deadline and not self.hurry.is_set():
-            await asyncio.sleep(0.05)
+            try:
+                for port in self.ports:
+                    port.stopListening()
+                await self._wait_idle(settings.GATEWAY_SHUTDOWN_GRACE_SECONDS)
+                if self.requests_in_flight():
+                    log.warning("grace period over: %d requests ended with an error", relay.end_streams())
+                    self.hurry.clear()
+                    await self._wait_idle(END_SECONDS)
+                await asyncio.to_thread(ledger.stop)
+                await http_client.close_all()
+            except Exception:
+                log.exception("graceful shutdown failed; stopping now")
+            finally:
+                left = self.requests_in_flight()
+                if left:
+                    log.warning("stopping with %d requests still in flight (they are cancelled)", left)
+                self.stop()
+
+        async def _wait_idle(self, seconds: float) -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
+            while self.requests_in_flight() and loop.time() < deadline and not self.hurry.is_set():
+                await asyncio.sleep(0.05)
+
+    class GracefulCLI(CommandLineInterface):
+        server_class = GracefulServer
+
+    return GracefulCLI()
 
 
-class GracefulCLI(CommandLineInterface):
-    server_class = GracefulServer
+def run_uvicorn(argv: list[str]) -> None:
+    """uvicorn as bin/serve ran it before (uvloop, httptools, no access log, proxy headers), draining gracefully."""
+    import uvicorn
+
+    ap = argparse.ArgumentParser(prog="python -m gateway_site.server uvicorn")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
+    from django.conf import settings
+
+    grace = settings.GATEWAY_SHUTDOWN_GRACE_SECONDS
+
+    class GracefulUvicorn(uvicorn.Server):
+        async def _wait_tasks_to_complete(self) -> None:  # uvicorn's wait for the requests in flight at shutdown
+            from proxy import relay
+
+            try:
+                await asyncio.wait_for(super()._wait_tasks_to_complete(), grace)
+            except asyncio.TimeoutError:
+                log.warning("grace period over: %d requests ended with an error", relay.end_streams())
+                await super()._wait_tasks_to_complete()  # bounded by timeout_graceful_shutdown
+
+    config = uvicorn.Config(
+        "gateway_site.asgi:application", host=args.host, port=args.port, loop="uvloop", http="httptools",
+        access_log=False, proxy_headers=True, lifespan="on", timeout_graceful_shutdown=grace + END_SECONDS,
+    )  # fmt: skip
+    GracefulUvicorn(config).run()
 
 
 if __name__ == "__main__":
-    sys.exit(GracefulCLI().run(sys.argv[1:]))
+    if sys.argv[1:2] == ["uvicorn"]:
+        run_uvicorn(sys.argv[2:])
+    else:
+        sys.exit(daphne_cli().run(sys.argv[1:]))

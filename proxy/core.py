@@ -71,6 +71,7 @@ async def run(
         plan = None if key.optimize is None else await optimize.prepare(call, key.optimize, route, body, ingress, headers)
         if plan is not None and plan.hit is not None:
             return Result(200, headers, content=plan.hit[0] or b"", chunks=plan.hit[1])
+        relay.track(call)  # a shutdown past its grace answers it with an error (gateway_site/server.py)
         answer = await attempts.first_answer(call, route, body, ingress, client_headers, call.ticket.health)
         if call.stream:
             chunks = relay.stream(answer, body, ingress, call)
@@ -86,13 +87,20 @@ async def run(
         err.headers = {**headers, **_limit_headers(call, ingress), **err.headers}
         raise
     except asyncio.CancelledError:  # the client went away before the response started
-        call.finish(status=499, outcome="cancelled")
-        raise
+        if not relay.ended_by_shutdown():
+            call.finish(status=499, outcome="cancelled")
+            raise
+        err = relay.shutdown_error()
+        call.finish(status=ingress.render_error(err)[0], outcome="interrupted", error=err)
+        err.headers = headers
+        raise err from None
     except Exception as exc:
         err = unexpected(exc, f"{ingress_api} request {call.request_id}")  # a 500, or a 400 for what it can name
         call.finish(status=err.status, outcome="upstream_error" if err.status >= 500 else outcome_of(err), error=err)
         err.headers = headers
         raise err from None
+    finally:
+        relay.untrack()  # a stream registers again while it is relayed
 
 
 async def run_to_end(key, ingress_api: str, body: dict, **kwargs) -> Result:

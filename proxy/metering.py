@@ -78,7 +78,8 @@ class Call:
         self.price = self.price_of(remote_model) if self.price_of else None
         selection.busy(account.id, +1)
         self.busy_account = account.id
-        self._snapshot()
+        if self.ticket is not None:  # admitted: a ledger request (count_tokens calls have no ticket and no row)
+            self._snapshot()
 
     def attempt_failed(self, err: GatewayError) -> None:
         metrics.upstream_errors.labels(self.provider, err.kind, str(err.status)).inc()

@@ -86,9 +86,9 @@ async def _same_api(response, body, ingress, call):
         yield _relay_failure(relay, ingress, error)
     except asyncio.CancelledError:
         outcome = "cancelled"
-        if not _ended_by_shutdown(task):
+        if not ended_by_shutdown(task):
             raise
-        outcome, error = "interrupted", _shutdown_error()
+        outcome, error = "interrupted", shutdown_error()
         yield _relay_failure(relay, ingress, error)
     except GeneratorExit:
         outcome = "cancelled"
@@ -137,9 +137,9 @@ async def _translated(response, chat, ingress, upstream_format, call):
             yield out
     except asyncio.CancelledError:
         outcome = "cancelled"
-        if not _ended_by_shutdown(task):
+        if not ended_by_shutdown(task):
             raise
-        outcome, error = "interrupted", _shutdown_error()
+        outcome, error = "interrupted", shutdown_error()
         out = encoder.encode(StreamError(error))
         if out:
             yield out
@@ -173,29 +173,41 @@ def _started(call):
     return task
 
 
-def streams_in_flight() -> int:
-    return len(_streams)
+def track(call) -> None:
+    """A request waiting for its upstream (proxy.core): ended by a shutdown like a stream, with an error answer."""
+    _started(call)
+
+
+def untrack() -> None:
+    _streams.pop(asyncio.current_task(), None)
 
 
 def end_streams() -> int:
-    """End every stream in flight now, each with an error event in its caller's format (and its row written)."""
+    """End every request in flight now, each with an error in its caller's format (and its row written)."""
     tasks = list(_streams)
+    running = asyncio.get_running_loop()
     for task in tasks:
         _ending.add(task)
-        task.cancel()
+        loop = task.get_loop()
+        if loop is running:
+            task.cancel()
+        else:  # a batch runner's loop in another thread (the embedded default)
+            loop.call_soon_threadsafe(task.cancel)
     return len(tasks)
 
 
-def _ended_by_shutdown(task) -> bool:
+def ended_by_shutdown(task=None) -> bool:
+    """In an `except CancelledError`: True (and the task goes on) when end_streams cancelled it."""
+    task = task or asyncio.current_task()
     if task not in _ending:
         return False
     _ending.discard(task)
-    task.uncancel()  # the task goes on: it sends the error event and ends the response normally
+    task.uncancel()  # the task goes on: it sends the error and ends the response normally
     return True
 
 
-def _shutdown_error() -> GatewayError:
-    return GatewayError("the gateway is restarting and ended this stream; retry the request", kind="overloaded")
+def shutdown_error() -> GatewayError:
+    return GatewayError("the gateway is restarting and ended this request; retry it", kind="overloaded")
 
 
 def _relay_failure(relay, ingress, error) -> bytes:

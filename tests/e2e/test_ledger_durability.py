@@ -132,12 +132,14 @@ def test_requests_answered_before_a_kill_are_not_lost_or_written_twice(world, co
 # --- SIGTERM ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
 def test_sigterm_lets_streams_finish_within_the_grace_and_ends_the_rest_with_an_error_event(
-    world, committed, tmp_path
+    world, committed, tmp_path, server_kind
 ):
-    server = gateway(tmp_path, "data", GATEWAY_SHUTDOWN_GRACE_SECONDS="4")
+    server = gateway(tmp_path, "data", GATEWAY_SHUTDOWN_GRACE_SECONDS="4", GATEWAY_SERVER=server_kind)
     results: dict[str, object] = {}
     streaming = [threading.Event() for _ in range(3)]
+    asked = threading.Event()
 
     def short_stream():  # ~1 s: finishes inside the grace period (4 s)
         with world.anthropic().with_options(base_url=server.url).messages.stream(
@@ -170,10 +172,20 @@ def test_sigterm_lets_streams_finish_within_the_grace_and_ends_the_rest_with_an_
         except openai.APIError as exc:
             results["long_openai"] = exc
 
-    threads = [threading.Thread(target=f) for f in (short_stream, long_anthropic, long_openai)]
+    def slow_answer():  # not streamed, its upstream silent for 8 s: answered with an error after the grace
+        asked.set()
+        try:
+            world.openai().with_options(base_url=server.url + "/v1", timeout=30).chat.completions.create(
+                model="gw-openai", messages=[{"role": "user", "content": "SLOW: 8000\nSAY: too slow"}]
+            )
+        except openai.APIStatusError as exc:
+            results["slow_answer"] = exc
+
+    threads = [threading.Thread(target=f) for f in (short_stream, long_anthropic, long_openai, slow_answer)]
     for t in threads:
         t.start()
-    assert all(started.wait(10) for started in streaming)
+    assert all(started.wait(10) for started in streaming) and asked.wait(10)
+    time.sleep(0.3)  # the slow request has reached the gateway
     term_at = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     time.sleep(0.3)
@@ -193,10 +205,14 @@ def test_sigterm_lets_streams_finish_within_the_grace_and_ends_the_rest_with_an_
     assert isinstance(results["long_openai"], openai.APIError)
     assert "restarting" in str(results["long_openai"])
 
-    ids = [short_id, results["long_anthropic_id"], results["long_openai_id"]]
+    slow = results["slow_answer"]
+    assert slow.status_code == 503 and "restarting" in slow.response.json()["error"]["message"]  # OpenAI's shape
+
+    ids = [short_id, results["long_anthropic_id"], results["long_openai_id"], slow.response.headers["x-request-id"]]
     rows = {r.request_id: r for r in rows_for(ids)}  # written before the process exited: it is gone now
-    assert len(rows) == 3
-    short, long_a, long_o = (rows[i] for i in ids)
+    assert len(rows) == 4
+    assert (rows[ids[3]].outcome, rows[ids[3]].http_status) == ("interrupted", 503)
+    short, long_a, long_o = (rows[i] for i in ids[:3])
     assert (short.outcome, short.http_status) == ("ok", 200)
     for row in (long_a, long_o):
         assert (row.outcome, row.http_status, row.error_type) == ("interrupted", 200, "overloaded")
