@@ -53,13 +53,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--markdown", action="store_true", help="a Markdown table (for the README)")
-        parser.add_argument("--session", choices=["claude-code", "aider"], action="append")
+        parser.add_argument("--session", choices=list(SESSIONS), action="append")
 
     def handle(self, *args, markdown=False, session=None, **options):
         from tests.fakes.upstream import FakeUpstream
 
         with FakeUpstream(key="sk-replay", prompt_cache=True) as fake:
-            rows = asyncio.run(replay_all(fake, session or ["claude-code", "aider"]))
+            rows = asyncio.run(replay_all(fake, session or list(SESSIONS)))
         self.stdout.write(render(rows, markdown))
 
 
@@ -155,8 +155,8 @@ def load(name: str) -> dict:
 
 def claude_code() -> list[tuple[str, dict]]:
     """Every request as Claude Code sends it: the capture's tools, system and role:"system" message, the growing
-    conversation, cache_control on the last block only (plus the system's own), a billing line whose suffix
-    follows the latest human prompt."""
+    conversation, cache_control on the last block only (plus the system's own), and the same billing line for the
+    whole session (as the recorded session shows: its suffix follows the session's first prompt)."""
     session = load("sessions/claude-code-session.json")
     main = load(session["main_capture"])["body"]
     background = load(session["background_capture"])["body"]
@@ -175,8 +175,6 @@ def claude_code() -> list[tuple[str, dict]]:
                 conversation += [message, system_message]
                 continue
             conversation.append(message)
-            texts = [b["text"] for b in message["content"] if message["role"] == "user" and b["type"] == "text"]
-            prompt = texts[-1] if texts else prompt
         prompt = prompt or conversation[0]["content"][-1]["text"]
         out.append(("anthropic", _claude_request(main, conversation, prompt)))
     return out
@@ -218,7 +216,22 @@ def aider() -> list[tuple[str, dict]]:
     return out
 
 
-SESSIONS = {"claude-code": claude_code, "aider": aider}
+def claude_code_recorded() -> list[tuple[str, dict]]:
+    """The session recorded with the real Claude Code CLI (record_claude_code.py): its messages and billing line
+    as sent, on the capture's tools and system prompt."""
+    session = load("sessions/claude-code-recorded.json")
+    main = load(session["main_capture"])["body"]
+    background = load(session["background_capture"])["body"]
+    out = []
+    for request in session["requests"]:
+        body = copy.deepcopy(background if request["kind"] == "background" else main)
+        body.update(model=request["model"], messages=request["messages"], max_tokens=request["max_tokens"])
+        body["system"][0]["text"] = request["billing"]
+        out.append(("anthropic", body))
+    return out
+
+
+SESSIONS = {"claude-code-recorded": claude_code_recorded, "claude-code": claude_code, "aider": aider}
 
 
 def render(rows, markdown: bool) -> str:
