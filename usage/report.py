@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import ApiKey, Project
@@ -21,6 +22,7 @@ from . import selectors
 
 GROUPS = {"project": "Project", "key": "API key", "model": "Model", "provider": "Provider"}
 MAX_DAYS = 400
+CHOICES_SECONDS = 300
 CHART_SERIES = 8  # groups drawn on their own in the spend chart; the rest are summed as "other"
 # (attribute of Row, column title): the on-screen table and the CSV, in this order
 COLUMNS = (("requests", "Requests"), ("errors", "Errors"), ("input_tokens", "Input tokens"),
@@ -130,20 +132,26 @@ class Report:
 
 
 def finance_report(query: Query, *, today: date | None = None) -> Report:
+    """Three grouped reads (each: rollups for rolled-up past days + raw rows for the rest): per day x the chosen
+    grouping (table, charts), per project x key (the top tables), per model x provider over every row of the
+    range (the filters' choices)."""
     today = today or timezone.localdate()
-    cells = selectors.usage_cells(query.first, query.last, query.filters, today=today)
-    labels = _labels(cells.cells)
-    days = [query.first + timedelta(days=i) for i in range((query.last - query.first).days + 1)]
-    rows = _grouped(cells.cells, query.group, labels)
+    first, last, filters = query.first, query.last, query.filters
+    series = selectors.usage_cells(first, last, filters, by=("day", query.group), today=today)
+    scopes = selectors.usage_cells(first, last, filters, by=("project", "key"), today=today).cells  # a key has one project
+    offered = _offered(first, last, today)
+    labels = _labels(scopes, scopes)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    rows = _grouped(series.cells, query.group, labels)
     total = Row("Total")
-    for c in cells.cells:
+    for c in series.cells:
         total.add(c)
     return Report(
         query=query, rows=rows, total=total,
-        top_projects=_grouped(cells.cells, "project", labels)[:10], top_keys=_grouped(cells.cells, "key", labels)[:10],
-        days=days, spend_series=_spend_series(cells.cells, query.group, rows, days), daily=_daily(cells.cells, days),
-        burn=budget_burn(today=today, project=query.project, key=query.key), raw_days=cells.raw_days,
-        choices=_choices(cells.cells, labels, query),
+        top_projects=_grouped(scopes, "project", labels)[:10], top_keys=_grouped(scopes, "key", labels)[:10],
+        days=days, spend_series=_spend_series(series.cells, query.group, rows, days), daily=_daily(series.cells, days),
+        burn=budget_burn(today=today, project=query.project, key=query.key), raw_days=series.raw_days,
+        choices=_choices(offered, query),
     )  # fmt: skip
 
 
@@ -151,14 +159,14 @@ _ATTR = {"project": "project_id", "key": "key_id", "model": "model", "provider":
 _NONE = {"project": "(no project)", "key": "(no key)", "model": "(not routed)", "provider": "(not routed)"}
 
 
-def _labels(cells) -> dict[str, dict]:
-    project_ids = {c.project_id for c in cells if c.project_id is not None}
-    key_ids = {c.key_id for c in cells if c.key_id is not None}
-    projects = dict(Project.objects.filter(id__in=project_ids).values_list("id", "name"))
-    keys = {k.id: f"{k.name} ({k.prefix}…)" for k in ApiKey.objects.filter(id__in=key_ids).only("id", "name", "prefix")}
+def _labels(projects, keys) -> dict[str, dict]:
+    project_ids = {c.project_id for c in projects if c.project_id is not None}
+    key_ids = {c.key_id for c in keys if c.key_id is not None}
+    names = dict(Project.objects.filter(id__in=project_ids).values_list("id", "name"))
+    prefixes = {k.id: f"{k.name} ({k.prefix}…)" for k in ApiKey.objects.filter(id__in=key_ids).only("id", "name", "prefix")}
     return {
-        "project": {i: projects.get(i, f"project #{i} (deleted)") for i in project_ids},
-        "key": {i: keys.get(i, f"key #{i} (deleted)") for i in key_ids},
+        "project": {i: names.get(i, f"project #{i} (deleted)") for i in project_ids},
+        "key": {i: prefixes.get(i, f"key #{i} (deleted)") for i in key_ids},
     }
 
 
@@ -204,12 +212,23 @@ def _daily(cells, days: list[date]) -> dict[str, list]:
     return out
 
 
-def _choices(cells, labels, query: Query) -> dict[str, list[tuple]]:
+def _offered(first: date, last: date, today: date) -> list:
+    """The models and providers seen in the range (the filters' choices), kept CHOICES_SECONDS: a choice that
+    appears a little late costs nothing; reading them costs a scan of the range's rollups."""
+    key = f"usage:report:offered:{first}:{last}:{today}"
+    offered = cache.get(key)
+    if offered is None:
+        offered = [(c.model, c.provider) for c in selectors.usage_cells(first, last, by=("model", "provider"), today=today).cells]
+        cache.set(key, offered, CHOICES_SECONDS)
+    return offered
+
+
+def _choices(offered, query: Query) -> dict[str, list[tuple]]:
     projects = list(Project.objects.order_by("name").values_list("id", "name"))
     keys = [(k.id, f"{k.project.name} / {k.name} ({k.prefix}…)")
             for k in ApiKey.objects.select_related("project").order_by("project__name", "name")[:500]]  # fmt: skip
-    models = sorted({c.model for c in cells if c.model} | ({query.model} - {""}))
-    providers = sorted({c.provider for c in cells if c.provider} | ({query.provider} - {""}))
+    models = sorted({m for m, _ in offered if m} | ({query.model} - {""}))
+    providers = sorted({p for _, p in offered if p} | ({query.provider} - {""}))
     return {"project": projects, "key": keys, "model": [(m, m) for m in models], "provider": [(p, p) for p in providers]}
 
 

@@ -118,18 +118,20 @@ DIMENSIONS = {  # report name -> (DailyRollup column, UsageRecord column)
     "model": ("model", "remote_model"),
     "provider": ("provider", "provider"),
 }
+BY_ALL = ("day", "project", "key", "model", "provider")
 COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+_CELL_ATTR = {"project": "project_id", "key": "key_id", "model": "model", "provider": "provider"}
 
 
 @dataclass(slots=True)
 class Cell:
-    """Usage of one day x project x key x model x provider."""
+    """Usage of one day x project x key x model x provider; a dimension not asked for (usage_cells' `by`) is None."""
 
-    day: date
-    project_id: int | None
-    key_id: int | None
-    model: str
-    provider: str
+    day: date | None = None
+    project_id: int | None = None
+    key_id: int | None = None
+    model: str | None = None
+    provider: str | None = None
     requests: int = 0
     errors: int = 0
     input_tokens: int = 0
@@ -145,22 +147,26 @@ class Cells:
     raw_days: list[date]  # days read from raw rows: today, and past days not rolled up yet
 
 
-def usage_cells(first: date, last: date, filters: dict | None = None, *, today: date | None = None) -> Cells:
-    """Usage per day x project x key x model x provider for the days first..last (inclusive), narrowed by
-    `filters` (DIMENSIONS name -> value). Past days that are rolled up come from DailyRollup; the raw ledger is
-    read only for today and for past days with no rollup yet, each through its created_at range."""
+def usage_cells(first: date, last: date, filters: dict | None = None, *, by: tuple[str, ...] = BY_ALL,
+                today: date | None = None) -> Cells:  # fmt: skip
+    """Usage summed per the dimensions in `by` ("day" and DIMENSIONS names) for the days first..last (inclusive),
+    narrowed by `filters` (DIMENSIONS name -> value). Past days that are rolled up come from DailyRollup; the raw
+    ledger is read only for today and for past days with no rollup yet, each through its created_at range. Ask
+    for the dimensions you show: the database groups, so a 90-day report reads a few hundred sums, not every
+    day x key x model cell. A combination may appear twice (once from rollups, once from raw rows): sum them."""
     today = today or timezone.localdate()
     filters = {k: v for k, v in (filters or {}).items() if k in DIMENSIONS and v not in (None, "")}
+    by = tuple(d for d in BY_ALL if d in by)
     cells: list[Cell] = []
     past_last = min(last, today - timedelta(days=1))
-    rolled = rolled_days(first, past_last) if first <= past_last else set()
-    if rolled:
-        cells += _rollup_cells(min(rolled), max(rolled), filters)
-        cells = [c for c in cells if c.day in rolled]
+    rolled = sorted(rolled_days(first, past_last)) if first <= past_last else []
+    for start, end in _spans(rolled):
+        cells += _rollup_cells(start, end, filters, by)
+    rolled_set = set(rolled)
     raw_days = [first + timedelta(days=i) for i in range((min(last, today) - first).days + 1)]
-    raw_days = [d for d in raw_days if d not in rolled]
+    raw_days = [d for d in raw_days if d not in rolled_set]
     for start, end in _spans(raw_days):
-        cells += _raw_cells(start, end, filters)
+        cells += _raw_cells(start, end, filters, by)
     return Cells(cells=cells, raw_days=raw_days)
 
 
@@ -175,40 +181,49 @@ def _spans(days: list[date]) -> list[tuple[date, date]]:
     return [(a, b) for a, b in spans]
 
 
-def _rollup_cells(first: date, last: date, filters: dict) -> list[Cell]:
+def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> list[Cell]:
     rows = DailyRollup.objects.filter(day__gte=first, day__lte=last)
     rows = rows.filter(**{DIMENSIONS[k][0]: v for k, v in filters.items()})
-    rows = rows.order_by().values("day", "project_id", "api_key_id", "model", "provider").annotate(
+    columns = {d: ("day" if d == "day" else DIMENSIONS[d][0]) for d in by}
+    rows = rows.order_by().values(*columns.values()).annotate(
         n=Sum("requests"), err=Sum(F("requests") - F("ok") - F("cache_hits")), inp=Sum("input_tokens"),
         out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
         cost=_money_sum("cost_usd"),
     )  # fmt: skip
-    return [_cell(r["day"], r) for r in rows]
+    return [_cell(r, columns) for r in rows]
 
 
-def _raw_cells(first: date, last: date, filters: dict) -> list[Cell]:
+def _raw_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> list[Cell]:
     rows = UsageRecord.objects.filter(created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1)))
     rows = rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()})
-    group = ["project_id", "api_key_id", "remote_model", "provider"]
-    if first != last:
+    columns = {d: DIMENSIONS[d][1] for d in by if d != "day"}
+    if "day" in by and first != last:
         rows = rows.annotate(day=TruncDate("created_at"))
-        group = ["day", *group]
-    rows = rows.order_by().values(*group).annotate(
+        columns = {"day": "day", **columns}
+    rows = rows.order_by().values(*columns.values()).annotate(
         n=Count("id"), err=Count("id", filter=~Q(outcome__in=("ok", "cache_hit"))), inp=Sum("input_tokens"),
         out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
         cost=_money_sum("cost_usd"),
     )  # fmt: skip
-    return [_cell(r.get("day", first), {**r, "model": r["remote_model"]}) for r in rows]
+    cells = [_cell(r, columns) for r in rows]
+    if "day" in by and first == last:
+        for c in cells:
+            c.day = first
+    return cells
 
 
-def _cell(day, r: dict) -> Cell:
-    if isinstance(day, datetime):
-        day = day.date()
-    return Cell(
-        day=day, project_id=r["project_id"], key_id=r["api_key_id"], model=r["model"], provider=r["provider"],
+def _cell(r: dict, columns: dict[str, str]) -> Cell:
+    cell = Cell(
         requests=r["n"] or 0, errors=r["err"] or 0, input_tokens=r["inp"] or 0, output_tokens=r["out"] or 0,
         cache_read_tokens=r["c_read"] or 0, cache_write_tokens=r["c_write"] or 0, cost=_money(r["cost"]),
     )  # fmt: skip
+    for dimension, column in columns.items():
+        value = r[column]
+        if dimension == "day":
+            cell.day = value.date() if isinstance(value, datetime) else value
+        else:
+            setattr(cell, _CELL_ATTR[dimension], value)
+    return cell
 
 
 # --- budgets and the dashboard ------------------------------------------------------------------------------
@@ -225,7 +240,7 @@ def spend_by_scope(*, today: date | None = None) -> Spend:
     today = today or timezone.localdate()
     month = defaultdict(Decimal)
     day = defaultdict(Decimal)
-    for c in usage_cells(today.replace(day=1), today, today=today).cells:
+    for c in usage_cells(today.replace(day=1), today, by=("day", "project", "key"), today=today).cells:
         for scope, scope_id in (("project", c.project_id), ("key", c.key_id)):
             if scope_id is not None:
                 month[(scope, scope_id)] += c.cost
@@ -280,7 +295,7 @@ def usage_hours(first: date, last: date, filters: dict | None = None) -> list[Ce
     )  # fmt: skip
     cells = []
     for r in rows:
-        cell = _cell(r["hour"].date(), {**r, "model": r["remote_model"]})
+        cell = _cell(r, {"project": "project_id", "key": "api_key_id", "model": "remote_model", "provider": "provider"})
         cell.day = r["hour"]  # keep the hour
         cells.append(cell)
     return cells

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -172,7 +172,11 @@ def rollup_since(first: date | None = None) -> list[RolledDay]:
     today = timezone.localdate()
     if first is None:
         return []
-    return [rollup_day(first + timedelta(days=n)) for n in range((today - first).days)]
+    rolled = [rollup_day(first + timedelta(days=n)) for n in range((today - first).days)]
+    if len(rolled) > 7 and connection.vendor == "postgresql":  # fresh statistics, or the planner guesses a few rows
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(DailyRollup._meta.db_table)}")
+    return rolled
 
 
 def retention_apply(keep_days: int | None = None, *, today: date | None = None) -> int:

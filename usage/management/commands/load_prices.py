@@ -20,6 +20,7 @@ class Command(BaseCommand):
         except services.CatalogueError as e:
             raise CommandError(str(e)) from None
         counts = services.prices_load(entries, update=update)
-        self.stdout.write(
-            f"Prices from {file}: {counts['created']} added, {counts['updated']} updated, {counts['kept']} kept."
-        )
+        if options["verbosity"] >= 1:
+            self.stdout.write(
+                f"Prices from {file}: {counts['created']} added, {counts['updated']} updated, {counts['kept']} kept."
+            )
