@@ -129,6 +129,33 @@ def test_requests_answered_before_a_kill_are_not_lost_or_written_twice(world, co
         assert {(r.outcome, r.input_tokens, r.output_tokens) for r in rows} == {("ok", 10, 2)}
 
 
+def test_two_servers_on_one_data_dir_replay_only_a_dead_ones_spool(world, committed, tmp_path):
+    """A server starting next to a live one leaves the live one's spool alone; once it is killed, the next start
+    replays it."""
+    slow = gateway(tmp_path, "shared", GATEWAY_LEDGER_FLUSH_SECONDS="60")  # its rows stay in its spool
+    ids = []
+    try:
+        client = world.openai().with_options(base_url=slow.url + "/v1")
+        for i in range(3):
+            ids.append(client.chat.completions.create(
+                model="gw-openai", messages=[{"role": "user", "content": f"SAY: mine {i}"}])._request_id)  # fmt: skip
+        neighbour = gateway(tmp_path, "shared")  # scans the shared spools at start
+        try:
+            assert rows_for(ids, timeout=1) == []  # the live server's spool was not replayed by its neighbour
+            slow.process.send_signal(signal.SIGKILL)
+            slow.process.wait(timeout=10)
+        finally:
+            stop_gateway(neighbour)
+    finally:
+        stop_gateway(slow)
+    restarted = gateway(tmp_path, "shared")
+    try:
+        rows = rows_for(ids)
+    finally:
+        stop_gateway(restarted)
+    assert sorted(r.request_id for r in rows) == sorted(ids)
+
+
 # --- SIGTERM ------------------------------------------------------------------------------------------------
 
 
