@@ -152,8 +152,17 @@ class Provider(models.Model):
 
 
 class ProviderAccount(models.Model):
+    KIND_CHOICES = [
+        ("api_key", "API key"),
+        ("anthropic_oauth", "Anthropic OAuth (subscription credentials; see the README's warning)"),
+    ]
+
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="accounts")
     name = models.CharField(max_length=100)
+    kind = models.CharField(
+        max_length=20, choices=KIND_CHOICES, default="api_key",
+        help_text="OAuth accounts are connected with the Connect button (or manage.py oauth_start / oauth_finish).",
+    )
     credential_encrypted = models.TextField(blank=True, editable=False)
     credential_last4 = models.CharField("credential", max_length=8, blank=True, editable=False)
     weight = models.PositiveIntegerField(default=1, help_text="Share of traffic among accounts of equal priority.")
@@ -162,6 +171,11 @@ class ProviderAccount(models.Model):
     last_error = models.CharField(max_length=500, blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     cooldown_until = models.DateTimeField(null=True, blank=True)
+    # OAuth accounts: the access token is the credential above; these hold the rest (accounts/oauth.py).
+    oauth_refresh_encrypted = models.TextField(blank=True, editable=False)
+    oauth_expires_at = models.DateTimeField("token expires", null=True, blank=True, editable=False)
+    oauth_refreshed_at = models.DateTimeField("last refresh", null=True, blank=True, editable=False)
+    oauth_pending_encrypted = models.TextField(blank=True, editable=False)  # a connect in progress: PKCE verifier
 
     class Meta:
         ordering = ["provider__name", "priority", "name"]

@@ -279,6 +279,14 @@ GATEWAY_REDIS_RETRY_SECONDS = env_float("GATEWAY_REDIS_RETRY_SECONDS", 5.0)
 # Stored Responses API responses (previous_response_id) are kept this many days; 0 keeps them forever.
 GATEWAY_RESPONSES_RETENTION_DAYS = env_float("GATEWAY_RESPONSES_RETENTION_DAYS", 30.0)
 GATEWAY_CONFIG = os.environ.get("GATEWAY_CONFIG", "")
+# Anthropic OAuth accounts (accounts/oauth.py): refresh this long before expiry; the endpoints of the PKCE flow.
+GATEWAY_OAUTH_REFRESH_MARGIN_SECONDS = env_float("GATEWAY_OAUTH_REFRESH_MARGIN_SECONDS", 300.0)
+GATEWAY_OAUTH_AUTHORIZE_URL = os.environ.get("GATEWAY_OAUTH_AUTHORIZE_URL", "https://claude.ai/oauth/authorize")
+GATEWAY_OAUTH_TOKEN_URL = os.environ.get("GATEWAY_OAUTH_TOKEN_URL", "https://console.anthropic.com/v1/oauth/token")
+GATEWAY_OAUTH_REDIRECT_URI = os.environ.get(
+    "GATEWAY_OAUTH_REDIRECT_URI", "https://console.anthropic.com/oauth/code/callback"
+)
+GATEWAY_OAUTH_CLIENT_ID = os.environ.get("GATEWAY_OAUTH_CLIENT_ID", "9d1c250a-e61b-44d9-88ed-5944d1962f5e")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 

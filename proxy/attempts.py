@@ -27,15 +27,18 @@ When nothing succeeds the client gets the last upstream error in its own format,
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import orjson
 from django.conf import settings
 
+from accounts import oauth
+
 from . import breaker, formats, selection, upstreams
 from .canonical import TargetOptions
 from .errors import GatewayError, Unavailable, UpstreamError
+from .formats.anthropic.upstream_request import with_identity
 from .upstreams import http
 
 
@@ -56,6 +59,8 @@ BY_STATUS = {
 }
 CLIENT_ERROR = Verdict(False, "none")
 SERVER_ERROR = Verdict(True, "failure")
+CREDENTIAL = BY_STATUS[401]
+OAUTH = "anthropic_oauth"
 
 
 def classify(status: int, headers) -> Verdict:
@@ -174,10 +179,13 @@ async def _attempt(call, route, pick, body, ingress, client_headers, parsed, ope
         payload = upstream_format.render_request(chat, options)
     call.attempt_started(target, account, upstream.api, options.remote_model)
     try:
-        response = await send(upstream, target.provider, account, client_headers, payload, operation)
+        if account.kind == OAUTH:
+            response = await _send_oauth(upstream, target.provider, account, client_headers, payload, operation)
+        else:
+            response = await send(upstream, target.provider, account, client_headers, payload, operation)
     except UpstreamError as err:
         call.attempt_failed(err)
-        return parsed, (err, TRANSPORT)
+        return parsed, (err, CREDENTIAL if err.kind == "authentication" else TRANSPORT)
     if response.status_code < 400:
         if call.stream:
             return parsed, Answer(response, chat, upstream_format)
@@ -201,6 +209,32 @@ async def _read_all(response: httpx.Response) -> bytes:
         raise UpstreamError("upstream closed the connection mid-response", kind="api_error", status=502) from None
     finally:
         await response.aclose()
+
+
+async def _send_oauth(upstream, provider, account, client_headers, payload: dict, operation: str) -> httpx.Response:
+    """An OAuth account's call: a token refreshed first when it is about to expire, the identity system block
+    the upstream requires, and on a 401 one refresh and one resend (accounts/oauth.py). A failed refresh is
+    an authentication error: the breaker cools the account down and the loop fails over."""
+    if upstream.api == "anthropic" and operation == "chat":
+        payload = with_identity(payload)
+    account = await _oauth_token(account)
+    response = await send(upstream, provider, account, client_headers, payload, operation)
+    if response.status_code != 401:
+        return response
+    await response.aclose()
+    account = await _oauth_token(account, refused=True)
+    return await send(upstream, provider, account, client_headers, payload, operation)
+
+
+async def _oauth_token(account, refused: bool = False):
+    try:
+        if refused:
+            token = await oauth.refresh(account.id, stale=account.credential)
+        else:
+            token = await oauth.usable_token(account.id, account.credential, account.expires_at)
+    except oauth.OAuthError as e:
+        raise UpstreamError(f"OAuth account {account.name}: {e}", kind="authentication", status=401) from None
+    return replace(account, credential=token)
 
 
 def target_options(route, target, requested_model) -> TargetOptions:

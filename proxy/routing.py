@@ -36,6 +36,8 @@ class Account:
     credential: str
     weight: int
     priority: int
+    kind: str = "api_key"  # "anthropic_oauth": the credential is an access token (accounts/oauth.py)
+    expires_at: float = 0.0  # OAuth: when the access token expires (unix seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,8 @@ def _build() -> Snapshot:
         if row.cooldown_until and row.cooldown_until > now:
             continue
         accounts.setdefault(row.provider_id, []).append(
-            Account(id=row.id, name=row.name, credential=row.credential, weight=row.weight, priority=row.priority)
+            Account(id=row.id, name=row.name, credential=row.credential, weight=row.weight, priority=row.priority,
+                    kind=row.kind, expires_at=row.oauth_expires_at.timestamp() if row.oauth_expires_at else 0.0)
         )
     providers = {p.id: provider_view(p, accounts.get(p.id, ())) for p in ProviderRow.objects.filter(enabled=True)}
     account_labels.update({a.id: (p.name, a.name) for p in providers.values() for a in p.accounts})

@@ -1,8 +1,10 @@
 """Anthropic's API (and Anthropic-compatible endpoints): base URL without /v1, key in x-api-key (or a bearer
-token when the preset's `auth` capability says so). `anthropic-beta` values the provider does not accept
+token when the preset's `auth` capability says so, or the account is an OAuth one: Bearer plus OAUTH_BETA).
+`anthropic-beta` values the provider does not accept
 (capability `anthropic_betas`, a list; null forwards every value) are dropped, never sent."""
 
 DEFAULT_VERSION = "2023-06-01"
+OAUTH_BETA = "oauth-2025-04-20"  # what an OAuth bearer token needs (accounts/oauth.py)
 PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens", "models": "/v1/models"}
 
 
@@ -19,10 +21,13 @@ class AnthropicUpstream:
         }
         # Betas only make sense for a request that came from an Anthropic client (pass-through); they enable
         # the beta fields in its body, so they travel together (protocols.md §1.1).
-        if beta := accepted_betas(client_headers.get("anthropic-beta"), provider.capabilities.anthropic_betas):
+        beta = accepted_betas(client_headers.get("anthropic-beta"), provider.capabilities.anthropic_betas)
+        if account.kind == "anthropic_oauth":
+            beta = beta if OAUTH_BETA in beta.split(",") else ",".join(filter(None, (OAUTH_BETA, beta)))
+        if beta:
             headers["anthropic-beta"] = beta
         if account.credential:
-            if provider.capabilities.auth == "bearer":
+            if provider.capabilities.auth == "bearer" or account.kind == "anthropic_oauth":
                 headers["authorization"] = f"Bearer {account.credential}"
             else:
                 headers["x-api-key"] = account.credential

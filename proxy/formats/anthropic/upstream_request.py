@@ -31,6 +31,20 @@ MAX_CACHE_BREAKPOINTS = 4
 MISSING_TOOL_RESULT = "(no result)"
 
 
+# OAuth-authenticated requests (Claude subscriptions) must open their system prompt with this block.
+IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
+
+
+def with_identity(body: dict) -> dict:
+    """`body` with IDENTITY as its first system block, unless it already starts so (a Claude Code request)."""
+    system = body.get("system")
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) and system else list(system or [])
+    first = blocks[0] if blocks and isinstance(blocks[0], dict) else {}
+    if str(first.get("text", "")).startswith(IDENTITY):
+        return body
+    return {**body, "system": [{"type": "text", "text": IDENTITY}, *blocks]}
+
+
 def passthrough_request(body: dict, target: TargetOptions) -> dict:
     """Same-format traffic: only `model` changes; everything else (beta fields, thinking signatures, the billing
     block, cache_control) must stay byte-identical, and assigning an existing key keeps its position."""

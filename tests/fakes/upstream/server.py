@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from . import script, wire_anthropic, wire_batches, wire_dialects, wire_openai, wire_responses
+from . import script, wire_anthropic, wire_batches, wire_dialects, wire_oauth, wire_openai, wire_responses
 from .prompt_cache import PromptCache
 
 DEFAULT_KEY = "sk-fake"
@@ -306,6 +306,7 @@ def create_app(state: State | None = None) -> web.Application:
     app.router.add_post("/_fake/reset", fake_reset)
     app.router.add_get("/_fake/health", fake_health)
     wire_dialects.register(app.router)  # vendor dialects under their own prefixes
+    wire_oauth.register(app)  # Anthropic OAuth: token endpoint and a Bearer-checking messages endpoint
     wire_batches.register(app)  # native batch APIs of both kinds
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
