@@ -62,6 +62,9 @@ def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, se
         # here (tests/test_hardening_api.py starts servers of its own with it on).
         "GATEWAY_AUTH_FAILURE_LIMIT": "0",
         "GATEWAY_RETRY_BASE_MS": "20",
+        # No nightly rollup thread (usage/scheduler.py) rolling the shared test database up at an odd moment;
+        # tests roll up the days they write, and tests/e2e/test_rollup_celery.py runs the job on Celery.
+        "GATEWAY_ROLLUP_IN_PROCESS": "off",
         "PYTHONUNBUFFERED": "1",
         "GATEWAY_SERVER": server,
         "VENV_PYTHON": sys.executable,

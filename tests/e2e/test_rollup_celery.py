@@ -55,6 +55,7 @@ def test_beat_runs_the_rollup_task_on_a_real_worker(django_db_setup, committed, 
         assert first.cost_usd == Decimal("0.75000001") and first.input_tokens == 200
         assert RolledDay.objects.get(day=yesterday).rolled_at >= started
         assert "usage.tasks.nightly" in worker.log()
+        assert f"usage nightly: rolled up {yesterday - timedelta(days=1)}, {yesterday}" in worker.log()
 
         _add_row(project, noon + timedelta(hours=11), "0.00000002")  # late: after the first rollup
         late = _wait(lambda: rolled(3), 30, "the next beat run did not count the late row", worker)
