@@ -30,4 +30,5 @@ def _run(batch_id: str) -> None:
     except Exception:
         log.exception("batch %s failed in the background", batch_id)
     finally:
+        runner.close_loop()
         connections.close_all()

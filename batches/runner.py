@@ -16,6 +16,7 @@ being busy) is not an item error; the item goes back to pending and the task ret
 """
 
 import asyncio
+import threading
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -34,18 +35,38 @@ WAIT_KINDS = ("rate_limit", "overloaded")  # the key's limits or busy upstreams:
 MIN_WAIT, MAX_WAIT = 0.5, 60.0
 
 
+_local = threading.local()  # one event loop per worker process (or embedded runner thread), kept between tasks
+
+
 def run_chunk(batch_id: str, item_ids: list[int]) -> float:
     """Run these items to their end. Returns how long to wait before coming back for the ones left (refused by a
-    limit, or held by another worker's lease); 0 when none is left."""
-    return asyncio.run(_in_own_loop(batch_id, item_ids))
+    limit, or held by another worker's lease); 0 when none is left.
+
+    The loop outlives the task, so upstream connections (proxy.upstreams.http, per loop) and the database
+    connection are reused by the next chunk: a new loop per task cost about a third of the worker's CPU per item."""
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(_run_checked(batch_id, item_ids))
 
 
-async def _in_own_loop(batch_id: str, item_ids: list[int]) -> float:
-    try:
-        return await _run(batch_id, item_ids)
-    finally:
-        await http.close_all()  # the upstream connections belong to this loop
-        await sync_to_async(connections.close_all)()
+def close_loop() -> None:
+    """End this thread's loop and its upstream connections (an embedded runner thread, when its batch ends)."""
+    loop = getattr(_local, "loop", None)
+    if loop is not None and not loop.is_closed():
+        loop.run_until_complete(http.close_all())
+        loop.close()
+
+
+async def _run_checked(batch_id: str, item_ids: list[int]) -> float:
+    await sync_to_async(_drop_broken_connections)()
+    return await _run(batch_id, item_ids)
+
+
+def _drop_broken_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.is_usable():
+            conn.close()
 
 
 async def _run(batch_id: str, item_ids: list[int]) -> float:

@@ -150,16 +150,17 @@ def claim_items(batch_id: str, item_ids: list[int]) -> tuple[list[BatchItem], fl
     abandoned = [i for i in items if i.status == "running" and i not in held]
     if abandoned:
         _replay_dead_spools()
-    for item in items:
-        if item in held or (item in abandoned and _recorded_before_crash(item)):
-            continue
-        request_id = ids.request_id()
-        taken = BatchItem.objects.filter(id=item.id, status=item.status, request_id=item.request_id).update(
-            status="running", request_id=request_id, lease_until=now + timedelta(seconds=lease_seconds()),
-            executions=item.executions + 1, started_at=now)
-        if taken:
-            item.request_id, item.status = request_id, "running"
-            claimed.append(item)
+    with transaction.atomic():  # one commit for the chunk
+        for item in items:
+            if item in held or (item in abandoned and _recorded_before_crash(item)):
+                continue
+            request_id = ids.request_id()
+            taken = BatchItem.objects.filter(id=item.id, status=item.status, request_id=item.request_id).update(
+                status="running", request_id=request_id, lease_until=now + timedelta(seconds=lease_seconds()),
+                executions=item.executions + 1, started_at=now)
+            if taken:
+                item.request_id, item.status = request_id, "running"
+                claimed.append(item)
     return claimed, wait
 
 
