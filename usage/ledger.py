@@ -336,19 +336,28 @@ class Writer:
 
     def run(self) -> None:
         while True:
-            if time.monotonic() >= self.next_scan:
-                self.adopt_orphans()
-            stop = self.collect()
-            if self.backlog and (stop or time.monotonic() >= self.retry_at):
-                self.write_backlog()
-            if not self.backlog:
-                for marker in self.markers:
-                    marker.done.set()
-                self.markers.clear()
-            self.maintain_spool()
+            try:
+                stop = self.cycle()
+            except Exception:  # a bug here must not stop the writer: its rows would wait until the next start
+                log.exception("ledger writer cycle failed")
+                time.sleep(1.0)
+                continue
             if stop:
                 self.finish()
                 return
+
+    def cycle(self) -> bool:
+        if time.monotonic() >= self.next_scan:
+            self.adopt_orphans()
+        stop = self.collect()
+        if self.backlog and (stop or time.monotonic() >= self.retry_at):
+            self.write_backlog()
+        if not self.backlog:
+            for marker in self.markers:
+                marker.done.set()
+            self.markers.clear()
+        self.maintain_spool()
+        return stop
 
     def collect(self) -> bool:
         """Gather what is queued: wait for a first item, then for GATEWAY_LEDGER_FLUSH_SECONDS more."""
@@ -533,8 +542,13 @@ def _unlinked(row: LedgerRow) -> LedgerRow:
 
 def _reject(row: LedgerRow, error: Exception) -> None:
     path = spool_dir() / "rejected.jsonl"
-    with path.open("ab") as f:
-        f.write(_encode("f", row))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as f:
+            f.write(_encode("f", row))
+    except OSError:
+        log.error("the database refused usage record %s (%s): %s", row.request_id, error, _encode("f", row))
+        return
     log.error("the database refused usage record %s (%s); kept in %s", row.request_id, error, path)
 
 
