@@ -144,7 +144,7 @@ class _Reader:
         def substitute(match):
             name = match.group(1)
             if name not in self.environ:
-                self.fail(path, f"environment variable {name} is not set")
+                self.fail(path, f"environment variable {name} is not set (the file says ${{{name}}})")
                 return ""
             return self.environ[name]
 
@@ -520,3 +520,37 @@ def _aliases(r: _Reader, item: dict, path: str) -> list[str]:
             continue
         aliases.append(r.expand(alias, f"{where}[{j}]").strip())
     return aliases
+
+
+# --- the file's authority -----------------------------------------------------------------------------------
+# With GATEWAY_CONFIG set, every start (bin/run -> bootstrap) applies the file again: for each object the file
+# names, the fields below are put back to the file's values (accounts/services.py `_apply` writes exactly these;
+# keep the two in step). Objects the file does not name, and other fields, are the admin's. The admin shows the
+# owned fields on each owned object (accounts/admin_config.py).
+FILE_OWNED_FIELDS = {
+    "provider": ("kind", "base_url", "preset", "capabilities", "connect_timeout", "read_timeout", "extra_headers",
+                 "enabled"),
+    "provideraccount": ("weight", "priority", "enabled", "credential"),
+    "modelroute": ("display_name", "enabled", "default_max_tokens", "max_output_tokens", "strategy",
+                   "retry_max_attempts", "retry_base_ms", "retry_cap_ms", "retry_deadline_seconds", "targets"),
+    "project": ("name", "active", "rpm_limit", "tpm_limit", "monthly_budget_usd", "daily_budget_usd",
+                "budget_alert_percent", "allowed_models"),
+}  # fmt: skip
+_owned_cache: dict = {}
+
+
+def file_owned(path: str, environ) -> dict[str, set]:
+    """The objects `path` names, by model: {"provider": {name}, "provideraccount": {(provider, name)},
+    "modelroute": {alias}, "project": {slug}}; read again only when the file changes. Raises ConfigError."""
+    import os
+
+    stamp = (path, os.stat(path).st_mtime_ns)
+    if _owned_cache.get("stamp") != stamp:
+        config = config_parse(config_read(path), environ=environ, known_providers=())
+        _owned_cache.update(stamp=stamp, owned={
+            "provider": {p.name for p in config.providers},
+            "provideraccount": {(p.name, a.name) for p in config.providers for a in p.accounts},
+            "modelroute": {m.alias for m in config.models},
+            "project": {p.slug for p in config.projects},
+        })  # fmt: skip
+    return _owned_cache["owned"]
