@@ -219,6 +219,7 @@ CELERY_BEAT_SCHEDULE = {
 GATEWAY_ROLLUP_REROLL_DAYS = env_int("GATEWAY_ROLLUP_REROLL_DAYS", 3)
 GATEWAY_LEDGER_RETENTION_DAYS = env_int("GATEWAY_LEDGER_RETENTION_DAYS", 0)
 GATEWAY_ROLLUP_IN_PROCESS = os.environ.get("GATEWAY_ROLLUP_IN_PROCESS", "auto")
+GATEWAY_ROLLUP_FIRST_DELAY_SECONDS = env_float("GATEWAY_ROLLUP_FIRST_DELAY_SECONDS", 60.0)  # in-process: after start
 
 # --- Gateway ----------------------------------------------------------------------------------------------
 # Upstream credentials are encrypted at rest with this Fernet key; client API keys are stored as

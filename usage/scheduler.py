@@ -1,6 +1,6 @@
 """The embedded default's nightly job: with no Celery broker (REDIS_URL unset) nothing runs beat, so the web
-process runs services.nightly itself, from one daemon thread: a minute after start-up (to catch up on days
-missed while it was down) and then every day at 00:10 UTC.
+process runs services.nightly itself, from one daemon thread: GATEWAY_ROLLUP_FIRST_DELAY_SECONDS (60) after
+start-up, to catch up on days missed while it was down, and then every day at 00:10 UTC.
 
 GATEWAY_ROLLUP_IN_PROCESS: `auto` (the default) starts the thread only without a broker; `on` always; `off`
 never (run `manage.py rollup_usage` from cron instead). With several web processes and no broker each one
@@ -17,7 +17,6 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
-FIRST_DELAY_SECONDS = 60.0
 RUN_AT = (0, 10)  # hour, minute (UTC)
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
@@ -48,7 +47,7 @@ def seconds_until_next_run(now: datetime) -> float:
 
 
 def _loop() -> None:
-    wait = FIRST_DELAY_SECONDS
+    wait = settings.GATEWAY_ROLLUP_FIRST_DELAY_SECONDS
     stop = threading.Event()  # never set: the thread is a daemon and ends with the process
     while True:
         stop.wait(wait)

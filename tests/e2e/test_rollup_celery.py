@@ -1,6 +1,7 @@
 """The nightly rollup on real Celery: a worker with beat embedded (tests/celery_world.py) on a real Redis broker
 runs usage.tasks.nightly from the beat schedule (every second here: GATEWAY_ROLLUP_BEAT_SECONDS), which rolls
-the ledger's recent days up on the test database; a row that arrives late is counted at the next run."""
+the ledger's recent days up on the test database; a row that arrives late is counted at the next run. And the
+embedded default, with no broker: the web process itself rolls up (usage/scheduler.py)."""
 
 import os
 import secrets
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from tests.celery_world import celery_env, start_worker, stop_worker
+from tests.conftest import start_gateway, stop_gateway
 from usage.models import DailyRollup, RolledDay, UsageRecord
 
 # The broker's Redis database: flushed when the test starts, so give it one nobody else uses at the same time.
@@ -63,6 +65,26 @@ def test_beat_runs_the_rollup_task_on_a_real_worker(django_db_setup, committed, 
         assert DailyRollup.objects.filter(day=yesterday, project=project).count() == 1  # replaced, not added
     finally:
         stop_worker(worker)
+        UsageRecord.objects.filter(project=project).delete()
+        DailyRollup.objects.filter(project=project).delete()
+        project.delete()
+
+
+def test_the_web_process_rolls_up_when_there_is_no_broker(django_db_setup, committed, tmp_path):
+    project = Project.objects.create(slug=f"embedded-{secrets.token_hex(3)}", name="Embedded rollup")
+    yesterday = timezone.localdate() - timedelta(days=1)
+    _add_row(project, datetime.combine(yesterday, datetime.min.time(), tzinfo=UTC) + timedelta(hours=3), "0.10000000")
+    server = start_gateway(extra_env={"REDIS_URL": "", "GATEWAY_ROLLUP_IN_PROCESS": "auto",
+                                      "GATEWAY_ROLLUP_FIRST_DELAY_SECONDS": "0.5"}, tmp_dir=tmp_path)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not DailyRollup.objects.filter(day=yesterday, project=project).exists():
+            assert time.monotonic() < deadline, f"the server did not roll up; its log:\n{server.log()[-3000:]}"
+            time.sleep(0.25)
+        assert DailyRollup.objects.get(day=yesterday, project=project).cost_usd == Decimal("0.10000000")
+        assert "usage nightly (in-process): rolled up" in server.log()
+    finally:
+        stop_gateway(server)
         UsageRecord.objects.filter(project=project).delete()
         DailyRollup.objects.filter(project=project).delete()
         project.delete()
