@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import services
-from .admin_config import ConfigOwned
+from .admin_oauth import OAUTH_FIELDS, OAuthConnectAdmin
 from .admin_secret import SecretOnceAdmin, ShownOnce
 from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget
 
@@ -69,7 +69,7 @@ class ProjectOptimizationInline(admin.StackedInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(ConfigOwned, admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "active", "active_keys", "rpm_limit", "tpm_limit", "monthly_budget_usd",
                     "created_at")  # fmt: skip
     list_display_links = ("slug", "name")
@@ -207,12 +207,20 @@ class ProviderAccountForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="The upstream API key. Leave empty to keep the current one.",
+        help_text="The upstream API key (not for OAuth accounts: use Connect). Leave empty to keep the current one.",
     )
 
     class Meta:
         model = ProviderAccount
-        fields = ["provider", "name", "credential", "weight", "priority", "enabled", "cooldown_until"]
+        fields = ["provider", "name", "kind", "credential", "weight", "priority", "enabled", "cooldown_until"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "kind" in self.fields:
+            self.fields["kind"].required = False  # absent (older forms, scripts): an API key account
+
+    def clean_kind(self):
+        return self.cleaned_data.get("kind") or "api_key"
 
     def save(self, commit=True):
         if self.cleaned_data.get("credential"):
@@ -223,7 +231,7 @@ class ProviderAccountForm(forms.ModelForm):
 class ProviderAccountInline(admin.TabularInline):
     model = ProviderAccount
     form = ProviderAccountForm
-    fields = ("name", "credential", "credential_last4", "weight", "priority", "enabled", "last_error")
+    fields = ("name", "kind", "credential", "credential_last4", "weight", "priority", "enabled", "last_error")
     readonly_fields = ("credential_last4", "last_error")
     extra = 0
     show_change_link = True
@@ -240,7 +248,7 @@ class _EnableActions:
 
 
 @admin.register(Provider)
-class ProviderAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
+class ProviderAdmin(_EnableActions, admin.ModelAdmin):
     list_display = ("name", "preset", "kind", "base_url", "enabled", "accounts_summary")
     list_filter = ("preset", "kind", "enabled")
     search_fields = ("name", "base_url")
@@ -275,18 +283,20 @@ class ProviderAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
 
 
 @admin.register(ProviderAccount)
-class ProviderAccountAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
+class ProviderAccountAdmin(OAuthConnectAdmin, _EnableActions, admin.ModelAdmin):
     form = ProviderAccountForm
-    list_display = ("__str__", "provider", "enabled", "priority", "weight", "credential_last4", "last_error_at")
-    list_filter = ("enabled", "provider__kind", "provider")
+    list_display = ("__str__", "provider", "kind", "enabled", "priority", "weight", "credential_last4", "last_error_at")
+    list_filter = ("enabled", "kind", "provider__kind", "provider")
     list_select_related = ("provider",)
     search_fields = ("name", "provider__name", "last_error")
-    readonly_fields = ("credential_last4", "last_error", "last_error_at")
+    readonly_fields = ("credential_last4", "last_error", "last_error_at", *OAUTH_FIELDS)
     actions = ["enable", "disable"]  # proxy/admin.py adds the upstream check and the breaker's state and reset
 
     def get_fields(self, request, obj=None):
-        fields = ["provider", "name", "credential", "credential_last4", "weight", "priority", "enabled",
+        fields = ["provider", "name", "kind", "credential", "credential_last4", "weight", "priority", "enabled",
                   "cooldown_until", "last_error", "last_error_at"]  # fmt: skip
+        if obj is not None and obj.kind == "anthropic_oauth":  # the tokens are never shown, only their state
+            fields = [f for f in fields if f != "credential"] + list(OAUTH_FIELDS)
         return fields if obj else [f for f in fields if f not in self.readonly_fields]
 
 
@@ -301,7 +311,7 @@ class RouteTargetInline(admin.TabularInline):
 
 
 @admin.register(ModelRoute)
-class ModelRouteAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
+class ModelRouteAdmin(_EnableActions, admin.ModelAdmin):
     list_display = ("alias", "display_name", "enabled", "targets_summary", "default_max_tokens", "max_output_tokens",
                     "created_at")  # fmt: skip
     list_filter = ("enabled", "targets__provider")

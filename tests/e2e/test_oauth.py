@@ -180,3 +180,31 @@ def test_connecting_an_account_with_pkce_through_the_commands(world, settings):
     assert account.oauth_pending_encrypted == ""  # a code works once
     with pytest.raises(Exception, match="no connection in progress"):
         call_command("oauth_finish", "oa-connect/team-sub", pasted, stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_connecting_from_the_admin_shows_the_url_takes_the_code_and_never_shows_tokens(world, settings, admin_client):
+    import re
+
+    from accounts.models import Provider, ProviderAccount
+
+    settings.GATEWAY_OAUTH_AUTHORIZE_URL = world.fake.url + "/oauth/authorize"
+    settings.GATEWAY_OAUTH_TOKEN_URL = world.fake.url + "/v1/oauth/token"
+    provider = Provider.objects.create(name="oa-admin", preset="anthropic", kind="anthropic", base_url=world.fake.url)
+    account = ProviderAccount.objects.create(provider=provider, name="sub", kind="anthropic_oauth")
+    change = admin_client.get(f"/admin/accounts/provideraccount/{account.pk}/change/").content.decode()
+    assert f"/admin/accounts/provideraccount/{account.pk}/connect/" in change
+    page = admin_client.get(f"/admin/accounts/provideraccount/{account.pk}/connect/").content.decode()
+    url = re.search(r'id="authorize-url" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert "terms of use" in page and "code_challenge=" in url
+    code = httpx.get(url).json()["code"]
+    response = admin_client.post(f"/admin/accounts/provideraccount/{account.pk}/connect/", {"code": code})
+    assert response.status_code == 302
+    account.refresh_from_db()
+    token = account.credential
+    assert token.startswith("oat-access-") and account.oauth_expires_at
+    shown = admin_client.get(f"/admin/accounts/provideraccount/{account.pk}/change/").content.decode()
+    assert "token expires" in shown.lower() and "last refresh" in shown.lower()
+    assert token not in shown and "Reconnect" in shown
+    wrong = admin_client.post(f"/admin/accounts/provideraccount/{account.pk}/connect/", {"code": "nope#nope"})
+    assert "Not connected" in wrong.content.decode()
