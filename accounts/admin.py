@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import services
+from .admin_config import ConfigOwned
 from .admin_oauth import OAUTH_FIELDS, OAuthConnectAdmin
 from .admin_secret import SecretOnceAdmin, ShownOnce
 from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget
@@ -69,7 +70,7 @@ class ProjectOptimizationInline(admin.StackedInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(ConfigOwned, admin.ModelAdmin):
     list_display = ("slug", "name", "active", "active_keys", "rpm_limit", "tpm_limit", "monthly_budget_usd",
                     "created_at")  # fmt: skip
     list_display_links = ("slug", "name")
@@ -248,7 +249,7 @@ class _EnableActions:
 
 
 @admin.register(Provider)
-class ProviderAdmin(_EnableActions, admin.ModelAdmin):
+class ProviderAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
     list_display = ("name", "preset", "kind", "base_url", "enabled", "accounts_summary")
     list_filter = ("preset", "kind", "enabled")
     search_fields = ("name", "base_url")
@@ -283,7 +284,7 @@ class ProviderAdmin(_EnableActions, admin.ModelAdmin):
 
 
 @admin.register(ProviderAccount)
-class ProviderAccountAdmin(OAuthConnectAdmin, _EnableActions, admin.ModelAdmin):
+class ProviderAccountAdmin(OAuthConnectAdmin, ConfigOwned, _EnableActions, admin.ModelAdmin):
     form = ProviderAccountForm
     list_display = ("__str__", "provider", "kind", "enabled", "priority", "weight", "credential_last4", "last_error_at")
     list_filter = ("enabled", "kind", "provider__kind", "provider")
@@ -311,7 +312,7 @@ class RouteTargetInline(admin.TabularInline):
 
 
 @admin.register(ModelRoute)
-class ModelRouteAdmin(_EnableActions, admin.ModelAdmin):
+class ModelRouteAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
     list_display = ("alias", "display_name", "enabled", "targets_summary", "default_max_tokens", "max_output_tokens",
                     "created_at")  # fmt: skip
     list_filter = ("enabled", "targets__provider")
