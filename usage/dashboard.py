@@ -84,8 +84,9 @@ def _unhealthy(now) -> list[dict]:
     rows = (ProviderAccount.objects.filter(enabled=True, provider__enabled=True)
             .filter(Q(cooldown_until__gt=now) | Q(last_error_at__gte=now - RECENT_ERROR))
             .select_related("provider").order_by("-last_error_at")[:10])  # fmt: skip
-    return [{"name": str(a), "id": a.id, "cooling_until": a.cooldown_until if a.cooldown_until and a.cooldown_until > now
-             else None, "last_error": a.last_error, "last_error_at": a.last_error_at} for a in rows]  # fmt: skip
+    return [{"name": str(a), "id": a.id,
+             "cooling_until": a.cooldown_until if a.cooldown_until and a.cooldown_until > now else None,
+             "last_error": a.last_error, "last_error_at": a.last_error_at} for a in rows]
 
 
 def _near_limits(today, now) -> list[dict]:

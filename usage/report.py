@@ -138,7 +138,8 @@ def finance_report(query: Query, *, today: date | None = None) -> Report:
     today = today or timezone.localdate()
     first, last, filters = query.first, query.last, query.filters
     series = selectors.usage_cells(first, last, filters, by=("day", query.group), today=today)
-    scopes = selectors.usage_cells(first, last, filters, by=("project", "key"), today=today).cells  # a key has one project
+    # a key belongs to one project: one read serves both top tables
+    scopes = selectors.usage_cells(first, last, filters, by=("project", "key"), today=today).cells
     offered = _offered(first, last, today)
     labels = _labels(scopes, scopes)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
@@ -163,7 +164,8 @@ def _labels(projects, keys) -> dict[str, dict]:
     project_ids = {c.project_id for c in projects if c.project_id is not None}
     key_ids = {c.key_id for c in keys if c.key_id is not None}
     names = dict(Project.objects.filter(id__in=project_ids).values_list("id", "name"))
-    prefixes = {k.id: f"{k.name} ({k.prefix}…)" for k in ApiKey.objects.filter(id__in=key_ids).only("id", "name", "prefix")}
+    key_rows = ApiKey.objects.filter(id__in=key_ids).only("id", "name", "prefix")
+    prefixes = {k.id: f"{k.name} ({k.prefix}…)" for k in key_rows}
     return {
         "project": {i: names.get(i, f"project #{i} (deleted)") for i in project_ids},
         "key": {i: prefixes.get(i, f"key #{i} (deleted)") for i in key_ids},
@@ -218,7 +220,8 @@ def _offered(first: date, last: date, today: date) -> list:
     key = f"usage:report:offered:{first}:{last}:{today}"
     offered = cache.get(key)
     if offered is None:
-        offered = [(c.model, c.provider) for c in selectors.usage_cells(first, last, by=("model", "provider"), today=today).cells]
+        cells = selectors.usage_cells(first, last, by=("model", "provider"), today=today).cells
+        offered = [(c.model, c.provider) for c in cells]
         cache.set(key, offered, CHOICES_SECONDS)
     return offered
 
@@ -229,7 +232,8 @@ def _choices(offered, query: Query) -> dict[str, list[tuple]]:
             for k in ApiKey.objects.select_related("project").order_by("project__name", "name")[:500]]  # fmt: skip
     models = sorted({m for m, _ in offered if m} | ({query.model} - {""}))
     providers = sorted({p for _, p in offered if p} | ({query.provider} - {""}))
-    return {"project": projects, "key": keys, "model": [(m, m) for m in models], "provider": [(p, p) for p in providers]}
+    return {"project": projects, "key": keys, "model": [(m, m) for m in models],
+            "provider": [(p, p) for p in providers]}
 
 
 def budget_burn(*, today: date, project: int | None = None, key: int | None = None) -> list[Burn]:
@@ -238,7 +242,9 @@ def budget_burn(*, today: date, project: int | None = None, key: int | None = No
     days_in_month = calendar.monthrange(today.year, today.month)[1]
     burn: list[Burn] = []
     projects = Project.objects.filter(id=project) if project else Project.objects.all()
-    keys = ApiKey.objects.filter(id=key) if key else ApiKey.objects.filter(project_id=project) if project else ApiKey.objects.all()
+    keys = ApiKey.objects.all()
+    if key or project:
+        keys = keys.filter(id=key) if key else keys.filter(project_id=project)
     budgeted = [("Project", "project", p, p.name, p.budget_alert_percent)
                 for p in projects.exclude(monthly_budget_usd=None, daily_budget_usd=None)]
     budgeted += [("API key", "key", k, f"{k.name} ({k.prefix}…)", k.project.budget_alert_percent)

@@ -107,7 +107,8 @@ def ledger_rollup(day: date) -> list[DailyRollup]:
 
 
 def rolled_days(first: date, last: date) -> set[date]:
-    return set(RolledDay.objects.filter(day__gte=first, day__lte=last, rolled_at__isnull=False).values_list("day", flat=True))
+    days = RolledDay.objects.filter(day__gte=first, day__lte=last, rolled_at__isnull=False)
+    return set(days.values_list("day", flat=True))
 
 
 # --- the report's base cells ----------------------------------------------------------------------------------
@@ -194,7 +195,8 @@ def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -
 
 
 def _raw_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> list[Cell]:
-    rows = UsageRecord.objects.filter(created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1)))
+    end = day_start(last + timedelta(days=1))
+    rows = UsageRecord.objects.filter(created_at__gte=day_start(first), created_at__lt=end)
     rows = rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()})
     columns = {d: DIMENSIONS[d][1] for d in by if d != "day"}
     if "day" in by and first != last:
@@ -263,8 +265,8 @@ def requests_last_minute(now: datetime | None = None) -> dict[tuple[str, int], i
     rows are counted here, not with GROUP BY: a grouped query may walk the (project, created_at) index whole."""
     now = now or timezone.now()
     counts: dict[tuple[str, int], int] = defaultdict(int)
-    rows = UsageRecord.objects.filter(created_at__gte=now - timedelta(minutes=1)).values_list("project_id", "api_key_id")
-    for project_id, key_id in rows.order_by().iterator(chunk_size=5000):
+    rows = UsageRecord.objects.filter(created_at__gte=now - timedelta(minutes=1)).order_by()
+    for project_id, key_id in rows.values_list("project_id", "api_key_id").iterator(chunk_size=5000):
         if project_id is not None:
             counts[("project", project_id)] += 1
         if key_id is not None:

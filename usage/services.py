@@ -204,7 +204,8 @@ def _retire_day(day: date) -> int:
     start = selectors.day_start(day)
     with transaction.atomic():
         marker = _rollup_locked(day)
-        deleted, _ = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1)).delete()
+        rows = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=start + timedelta(days=1))
+        deleted, _ = rows.delete()
         if deleted != marker.rows:
             raise RetentionRace(f"ledger rows of {day} changed during retention ({deleted} vs {marker.rows}); kept")
     if deleted:
