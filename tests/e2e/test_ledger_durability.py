@@ -43,6 +43,16 @@ def rows_for(request_ids, timeout: float = 15.0, count: int | None = None):
         time.sleep(0.1)
 
 
+def rows_after_a_restart(tmp_path, name: str, request_ids) -> list:
+    """Start a gateway on the data dir `name` (its writer replays the spools of dead processes there), wait for
+    these requests' rows, stop it."""
+    restarted = gateway(tmp_path, name)
+    try:
+        return rows_for(request_ids)
+    finally:
+        stop_gateway(restarted)
+
+
 def expected_cost(row, model: str) -> Decimal:
     i, o, cr, cw = PRICES[model]
     total = row.input_tokens * i + row.output_tokens * o + row.cache_read_tokens * cr + row.cache_write_tokens * cw
@@ -88,11 +98,7 @@ def test_a_request_in_flight_when_the_process_is_killed_is_in_the_ledger_after_t
     assert b"content_block_delta" in received
     assert rows_for([request_id], timeout=1) == []  # the killed process wrote nothing for it
 
-    restarted = gateway(tmp_path, "data")  # the same data dir: its writer replays the dead process's spool
-    try:
-        (row,) = rows_for([request_id])
-    finally:
-        stop_gateway(restarted)
+    (row,) = rows_after_a_restart(tmp_path, "data", [request_id])  # the same data dir: the dead process's spool
     assert (row.outcome, row.http_status, row.stream) == ("interrupted", 200, True)
     assert row.alias == model and row.project.slug == "alpha" and row.error_type == "api_error"
     if usage_known:  # Anthropic's message_start had the exact input
@@ -120,11 +126,7 @@ def test_requests_answered_before_a_kill_are_not_lost_or_written_twice(world, co
     finally:
         stop_gateway(server)
     for attempt in range(2):  # replayed once; a second restart finds nothing left to replay
-        restarted = gateway(tmp_path, "data")
-        try:
-            rows = rows_for(ids)
-        finally:
-            stop_gateway(restarted)
+        rows = rows_after_a_restart(tmp_path, "data", ids)
         assert sorted(r.request_id for r in rows) == sorted(ids)
         assert {(r.outcome, r.input_tokens, r.output_tokens) for r in rows} == {("ok", 10, 2)}
 
@@ -148,11 +150,7 @@ def test_two_servers_on_one_data_dir_replay_only_a_dead_ones_spool(world, commit
             stop_gateway(neighbour)
     finally:
         stop_gateway(slow)
-    restarted = gateway(tmp_path, "shared")
-    try:
-        rows = rows_for(ids)
-    finally:
-        stop_gateway(restarted)
+    rows = rows_after_a_restart(tmp_path, "shared", ids)
     assert sorted(r.request_id for r in rows) == sorted(ids)
 
 
