@@ -96,7 +96,8 @@ async def run(
         raise err from None
     except Exception as exc:
         err = unexpected(exc, f"{ingress_api} request {call.request_id}")  # a 500, or a 400 for what it can name
-        call.finish(status=err.status, outcome="upstream_error" if err.status >= 500 else outcome_of(err), error=err)
+        status = ingress.render_error(err)[0]
+        call.finish(status=status, outcome="upstream_error" if status >= 500 else outcome_of(err), error=err)
         err.headers = headers
         raise err from None
     finally:

@@ -326,11 +326,14 @@ class Writer:
         if self.spool is None:
             return None
         try:
-            return self.spool.append(request_id, line, final)
+            seq = self.spool.append(request_id, line, final)
         except OSError as exc:
             self.spool_error = f"ledger spool write failed: {exc}"
             log.error("%s (the row is kept in memory)", self.spool_error)
             return None
+        if self.spool_error:  # the disk is back (it was full, say)
+            self.spool_error = ""
+        return seq
 
     # writer thread ----------------------------------------------------------------------------------------
 
