@@ -297,9 +297,11 @@ def test_rate_limited_items_wait_and_retry_instead_of_failing(bw, committed):
         {"custom_id": f"r{n}", "params": _anthropic_params(bw.gpt, f"SAY: {n}\nSLOW: 200")} for n in range(4)])
     ended = _wait(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended")
     assert ended.request_counts.succeeded == 4 and ended.request_counts.errored == 0
+    ok = _wait(lambda: UsageRecord.objects.filter(batch_id=batch.id, outcome="ok").count(), lambda n: n >= 4,
+               timeout=10, what="the ledger rows")  # written by the worker's ledger writer, a moment later
+    assert ok == 4
     refused = UsageRecord.objects.filter(batch_id=batch.id, outcome="rate_limited").count()
     assert refused > 0, "the key's concurrency limit refused some items, and they were retried"
-    assert UsageRecord.objects.filter(batch_id=batch.id, outcome="ok").count() == 4
 
 
 def test_simple_batch_endpoint_runs_both_shapes(bw, committed):
@@ -355,7 +357,10 @@ def test_a_killed_worker_loses_and_repeats_no_item(bw, committed):
     assert all(r.result.message.content[0].text == f"{marker}-{r.custom_id[1:]}."
                for r in results if r.custom_id not in lost)
 
-    rows = _ledger(batch.id, n)
+    _wait(lambda: UsageRecord.objects.filter(batch_id=batch.id, outcome="ok").count(), lambda c: c >= n,
+          timeout=15, what="the ledger rows")
+    time.sleep(0.5)  # a row recorded twice would be in by now too
+    rows = list(UsageRecord.objects.filter(batch_id=batch.id))
     ok = {}
     for row in rows:
         if row.outcome == "ok":
