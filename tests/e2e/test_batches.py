@@ -468,3 +468,25 @@ def test_canceling_a_native_batch_cancels_it_upstream(bw, committed):
           timeout=10, what="the cancel to reach the upstream")
     ended = _wait(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended")
     assert ended.request_counts.succeeded + ended.request_counts.canceled == 1
+
+
+def test_lists_page_as_the_sdks_expect(bw, committed):
+    secret = pw.key(pw.project())  # a project of its own: only this test's batches
+    client = bw.anthropic(secret)
+    ids = [client.messages.batches.create(requests=[{"custom_id": "p", "params": _anthropic_params(bw.gpt, "x")}]).id
+           for _ in range(3)]
+    first = client.messages.batches.list(limit=2)
+    assert [b.id for b in first.data] == [ids[2], ids[1]] and first.has_more and first.last_id == ids[1]
+    assert [b.id for b in client.messages.batches.list(limit=2)] == ids[::-1]  # the SDK pages on with after_id
+    assert [b.id for b in client.messages.batches.list(limit=5, before_id=ids[1]).data] == [ids[2]]
+
+    oai = bw.openai(secret)
+    line = orjson.dumps({"custom_id": "p", "method": "POST", "url": "/v1/chat/completions",
+                         "body": {"model": bw.gpt, "messages": [{"role": "user", "content": "x"}]}})
+    files = [oai.files.create(file=("f.jsonl", line), purpose="batch") for _ in range(2)]
+    batch_ids = [oai.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h").id
+                 for f in files]
+    page = oai.batches.list(limit=1)
+    assert [b.id for b in page.data] == [batch_ids[1]] and page.has_more
+    assert [b.id for b in oai.batches.list(limit=1)] == batch_ids[::-1]  # the SDK pages on with after
+    assert {f.id for f in files} <= {f.id for f in oai.files.list()}
