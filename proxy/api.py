@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from ninja import Router
 from ninja import errors as ninja_errors
 
-from . import catalog, core, errors, formats, ids, responses_store, validate
+from . import catalog, core, errors, formats, ids, openapi, responses_store, validate
 from .auth import GatewayKey
 from .errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
 from .formats import model_list
@@ -29,18 +29,21 @@ KEY = GatewayKey()
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/v1/messages", auth=KEY, summary="Anthropic Messages (stream or not)")
+@router.post("/v1/messages", auth=KEY, summary="Anthropic Messages (stream or not)",
+             openapi_extra=openapi.body(openapi.ANTHROPIC_MESSAGES))
 async def messages(request: HttpRequest):
     return await chat(request, "anthropic")
 
 
-@router.post("/v1/messages/count_tokens", auth=KEY, summary="Anthropic token counting")
+@router.post("/v1/messages/count_tokens", auth=KEY, summary="Anthropic token counting",
+             openapi_extra=openapi.body(openapi.ANTHROPIC_COUNT_TOKENS))
 async def count_tokens(request: HttpRequest):
     body = validate.check("anthropic", read_json_body(request), count_tokens=True)
     return JsonResponse(await catalog.count_tokens(request.auth, body, request.headers))
 
 
-@router.post("/v1/chat/completions", auth=KEY, summary="OpenAI Chat Completions (stream or not)")
+@router.post("/v1/chat/completions", auth=KEY, summary="OpenAI Chat Completions (stream or not)",
+             openapi_extra=openapi.body(openapi.OPENAI_CHAT))
 async def chat_completions(request: HttpRequest):
     return await chat(request, "openai")
 
@@ -50,7 +53,8 @@ async def chat_completions_without_v1(request: HttpRequest):
     return await chat(request, "openai")
 
 
-@router.post("/v1/responses", auth=KEY, summary="OpenAI Responses (stream or not)")
+@router.post("/v1/responses", auth=KEY, summary="OpenAI Responses (stream or not)",
+             openapi_extra=openapi.body(openapi.RESPONSES_CREATE))
 async def create_response(request: HttpRequest):
     _check_length(request)
     turn = await responses_store.begin(request.auth, request.body)  # previous_response_id: its items prepended
@@ -63,7 +67,8 @@ async def create_response_without_v1(request: HttpRequest):
     return await create_response(request)
 
 
-@router.post("/v1/responses/input_tokens", auth=KEY, summary="OpenAI Responses input token count")
+@router.post("/v1/responses/input_tokens", auth=KEY, summary="OpenAI Responses input token count",
+             openapi_extra=openapi.body(openapi.RESPONSES_INPUT_TOKENS))
 async def response_input_tokens(request: HttpRequest):
     _check_length(request)
     return JsonResponse(await responses_store.count_input_tokens(request.auth, request.body, request.headers))
