@@ -72,7 +72,7 @@ def test_aider_translated_to_anthropic_gets_cache_breakpoints_and_loses_its_clos
     assert body["system"][-1].get("cache_control") == {"type": "ephemeral"}
     assert "Reminder" not in json.dumps(body["system"]) and len(body["system"]) == 1
     user_marks = [b for m in body["messages"] if m["role"] == "user" for b in m["content"] if "cache_control" in b]
-    assert len(user_marks) == 2
+    assert len(user_marks) == 3 and len(user_marks) + 1 <= 4  # with the system's: Anthropic's limit
 
 
 def test_without_layers_nothing_changes_and_no_header(world, committed):

@@ -31,8 +31,10 @@ def test_each_layer_saves_what_it_claims_on_the_recorded_claude_code_session():
             assert number(row[4]) < number(none[4]) and number(row[-2]) < number(none[-2])
 
 
-def test_breakpoints_turn_aiders_prompt_into_cache_reads_on_anthropic():
-    rows = _table("aider")
-    none, marked = rows[("aider", "anthropic", "none")], rows[("aider", "anthropic", "breakpoints")]
-    assert number(none[5]) == 0 and number(marked[5]) > number(marked[4]) * 0.7
-    assert number(marked[-1]) <= -50
+def test_breakpoints_turn_the_recorded_aider_chat_into_cache_reads_on_anthropic():
+    """aider sets no breakpoints; it re-sends its edited files between the history and the new prompt, so only a
+    mark before them is read back (measured: -36.8%)."""
+    rows = _table("aider-recorded")
+    none, marked = rows[("aider-recorded", "anthropic", "none")], rows[("aider-recorded", "anthropic", "breakpoints")]
+    assert number(none[5]) == 0 and number(marked[5]) > number(marked[4]) * 0.4
+    assert number(marked[-1]) <= -30

@@ -55,7 +55,7 @@ def test_breakpoints_mark_an_openai_callers_system_and_latest_turns_for_an_anthr
     chat = openai_format.parse_request(aider)
     assert chat.messages[0].role == "system" and chat.messages[0].content[0].cache_control == {"type": "ephemeral"}
     user_marks = [b.cache_control for m in chat.messages if m.role == "user" for b in m.content if b.cache_control]
-    assert len(user_marks) == 2  # the latest two user turns: one writes, the other reads the previous turn's
+    assert len(user_marks) == 3  # the latest three user turns: the latest writes, the earlier are read back
     untouched = captured("openai-clients/aider-chat.json")
     assert transforms.reduce(untouched, "openai", Optimization(cache_breakpoints=True), "openai") == ([], 0)
 

@@ -1,7 +1,7 @@
 """`manage.py replay_savings`: what each cost-optimization layer saves on recorded client sessions.
 
-Each session in tests/fixtures/sessions (a 14-request Claude Code session that reads, edits and tests files,
-with two background haiku calls; a 6-turn aider session) is replayed request by request through the request
+Each session in tests/fixtures/sessions (recorded with the real Claude Code and aider CLIs: record_*.py; and two
+built from the captures' shapes by build.py, one with Claude Code's background haiku calls) is replayed request by request through the request
 core (`proxy.core.run_to_end`, in this process: the same path as an HTTP request after the body is read) to the
 fake upstream with its provider prompt-cache simulation on (tests/fakes/upstream/prompt_cache.py), once with no
 layer, once per layer alone and once with all of them; each replay starts with an empty provider cache. Two
@@ -231,7 +231,13 @@ def claude_code_recorded() -> list[tuple[str, dict]]:
     return out
 
 
-SESSIONS = {"claude-code-recorded": claude_code_recorded, "claude-code": claude_code, "aider": aider}
+def aider_recorded() -> list[tuple[str, dict]]:
+    """The chat turns recorded with the real aider CLI (record_aider.py), as sent."""
+    return [("openai", request) for request in load("sessions/aider-recorded.json")["requests"]]
+
+
+SESSIONS = {"claude-code-recorded": claude_code_recorded, "aider-recorded": aider_recorded,
+            "claude-code": claude_code, "aider": aider}  # fmt: skip
 
 
 def render(rows, markdown: bool) -> str:

@@ -1,7 +1,9 @@
 """Prompt-cache breakpoints for Anthropic upstreams: `cache_control: {type: ephemeral}` on the last tool, the
-last system block, and the last two human-side messages (the latest one writes the cache, the one before reads
-what the previous turn wrote), at most MAX in the whole request counting the client's own, which are kept and
-never duplicated (Claude Code marks system[1], system[2] and its last user block itself).
+last system block, and the last three human-side messages, latest first (the latest writes the cache, the
+earlier ones are where the next turn's unchanged prefix ends: aider re-sends its edited files between the history
+and the new prompt, so only the mark before them is read back), at most MAX in the whole request counting the
+client's own, which are kept and never duplicated (Claude Code marks system[1], system[2] and its last user
+block itself).
 
 OpenAI callers' requests are marked the same way on their parts (the OpenAI parser keeps part-level
 cache_control, LiteLLM's convention), which is where translated requests to Anthropic gain most."""
@@ -42,7 +44,7 @@ def _candidates(body: dict, fmt: str) -> list:
     if fmt == "openai" and messages and messages[0].get("role") in ("system", "developer"):
         out.append(lambda: (_blocks(messages[0]) or [None])[-1])
     human = [m for m in messages if isinstance(m, dict) and m.get("role") in ("user", "tool")]
-    for message in human[-1:-3:-1]:
+    for message in human[-1:-4:-1]:  # the latest three: aider puts its (edited) files between history and prompt
         out.append(lambda m=message: (_blocks(m) or [None])[-1])
     return out
 
