@@ -13,3 +13,9 @@ class ProxyConfig(AppConfig):
         from . import responses_store
 
         responses_store.configure()  # the key that seals reasoning into Responses' encrypted_content
+
+        from django.conf import settings
+
+        from .formats import thinking_seal
+
+        thinking_seal.configure(settings.GATEWAY_ENCRYPTION_KEY)  # signs the thinking blocks the gateway makes

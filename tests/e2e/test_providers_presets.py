@@ -109,3 +109,34 @@ def test_a_routers_cache_creation_tokens_reach_the_client_as_cache_writes(preset
         usage = client.messages.create(model="pv-router", max_tokens=20,
                                        messages=[{"role": "user", "content": content}]).usage  # fmt: skip
     assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (100, 40, 60)
+
+
+def test_minted_thinking_crosses_formats_with_its_integrity(presets):
+    """DeepSeek's reasoning becomes a thinking block signed by the gateway; sent on to Anthropic it is removed
+    (Anthropic's own thinking kept byte for byte); back at DeepSeek it is verified and echoed, a tampered one not."""
+    client = presets.anthropic()
+    history = [{"role": "user", "content": "THINK: minted thought\nSAY: one"}]
+    first = client.messages.create(model="pv-deepseek", max_tokens=200, messages=history)
+    assert first.content[0].signature.startswith("gh-think-1.")
+    history.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]})
+    history.append({"role": "user", "content": "THINK: anthropic thought\nSAY: two"})
+    second = client.messages.create(model="native-fake-claude", max_tokens=2000, messages=history,
+                                    thinking={"type": "enabled", "budget_tokens": 1024})  # fmt: skip
+    sent = last_request(presets, "/v1/messages")["body"]["messages"]
+    assert sent[1]["content"] == [{"type": "text", "text": "one"}]  # the minted block is gone, nothing else
+    anthropic_block = second.content[0].model_dump(exclude_none=True)
+    assert anthropic_block["signature"].startswith("fakesig_")
+    history.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in second.content]})
+    history.append({"role": "user", "content": "SAY: three"})
+    client.messages.create(model="native-fake-claude", max_tokens=2000, messages=history,
+                           thinking={"type": "enabled", "budget_tokens": 1024})  # fmt: skip
+    kept = last_request(presets, "/v1/messages")["body"]["messages"][3]["content"][0]
+    assert kept == anthropic_block  # Anthropic's own thinking, byte for byte
+    client.messages.create(model="pv-deepseek", max_tokens=200, messages=history)
+    echoed = [m.get("reasoning_content") for m in last_request(presets, "/deepseek/")["body"]["messages"]
+              if m["role"] == "assistant"]  # fmt: skip
+    assert echoed == ["minted thought", None]  # ours verified and echoed; Anthropic's signed thinking is not ours
+    history[1]["content"][0]["thinking"] = "a thought the gateway never saw"
+    client.messages.create(model="pv-deepseek", max_tokens=200, messages=history)
+    tampered = [m for m in last_request(presets, "/deepseek/")["body"]["messages"] if m["role"] == "assistant"]
+    assert "reasoning_content" not in tampered[0]  # the signature no longer verifies: not echoed

@@ -95,3 +95,31 @@ def test_thinking_and_redacted_thinking_vanish_for_an_upstream_that_takes_no_rea
         {"role": "user", "content": "two"},
     ]
     assert "private chain" not in json.dumps(sent) and "opaque" not in json.dumps(sent)
+
+
+def test_minted_signatures_verify_only_over_their_own_text_and_never_reach_anthropic():
+    from proxy.formats import anthropic, thinking_seal
+
+    signature = thinking_seal.mint("a thought")
+    assert signature.startswith(thinking_seal.PREFIX)
+    assert thinking_seal.verifies("a thought", signature)
+    assert not thinking_seal.verifies("another thought", signature)
+    assert not thinking_seal.verifies("a thought", "EqQBCkYIBRgCIkB-anthropic-signature")
+    req = ChatRequest(model="m", thinking=None, messages=[
+        Message("user", [Text("q")]),
+        Message("assistant", [Thinking("a thought", signature), Thinking("theirs", "EqQB-real"), Text("a")]),
+        Message("user", [Text("q2")]),
+    ])  # fmt: skip
+    from proxy.canonical import ThinkingConfig
+
+    req.thinking = ThinkingConfig(type="enabled", budget_tokens=2048)
+    sent = anthropic.render_request(req, TargetOptions(remote_model="claude", max_output_tokens=8192))
+    assert sent["messages"][1]["content"] == [
+        {"type": "thinking", "thinking": "theirs", "signature": "EqQB-real"}, {"type": "text", "text": "a"}
+    ]
+    body = {"model": "x", "messages": [{"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "a thought", "signature": signature},
+        {"type": "thinking", "thinking": "theirs", "signature": "EqQB-real"}]}]}  # fmt: skip
+    forwarded = anthropic.passthrough_request(body, TargetOptions(remote_model="claude"))
+    assert forwarded["messages"][0]["content"] == [body["messages"][0]["content"][1]]
+    assert forwarded["messages"][0]["content"][0] is body["messages"][0]["content"][1]  # untouched, same object

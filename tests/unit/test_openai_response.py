@@ -2,6 +2,7 @@
 
 import pytest
 
+from proxy.formats import thinking_seal
 from proxy.canonical import ChatRequest, ChatResponse, Message, Text, Thinking, Tool, ToolUse, Usage
 from proxy.formats.openai import parse_response, render_response, usage_from_response
 from proxy.formats.openai.tool_names import shorten
@@ -66,12 +67,14 @@ def test_rendered_tool_calls_mean_finish_reason_tool_calls_P1():
 def test_reasoning_content_becomes_a_thinking_block_first():
     body = completion({"content": "answer", "reasoning_content": "let me think"})
     resp = parse_response(body, REQ)
-    assert resp.content == [Thinking("let me think", signature=""), Text("answer")]
+    assert resp.content == [Thinking("let me think", signature=thinking_seal.mint("let me think")), Text("answer")]
+    assert resp.content[0].signature.startswith("gh-think-1.")  # minted here, never empty (formats/thinking_seal)
     assert resp.id.startswith("msg_") and resp.model == "client-model"
 
 
 def test_openrouter_reasoning_field_is_thinking_too():
-    assert parse_response(completion({"content": "a", "reasoning": "r"}), REQ).content[0] == Thinking("r", "")
+    block = parse_response(completion({"content": "a", "reasoning": "r"}), REQ).content[0]
+    assert block.thinking == "r" and thinking_seal.verifies("r", block.signature)
 
 
 def test_deepseek_cache_hit_tokens_are_cache_reads_P21():

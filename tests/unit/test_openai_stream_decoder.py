@@ -22,6 +22,7 @@ from proxy.canonical import (
     ToolUse,
     Usage,
 )
+from proxy.formats import thinking_seal
 from proxy.formats.openai import StreamDecoder
 from proxy.formats.openai.tool_names import shorten
 from proxy.tokens import estimate_input_tokens
@@ -128,7 +129,7 @@ def blocks(events: list) -> list:
     for event in events:
         if isinstance(event, BlockStart):
             built[event.index] = [event.block, ""]
-        elif isinstance(event, BlockDelta):
+        elif isinstance(event, BlockDelta) and event.kind != "signature":  # signatures: see the reasoning test
             built[event.index][1] += event.value
     return [(type(block).__name__, getattr(block, "id", None), getattr(block, "name", None), text)
             for block, text in built.values()]
@@ -143,6 +144,8 @@ def test_reasoning_then_text_stream():
     assert events[2] == BlockStart(0, Thinking("", ""))
     assert blocks(events) == [("Thinking", None, None, "Je réfléchis… 日本"), ("Text", None, None, "Café 日本語 é")]
     assert events[-2] == MessageDelta("end_turn", None, Usage(300, 120, 600, 0, 40))
+    signatures = [e.value for e in events if isinstance(e, BlockDelta) and e.kind == "signature"]
+    assert len(signatures) == 1 and thinking_seal.verifies("Je réfléchis… 日本", signatures[0])  # before its stop
 
 
 def test_interleaved_parallel_tool_calls_become_three_whole_blocks_P23():

@@ -20,6 +20,7 @@ from ...canonical import (
     Thinking,
     ToolUse,
 )
+from .. import thinking_seal
 from .wire import block_to_wire, is_blank_text
 
 JSON_TOOL_NAME = "json_response"
@@ -47,10 +48,28 @@ def with_identity(body: dict) -> dict:
 
 def passthrough_request(body: dict, target: TargetOptions) -> dict:
     """Same-format traffic: only `model` changes; everything else (beta fields, thinking signatures, the billing
-    block, cache_control) must stay byte-identical, and assigning an existing key keeps its position."""
+    block, cache_control) must stay byte-identical, and assigning an existing key keeps its position. The one
+    exception: thinking blocks this gateway minted from another upstream's reasoning (formats/thinking_seal)
+    are removed, since Anthropic would refuse their signatures; Anthropic's own blocks are left untouched."""
     forwarded = dict(body)
     forwarded["model"] = target.remote_model
+    messages = body.get("messages")
+    if isinstance(messages, list) and any(_has_minted(m) for m in messages):
+        forwarded["messages"] = [_without_minted(m) if _has_minted(m) else m for m in messages]
     return forwarded
+
+
+def _has_minted(message) -> bool:
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "thinking" and thinking_seal.is_minted(b.get("signature"))
+        for b in content
+    )
+
+
+def _without_minted(message: dict) -> dict:
+    kept = [b for b in message["content"] if not (isinstance(b, dict) and thinking_seal.is_minted(b.get("signature")))]
+    return {**message, "content": kept or [{"type": "text", "text": "(empty)"}]}
 
 
 def render_request(req: ChatRequest, target: TargetOptions) -> dict:
@@ -129,7 +148,8 @@ def _keep(block, keep_thinking: bool) -> bool:
     if is_blank_text(block):
         return False  # P-6
     if isinstance(block, Thinking):
-        return keep_thinking and bool(block.signature)  # P-20: unsigned thinking never goes to Anthropic
+        # P-20: unsigned thinking, and thinking this gateway signed itself, never goes to Anthropic
+        return keep_thinking and bool(block.signature) and not thinking_seal.is_minted(block.signature)
     if isinstance(block, RedactedThinking):
         return keep_thinking
     return True

@@ -12,6 +12,7 @@ import orjson
 
 from proxy.canonical import Document, Image, Message, Text, Thinking, ToolResult, ToolUse
 
+from .. import thinking_seal
 from .tool_names import shorten
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"  # P-24: changes per request, breaks prefix caching
@@ -46,7 +47,7 @@ def _assistant(blocks, echo_reasoning: bool) -> list[dict]:
     """Thinking and redacted thinking are dropped (OpenAI has no field that would carry them back), unless the
     upstream wants its reasoning echoed: then the thinking text becomes `reasoning_content`."""
     text = "".join(b.text for b in blocks if isinstance(b, Text))
-    reasoning = "".join(b.thinking for b in blocks if isinstance(b, Thinking)) if echo_reasoning else ""
+    reasoning = "".join(b.thinking for b in blocks if _echoable(b)) if echo_reasoning else ""
     tool_calls = [
         {
             "id": b.id,
@@ -64,6 +65,12 @@ def _assistant(blocks, echo_reasoning: bool) -> list[dict]:
     if tool_calls:
         message["tool_calls"] = tool_calls
     return [message]
+
+
+def _echoable(block) -> bool:
+    """Reasoning this gateway minted (its signature verifies over exactly this text) or a caller's own unsigned
+    reasoning; never another provider's signed thinking, nor a minted block whose text was changed."""
+    return isinstance(block, Thinking) and (not block.signature or thinking_seal.verifies(block.thinking, block.signature))
 
 
 def _user(blocks) -> list[dict]:

@@ -7,6 +7,7 @@ import orjson
 from proxy.canonical import ChatRequest, ChatResponse, Text, Thinking, ToolUse
 from proxy.ids import completion_id, message_id, sanitize_tool_id, tool_use_id
 
+from .. import thinking_seal
 from .mappings import finish_reason_for, parse_arguments, stop_reason_for, usage_from_openai, usage_to_openai
 from .tool_names import tool_name_map
 
@@ -54,7 +55,7 @@ def parse_response(body: dict, req: ChatRequest) -> ChatResponse:
 
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
-        content.append(Thinking(thinking=reasoning, signature=""))
+        content.append(Thinking(thinking=reasoning, signature=thinking_seal.mint(reasoning)))
     if text := _message_text(message.get("content")):
         content.append(Text(text))
     refusal = message.get("refusal")

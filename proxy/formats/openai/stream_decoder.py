@@ -36,6 +36,7 @@ from proxy.errors import UpstreamError
 from proxy.ids import message_id, sanitize_tool_id
 from proxy.tokens import estimate_input_tokens
 
+from .. import thinking_seal
 from ..sse import SSEEvent, SSEParser
 from .errors import upstream_error
 from .mappings import stop_reason_for, usage_from_openai
@@ -54,6 +55,7 @@ class _Segment:
     tool_id: str = ""
     name: str = ""
     checked: int = -1  # len(parts) when the arguments were last found incomplete
+    thought: list[str] = field(default_factory=list)  # thinking: everything sent, for its signature
 
 
 class StreamDecoder:
@@ -223,6 +225,8 @@ class StreamDecoder:
             return
         value = "".join(segment.parts[segment.sent :])
         events.append(BlockDelta(index=segment.index, kind=DELTA_KIND[segment.kind], value=value))
+        if segment.kind == "thinking":
+            segment.thought.append(value)
         if segment.kind == "tool":
             segment.sent = len(segment.parts)  # kept: completeness is judged on the whole arguments
         else:
@@ -243,6 +247,8 @@ class StreamDecoder:
     def _stop_block(self, segment: _Segment, events: list[StreamEvent]) -> None:
         if segment.kind == "tool" and not segment.parts:
             events.append(BlockDelta(index=segment.index, kind="input_json", value="{}"))  # §5.11 A.4
+        if segment.kind == "thinking" and (signature := thinking_seal.mint("".join(segment.thought))):
+            events.append(BlockDelta(index=segment.index, kind="signature", value=signature))
         events.append(BlockStop(index=segment.index))
         self._drop_head()
 

@@ -4,8 +4,9 @@ changed, the way the real vendor differs:
 
     /openai/deployments/{name}/chat/completions   Azure OpenAI: needs `?api-version=` and an `api-key` header
                                                   (a bearer token is refused)
-    /deepseek/v1/chat/completions                 DeepSeek's reasoner: every assistant turn of the history
-                                                  must carry its `reasoning_content`, else 400
+    /deepseek/v1/chat/completions                 DeepSeek's reasoner (thinking mode): an assistant turn of
+                                                  the history with tool calls must carry its
+                                                  `reasoning_content`, else 400
     /index0/v1/chat/completions                   a shim that streams every tool call with `index: 0`, told
                                                   apart only by a new `id`, with text between the calls
     /router/v1/chat/completions                   a router fronting Anthropic models: cache writes reported
@@ -59,7 +60,8 @@ def _deepseek_validate(body) -> str | None:
     if problem:
         return problem
     for i, message in enumerate(body["messages"]):
-        if isinstance(message, dict) and message.get("role") == "assistant" and not message.get("reasoning_content"):
+        if (isinstance(message, dict) and message.get("role") == "assistant" and message.get("tool_calls")
+                and not message.get("reasoning_content")):
             return f"messages[{i}]: the reasoning_content of an assistant message must be passed back"
     return None
 
