@@ -73,3 +73,16 @@ def test_a_missing_variable_is_named():
     with pytest.raises(ConfigError) as caught:
         config_parse(data, environ={})
     assert "GATEWAY_TEST_MISSING_HOST" in str(caught.value) and "providers[0].base_url" in str(caught.value)
+
+
+def test_docker_compose_mounts_a_config_dir_and_applies_gateway_config():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("migrate", "web", "worker", "beat"):
+        assert "./config:/config:ro" in compose["services"][name]["volumes"], name
+    command = " ".join(compose["services"]["migrate"]["command"])
+    assert 'apply_config "$$GATEWAY_CONFIG"' in command  # $$: compose passes one $ to the shell
+    assert "GATEWAY_CONFIG=/config/gatehouse.yaml" in (ROOT / ".env.example").read_text()
