@@ -27,12 +27,12 @@ class CheckResult:
         return "ok" if self.ok else "FAILED"
 
 
-def models_request(provider: Provider, credential: str) -> tuple[str, dict[str, str]]:
+def models_request(provider: Provider, credential: str, kind: str = "api_key") -> tuple[str, dict[str, str]]:
     """URL and headers of the upstream's model list: the cheapest authenticated call each API offers, signed
-    exactly as the proxy signs its calls (proxy.upstreams)."""
+    exactly as the proxy signs its calls (proxy.upstreams; an OAuth account's token as a Bearer)."""
     upstream = upstreams.get(provider.kind)
     target = routing.provider_view(provider)
-    headers = upstream.headers(target, routing.Account(0, "check", credential, 1, 0), {})
+    headers = upstream.headers(target, routing.Account(0, "check", credential, 1, 0, kind=kind), {})
     headers.pop("content-type", None)
     return upstream.url(target, "models"), headers
 
@@ -44,13 +44,13 @@ ONE_TOKEN = {  # the smallest request each API takes
 }
 
 
-def probe_request(provider: Provider, credential: str) -> tuple[str, str, dict[str, str], dict | None]:
+def probe_request(provider: Provider, credential: str, kind: str = "api_key") -> tuple[str, str, dict, dict | None]:
     """(method, URL, headers, body) of the cheapest call that proves this account works."""
     if preset_for(provider.preset, provider.kind).models_endpoint:
-        return ("GET", *models_request(provider, credential), None)
+        return ("GET", *models_request(provider, credential, kind), None)
     upstream = upstreams.get(provider.kind)
     target = routing.provider_view(provider)
-    headers = upstream.headers(target, routing.Account(0, "check", credential, 1, 0), {})
+    headers = upstream.headers(target, routing.Account(0, "check", credential, 1, 0, kind=kind), {})
     model = (
         RouteTarget.objects.filter(provider=provider).exclude(remote_model="*").values_list("remote_model", flat=True)
         .first() or "gpt-4o-mini"
@@ -85,7 +85,7 @@ def probe_plan(account: ProviderAccount) -> ProbePlan:
         credential = account.credential
     except ValueError as e:  # the credential cannot be decrypted
         return ProbePlan("", provider.connect_timeout, None, str(e))
-    return ProbePlan(credential, provider.connect_timeout, probe_request(provider, credential))
+    return ProbePlan(credential, provider.connect_timeout, probe_request(provider, credential, account.kind))
 
 
 def probe(plan: ProbePlan, *, timeout: float = CHECK_TIMEOUT, transport=None) -> CheckResult:
