@@ -60,7 +60,10 @@ def passthrough_request(body: dict, target: TargetOptions) -> dict:
 
 
 def _has_minted(message) -> bool:
-    content = message.get("content") if isinstance(message, dict) else None
+    """Runs on every pass-through request: only assistant turns can hold thinking, so only they are looked at."""
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return False
+    content = message.get("content")
     return isinstance(content, list) and any(
         isinstance(b, dict) and b.get("type") == "thinking" and thinking_seal.is_minted(b.get("signature"))
         for b in content
