@@ -125,8 +125,11 @@ async def authenticate(secret: str | None) -> AuthenticatedKey:
     cached = _cache.get(secret_digest)
     if cached is None or now - cached[0] > settings.GATEWAY_CACHE_TTL:
         key = await sync_to_async(key_load, thread_sensitive=False)(secret, secret_digest)
-        if len(_cache) >= _MAX_CACHED:
+        if len(_cache) >= _MAX_CACHED:  # a flood of random keys must not push the good ones out: bad ones go first
+            good = {d: entry for d, entry in _cache.items() if entry[1] is not None}
             _cache.clear()
+            if len(good) < _MAX_CACHED // 2:
+                _cache.update(good)
         _cache[secret_digest] = cached = (now, key)
         if key is not None:
             if len(_seen_good) >= _MAX_CACHED:

@@ -9,9 +9,10 @@ checks the rest in formats/<api>/caller_request (or request.py) as it converts.
                 messages (a list of objects with a string `role`)
     responses   model, stream, stream_options, max_output_tokens (integer >= 1), input (string or list)
 
-Cost: type checks on the dict orjson already built, one isinstance pair per message; measured ~1 µs for a
-20-message body and ~60 µs for 2,000 messages (python -m timeit, see README "Security"). No schema library runs
-here: a pydantic model of a whole body would cost more than the rest of the request path.
+Cost: type checks on the dict orjson already built, two per message; measured (timeit, process time) 0.6 µs for
+a one-message body, 1.8 µs for 20 messages, ~65 ns for each further message (13 µs for 200). A set/map version
+in C was slower. No schema library runs here: a pydantic model of a whole body would cost more than the rest of
+the request path.
 
 How to add a field: one line in the API's CHECKS below (or a function when its rule is more than a type), with
 the wording that API's own servers use (`_message`), so SDK users see familiar errors.
