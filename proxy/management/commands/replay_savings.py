@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 FIXTURES = Path(settings.BASE_DIR) / "tests" / "fixtures"
 D = Decimal
@@ -56,7 +56,10 @@ class Command(BaseCommand):
         parser.add_argument("--session", choices=list(SESSIONS), action="append")
 
     def handle(self, *args, markdown=False, session=None, **options):
-        from tests.fakes.upstream import FakeUpstream
+        try:
+            from tests.fakes.upstream import FakeUpstream
+        except ImportError:
+            raise CommandError("replay_savings runs from a checkout: it needs tests/ (the fake upstream, the sessions)")
 
         with FakeUpstream(key="sk-replay", prompt_cache=True) as fake:
             rows = asyncio.run(replay_all(fake, session or list(SESSIONS)))
