@@ -13,6 +13,8 @@ so it is not run again (services._recorded_before_crash) — it ends errored, it
 
 Batch items yield to live traffic: a refusal by the key's rate or concurrency limits (or every upstream account
 being busy) is not an item error; the item goes back to pending and the task retries after the `retry-after`.
+Before that point, items pause while the key's limits are down to the reserve kept for live requests
+(batches/headroom.py).
 """
 
 import asyncio
@@ -28,7 +30,7 @@ from proxy import core, formats
 from proxy.errors import AuthenticationFailed, GatewayError
 from proxy.upstreams import http
 
-from . import services
+from . import headroom, services
 from .models import Batch
 
 WAIT_KINDS = ("rate_limit", "overloaded")  # the key's limits or busy upstreams: wait, do not fail
@@ -85,9 +87,11 @@ async def _run(batch_id: str, item_ids: list[int]) -> float:
 
 
 async def _one(key, batch: Batch, item, limit: asyncio.Semaphore):
-    """(item, outcome fields, None), or (item, None, seconds to wait) when a limit refused it."""
+    """(item, outcome fields, 0), or (item, None, seconds to wait) when a limit refused it or live traffic needs
+    the rest of the key's limits (batches/headroom.py)."""
     async with limit:
-        fields, wait = await _call(key, batch, item)
+        paused = await sync_to_async(headroom.paused_for)(key.id) if _limited(key) else 0.0
+        fields, wait = (None, paused) if paused else await _call(key, batch, item)
     if fields:
         await sync_to_async(services.complete_items)([(item, fields)])  # at once: see the module docstring
     return item, fields, wait
@@ -99,6 +103,8 @@ async def _call(key, batch: Batch, item) -> tuple[dict | None, float]:
             raise AuthenticationFailed("the API key that created this batch was revoked or deleted")
         result = await core.run_to_end(key, batch.ingress_api, item.body, request_id=item.request_id,
                                        batch_id=batch.id)
+        if _limited(key):
+            await sync_to_async(headroom.observe)(key.id, result.headers)
         return {"status": "succeeded", "status_code": result.status, "result": orjson.loads(result.content)}, 0.0
     except GatewayError as err:
         if err.kind in WAIT_KINDS:
@@ -106,6 +112,11 @@ async def _call(key, batch: Batch, item) -> tuple[dict | None, float]:
         status, content, _ = formats.get(batch.ingress_api).render_error(err)
         return {"status": "errored", "status_code": status, "result": orjson.loads(content),
                 "error_type": err.kind, "error_message": err.message[:1000]}, 0.0
+
+
+def _limited(key) -> bool:
+    """Whether the key or its project has a rate limit live traffic could run out of."""
+    return key is not None and any((key.key_rpm, key.key_tpm, key.project_rpm, key.project_tpm))
 
 
 def _retry_after(err: GatewayError) -> float:

@@ -202,6 +202,8 @@ GATEWAY_BATCH_MAX_BYTES = env_int("GATEWAY_BATCH_MAX_BYTES", 256 * 1024 * 1024)
 GATEWAY_BATCH_CHUNK = env_int("GATEWAY_BATCH_CHUNK", 16)
 GATEWAY_BATCH_ITEM_CONCURRENCY = env_int("GATEWAY_BATCH_ITEM_CONCURRENCY", 8)
 GATEWAY_BATCH_ITEM_LEASE_SECONDS = env_float("GATEWAY_BATCH_ITEM_LEASE_SECONDS", 900.0)
+# The share of a key's (or project's) rate limits batch items leave to live requests (batches/headroom.py).
+GATEWAY_BATCH_LIVE_RESERVE = env_float("GATEWAY_BATCH_LIVE_RESERVE", 0.2)
 # Submit a batch whose items all route to one provider with a batch API as one native upstream batch (half price
 # at the big providers, results within the provider's window) instead of item by item (batches/native.py).
 GATEWAY_BATCH_NATIVE = env_bool("GATEWAY_BATCH_NATIVE", True)

@@ -27,6 +27,7 @@ BATCH_ENV = {
     "GATEWAY_BATCH_CHUNK": "4",
     "GATEWAY_BATCH_ITEM_CONCURRENCY": "4",
     "GATEWAY_BATCH_MAX_ITEMS": "50",
+    "GATEWAY_BATCH_LIVE_RESERVE": "0.5",
 }
 
 
@@ -490,3 +491,22 @@ def test_lists_page_as_the_sdks_expect(bw, committed):
     assert [b.id for b in page.data] == [batch_ids[1]] and page.has_more
     assert [b.id for b in oai.batches.list(limit=1)] == batch_ids[::-1]  # the SDK pages on with after
     assert {f.id for f in files} <= {f.id for f in oai.files.list()}
+
+
+def test_batch_items_leave_the_rest_of_the_keys_limit_to_live_requests(bw, committed):
+    """With half of the key's RPM kept for live traffic (GATEWAY_BATCH_LIVE_RESERVE=0.5 here), the batch pauses
+    once it has used its half, and a live request still gets through."""
+    secret = pw.key(pw.project(), rpm_limit=20)
+    client = bw.anthropic(secret)
+    batch = client.messages.batches.create(requests=[
+        {"custom_id": f"y{i}", "params": _anthropic_params(bw.gpt, f"SAY: {i}")} for i in range(20)])
+    _wait(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.request_counts.succeeded >= 10,
+          timeout=20, what="the batch's half of the limit")
+    time.sleep(1.5)  # the batch is paused: nothing more ends
+    paused = client.messages.batches.retrieve(batch.id)
+    assert paused.processing_status == "in_progress" and paused.request_counts.processing > 0
+    assert paused.request_counts.succeeded <= 10 + 4, "at most the items in flight past the reserve"
+    assert paused.request_counts.errored == 0
+    live = client.messages.create(**_anthropic_params(bw.gpt, "SAY: live"))
+    assert live.content[0].text == "live"
+    client.messages.batches.cancel(batch.id)
