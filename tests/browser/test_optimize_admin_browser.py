@@ -1,31 +1,19 @@
 """A project's cost-optimization settings in the admin, in a real headless Chromium against the real server: set
 them on the project page, see them kept, see a bad value refused, and reach the request path's key snapshot."""
 
-import secrets
-
 import pytest
-from django.contrib.auth.models import User
 
 from accounts import keys
 from accounts.models import Project, ProjectOptimization
+from tests.browser.test_admin_browser import superuser  # noqa: F401 (a fixture: its project browser-<tag> goes too)
 
 pytestmark = pytest.mark.browser
 PREFIX = "#id_optimization-0-"
 
 
-@pytest.fixture
-def admin_user(committed):
-    tag = secrets.token_hex(4)
-    password = secrets.token_urlsafe(16)
-    user = User.objects.create_superuser(f"optimize-{tag}", password=password)
-    yield user.username, password, tag
-    Project.objects.filter(slug=f"optimize-{tag}").delete()
-    user.delete()
-
-
-def test_cost_optimization_settings_in_a_real_browser(browser, admin_user):
-    username, password, tag = admin_user
-    project = Project.objects.create(slug=f"optimize-{tag}", name=f"Optimize {tag}")
+def test_cost_optimization_settings_in_a_real_browser(browser, superuser):  # noqa: F811
+    username, password, tag = superuser
+    project = Project.objects.create(slug=f"browser-{tag}", name=f"Browser {tag}")
     browser.get("/admin/login/?next=/admin/")
     browser.type("#id_username", username)
     browser.type("#id_password", password)
