@@ -3,10 +3,14 @@ query), a batch's page lists its items with their errors, and "Cancel" stops sel
 does the canceling). Nothing here is editable: batches are made through the API."""
 
 from django.contrib import admin, messages
+from django.db.models import Case, When
 from django.utils.html import format_html
 
 from . import selectors, services
 from .models import Batch, BatchFile, BatchItem
+
+
+SHOWN_ITEMS = 200
 
 
 class BatchItemInline(admin.TabularInline):
@@ -18,10 +22,16 @@ class BatchItemInline(admin.TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = False
-    ordering = ("seq",)
 
-    def get_queryset(self, request):  # errors first: they are what an operator opens a batch for
-        return super().get_queryset(request).order_by("-status_code", "seq")
+    verbose_name_plural = f"items (errors first; the first {SHOWN_ITEMS} shown)"
+
+    def get_queryset(self, request):
+        """Errors first (what an operator opens a batch for), at most SHOWN_ITEMS of a batch of up to 100,000."""
+        object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        errors_first = Case(When(status="errored", then=0), default=1)
+        shown = list(BatchItem.objects.filter(batch_id=object_id).order_by(errors_first, "seq")
+                     .values_list("pk", flat=True)[:SHOWN_ITEMS])
+        return super().get_queryset(request).filter(pk__in=shown).order_by(errors_first, "seq")
 
 
 @admin.register(Batch)

@@ -32,6 +32,17 @@ def test_list_shows_progress_and_counts_and_the_page_shows_item_errors(admin_cli
     assert "4 total · 1 pending · 0 running · <b>2</b> ok" in listing and ">1</b> errored" in listing
     page = admin_client.get(f"/admin/batches/batch/{batch.id}/change/").content.decode()
     assert "max_tokens: Field required" in page
+    assert page.index("max_tokens: Field required") < page.index(">i0<"), "errors first"
+
+
+def test_a_big_batchs_page_shows_its_errors_first_and_a_bounded_number_of_items(admin_client):
+    from batches.admin import SHOWN_ITEMS
+
+    project = Project.objects.create(slug="big", name="Big")
+    batch = _batch(project, ["succeeded"] * (SHOWN_ITEMS + 50) + ["errored"])
+    page = admin_client.get(f"/admin/batches/batch/{batch.id}/change/").content.decode()
+    assert "max_tokens: Field required" in page
+    assert page.count('class="field-custom_id"') == SHOWN_ITEMS
 
 
 def test_cancel_action_cancels_pending_items_and_ends_the_batch(admin_client, settings, tmp_path):
