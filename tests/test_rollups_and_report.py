@@ -283,6 +283,7 @@ def test_admin_index_shows_the_dashboard_with_spend_budget_and_health(client, te
     assert 'id="usage-dashboard"' in text and reverse("usage:finance_report") in text
     assert "$9.00" in text and "90% of $10.00" in text  # this month against the project's budget
     assert "sick/a" in text and "cooling down" in text
+    assert "/admin/accounts/provideraccount/" not in text  # Finance cannot open accounts: no link to a 403
     assert "Fin team" in text  # past its budget alert share (80 %)
     board = page.context["board"] if "board" in page.context else dashboard.dashboard()
     assert (board.hour_requests, board.hour_errors) == (2, 1)

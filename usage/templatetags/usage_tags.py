@@ -56,4 +56,5 @@ def usage_dashboard(context):
     request = context.get("request")
     if request is None or not can_view_reports(request.user):
         return {"show": False}
-    return {"show": True, "board": dashboard()}
+    accounts_link = request.user.has_perm("accounts.view_provideraccount")  # Finance may not open accounts
+    return {"show": True, "board": dashboard(), "accounts_link": accounts_link}
