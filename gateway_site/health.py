@@ -44,8 +44,19 @@ async def ready(request):
     book = ledger.status()
     checks = {"database": database, "redis": redis_status(), "ledger": book["status"], "ledger_backlog": book["backlog"]}
     healthy = checks["redis"] != "degraded" and checks["ledger"] != "degraded"
+    _dependency_gauges(checks)
     status = "ok" if database and healthy else ("degraded" if database else "unavailable")
     return JsonResponse({"status": status, "checks": checks}, status=200 if database else 503)
+
+
+def _dependency_gauges(checks: dict) -> None:
+    """The same verdicts as gateway_dependency_up{dependency}: alerting need not parse /ready's body."""
+    from usage.metrics import dependency_up
+
+    dependency_up.labels("database").set(1 if checks["database"] else 0)
+    dependency_up.labels("ledger").set(0 if checks["ledger"] == "degraded" else 1)
+    if checks["redis"] != "off":
+        dependency_up.labels("redis").set(0 if checks["redis"] == "degraded" else 1)
 
 
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")

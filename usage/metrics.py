@@ -19,6 +19,7 @@
     gateway_live_feed_dropped_total          reason                              usage.feed
     gateway_auth_failures_total              reason (missing|invalid|expired|    proxy.auth_failures
                                              throttled)
+    gateway_dependency_up                    dependency (database|redis|ledger)  /ready, at each probe
 
 Labels stay bounded: `model` is the *route* alias the request matched (a pattern such as `claude-*` stays the
 pattern; the client's own model name, which a `*` route passes through, is never a label), `project` the
@@ -77,6 +78,10 @@ ledger_backlog = Gauge(  # usage.ledger: rows in the spool, not yet in the datab
 feed_dropped = Counter(
     "gateway_live_feed_dropped_total", "Live-feed events not delivered (layer slow or down, too many pending)", ["reason"]
 )
+dependency_up = Gauge(  # set by /ready (gateway_site/health.py) each time a probe asks
+    "gateway_dependency_up", "1 when the dependency was usable at the last /ready, 0 when down or degraded",
+    ["dependency"], multiprocess_mode="livemin",
+)  # dependency: database | redis (only when REDIS_URL is set) | ledger
 auth_failures = Counter(  # proxy.auth_failures; no ledger row is written for these requests
     "gateway_auth_failures_total", "API requests refused before the body was read, by reason", ["reason"]
 )  # reason: missing | invalid | expired | throttled
