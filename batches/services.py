@@ -120,6 +120,10 @@ def dispatch(batch_id: str) -> None:
     tasks.start.delay(batch_id)
 
 
+def project_of(batch_id: str) -> int | None:
+    return Batch.objects.filter(id=batch_id).values_list("project_id", flat=True).first()
+
+
 def chunks_to_run(batch_id: str) -> list[list[int]]:
     """The batch's open items in chunks of GATEWAY_BATCH_CHUNK, for one task each."""
     size = settings.GATEWAY_BATCH_CHUNK

@@ -3,28 +3,38 @@ worker dies is delivered again; every task is idempotent on the batch id and the
 batches/services.py), so a second delivery never runs or records an item twice.
 
     start(batch_id)               submit it as a native upstream batch, or fan its items out to run_chunk tasks
-    run_chunk(batch_id, item_ids) run them; come back after a limit's retry-after for the refused ones
+    run_chunk(batch_id, item_ids, project_id)
+                                  run them in one of the project's slots (batches/slots.py); come back after a
+                                  limit's retry-after for the refused ones
     tick()                        beat, every GATEWAY_BATCH_TICK_SECONDS: expire batches past their window, poll
                                   native upstream batches
 """
 
 from celery import shared_task
 
-from . import native, runner, services
+from . import native, runner, services, slots
 
 
 @shared_task(ignore_result=True)
 def start(batch_id: str) -> None:
     if native.submit(batch_id):  # one batch upstream, polled by tick()
         return
+    project_id = services.project_of(batch_id)
     for item_ids in services.chunks_to_run(batch_id):
-        run_chunk.delay(batch_id, item_ids)
+        run_chunk.delay(batch_id, item_ids, project_id)
     services.finish_if_done(batch_id)  # a batch whose items all ended (or were canceled) before it started
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=None)
-def run_chunk(self, batch_id: str, item_ids: list[int]) -> None:
-    wait = runner.run_chunk(batch_id, item_ids)
+def run_chunk(self, batch_id: str, item_ids: list[int], project_id: int | None = None) -> None:
+    slot = slots.acquire(project_id) if project_id is not None else None
+    if project_id is not None and slot is None:  # the project's other chunks hold every slot: come back shortly
+        raise self.retry(countdown=1)
+    try:
+        wait = runner.run_chunk(batch_id, item_ids)
+    finally:
+        if slot:
+            slots.release(slot)
     if wait > 0:
         raise self.retry(countdown=wait)
     services.finish_if_done(batch_id)

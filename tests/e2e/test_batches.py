@@ -28,6 +28,7 @@ BATCH_ENV = {
     "GATEWAY_BATCH_ITEM_CONCURRENCY": "4",
     "GATEWAY_BATCH_MAX_ITEMS": "50",
     "GATEWAY_BATCH_LIVE_RESERVE": "0.5",
+    "GATEWAY_BATCH_PROJECT_CHUNKS": "1",
 }
 
 
@@ -510,3 +511,34 @@ def test_batch_items_leave_the_rest_of_the_keys_limit_to_live_requests(bw, commi
     live = client.messages.create(**_anthropic_params(bw.gpt, "SAY: live"))
     assert live.content[0].text == "live"
     client.messages.batches.cancel(batch.id)
+
+
+def _most_at_once(items) -> int:
+    events = sorted([(i.started_at, 1) for i in items] + [(i.ended_at, -1) for i in items], key=lambda e: (e[0], e[1]))
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_a_projects_chunks_share_its_slots_across_workers(bw, committed):
+    """Two workers, one slot per project here (GATEWAY_BATCH_PROJECT_CHUNKS=1): one project's batch never runs
+    more than one chunk (4 items) at once, while another project's batch runs beside it."""
+    from batches.models import BatchItem
+
+    second = start_worker(bw.env, tmp_dir=bw.tmp)
+    try:
+        mine, theirs = bw.anthropic(pw.key(pw.project())), bw.anthropic(pw.key(pw.project()))
+        requests = [{"custom_id": f"s{i}", "params": _anthropic_params(bw.gpt, f"SAY: {i}\nSLOW: 400")}
+                    for i in range(16)]
+        a = mine.messages.batches.create(requests=requests)
+        b = theirs.messages.batches.create(requests=requests[:8])
+        for client, batch in ((mine, a), (theirs, b)):
+            _wait(lambda: client.messages.batches.retrieve(batch.id), lambda x: x.processing_status == "ended")
+    finally:
+        stop_worker(second)
+    items_a, items_b = list(BatchItem.objects.filter(batch_id=a.id)), list(BatchItem.objects.filter(batch_id=b.id))
+    assert all(i.status == "succeeded" for i in items_a + items_b)
+    assert _most_at_once(items_a) <= 4, "one chunk of the project at a time"
+    assert _most_at_once(items_a + items_b) > 4, "the other project's batch ran beside it"
