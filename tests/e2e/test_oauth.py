@@ -208,3 +208,31 @@ def test_connecting_from_the_admin_shows_the_url_takes_the_code_and_never_shows_
     assert token not in shown and "Reconnect" in shown
     wrong = admin_client.post(f"/admin/accounts/provideraccount/{account.pk}/connect/", {"code": "nope#nope"})
     assert "Not connected" in wrong.content.decode()
+
+
+@pytest.fixture(scope="module")
+def without_redis(world, tmp_path_factory):
+    """The embedded default: no Redis, so the refresh lock is the process's own."""
+    env = {"GATEWAY_OAUTH_TOKEN_URL": world.fake.url + "/v1/oauth/token", "REDIS_URL": ""}
+    server = start_gateway(extra_env=env, tmp_dir=tmp_path_factory.mktemp("oauth-local"))
+    yield server
+    stop_gateway(server)
+
+
+def test_without_redis_concurrent_requests_in_a_process_make_one_refresh(without_redis, world, committed):
+    without_redis.key = world.keys["alpha"]
+    alias, _, _ = oauth_route(world, db_expires_in=-10)
+    fake(world, "config", {"refresh_delay_ms": 500})
+    before = fake(world, "stats")["refreshes"]
+    answers: list = []
+    try:
+        threads = [threading.Thread(target=lambda: answers.append(ask(without_redis, alias).content[0].text))
+                   for _ in range(3)]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        fake(world, "config", {"refresh_delay_ms": 0})
+    assert answers == ["through oauth"] * 3
+    assert fake(world, "stats")["refreshes"] == before + 1
