@@ -9,16 +9,18 @@ daphne that is too late, so this guard hooks twisted's request at the point its 
 - what proxy.auth.precheck refuses without a database lookup (no key, a malformed one, a key this process already
   knows is bad, a throttled address), and a Content-Length over GATEWAY_MAX_BODY_BYTES, is answered at once in the
   caller's format and nothing of the body is kept;
+- a key the process does not know yet, on a request whose body may be large (chunked, or over
+  LOOKUP_ABOVE_BYTES), is looked up with the connection paused: nothing more is read until the key is good;
 - a body that grows past the limit without a Content-Length (chunked) is answered 413 the moment it does.
 
 A refused connection is closed after a short drain (LINGER_SECONDS, discarding what arrives): closing a socket
-with unread bytes makes the kernel reset it, and a client still sending would then lose the answer. A key that
-needs a lookup (well-formed, not cached) still has its body read up to the limit; the ASGI handler then
-authenticates it before the app reads the body.
+with unread bytes makes the kernel reset it, and a client still sending would then lose the answer. The ASGI
+handler authenticates again before the app reads the body (a cache hit by then).
 
 uvicorn needs none of this: it hands the body to the app as it arrives, with flow control.
 """
 
+import asyncio
 import logging
 
 from django.conf import settings
@@ -26,11 +28,14 @@ from twisted.internet import reactor
 
 from proxy import api as proxy_api
 from proxy import auth
-from proxy.errors import RequestTooLarge
+from proxy.errors import GatewayError, RequestTooLarge
 
 log = logging.getLogger(__name__)
 
 LINGER_SECONDS = 1.0
+# A key not yet known is looked up before the body is read when the body may be larger than this (chunked, or a
+# Content-Length above it); a smaller one arrives with the headers anyway, and pausing would only cost time.
+LOOKUP_ABOVE_BYTES = 64 * 1024
 
 
 def install(is_api_path) -> None:
@@ -54,10 +59,16 @@ def install(is_api_path) -> None:
         self._gh_path = path
         headers = _headers(self)
         refusal = auth.precheck(headers, _client(self, headers), known_bad=True)
-        if refusal is None and length is not None and length > settings.GATEWAY_MAX_BODY_BYTES:
-            refusal = RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
         if refusal is not None:
             _refuse(self, headers, refusal)
+            return
+        too_large = None
+        if length is not None and length > settings.GATEWAY_MAX_BODY_BYTES:
+            too_large = RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+        if (length is None or length > LOOKUP_ABOVE_BYTES) and not auth.known_good(headers):
+            _look_up_first(self, headers, too_large)  # the key's 401 before the size's 413
+        elif too_large is not None:
+            _refuse(self, headers, too_large)
 
     def guarded_handle_chunk(self, data):
         if self._gh_refused:
@@ -92,6 +103,26 @@ def install(is_api_path) -> None:
     WebRequest.requestReceived = guarded_request_received
     WebRequest.process = guarded_process
     WebRequest._gatehouse_guard = True
+
+
+def _look_up_first(request, headers: dict[str, str], too_large) -> None:
+    """Stop reading the connection while the key is looked up; then refuse (a bad key, or `too_large` if not None),
+    or read on."""
+    network = request.channel._networkProducer
+    network.pauseProducing()
+    task = asyncio.ensure_future(auth.authenticate_request(headers, _client(request, headers)))
+
+    def looked_up(task):
+        error = None if task.cancelled() else task.exception()
+        if request.channel is None:  # the client went away meanwhile
+            return
+        if isinstance(error, GatewayError) or (error is None and too_large is not None):
+            _refuse(request, headers, error or too_large)
+        elif error is not None:
+            log.error("key lookup failed before reading a body", exc_info=error)  # the app will try again
+        network.resumeProducing()  # read on (or drain, when refused)
+
+    task.add_done_callback(looked_up)
 
 
 def _headers(request) -> dict[str, str]:

@@ -98,6 +98,12 @@ def precheck(headers, address: str | None, known_bad: bool = False) -> GatewayEr
     return None
 
 
+def known_good(headers) -> bool:
+    """The request's key is one this process has found good (no lookup needed to go on)."""
+    secret = credential_from_headers(headers)
+    return bool(secret) and digest(secret) in _seen_good
+
+
 def _count_soon(address: str | None, reason: str) -> None:
     try:
         asyncio.get_running_loop().create_task(auth_failures.record(address, reason))

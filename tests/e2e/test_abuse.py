@@ -68,7 +68,19 @@ def test_a_320_mb_body_without_a_key_is_refused_at_the_headers(world, path):
     # with a well-formed but unknown key the database is asked first; still no byte of the body is needed
     head = head.replace("Host: x", "Host: x\r\nAuthorization: Bearer gh_" + "x" * 48)
     status, body, elapsed = raw_request(world.url, head)
-    assert status in (401, 413) and elapsed < 2.0, body  # daphne: the size is known before the key's lookup
+    assert status == 401 and elapsed < 2.0, body  # looked up before the body (and before the size's 413)
+    # a good key with that Content-Length: 413, still before the body
+    head = head.replace("gh_" + "x" * 48, world.keys["alpha"])
+    status, body, elapsed = raw_request(world.url, head)
+    assert status == 413 and elapsed < 2.0, body
+
+
+def test_a_chunked_body_with_an_unknown_key_is_refused_before_it_is_read(world):
+    head = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" \
+           "x-api-key: gh_" + "y" * 48 + "\r\n\r\n"
+    status, body, elapsed = raw_request(world.url, head)  # not one chunk sent
+    assert status == 401 and elapsed < 2.0, body
+    assert b'"type":"error"' in body
 
 
 def test_a_320_mb_body_sent_in_full_costs_no_memory(world):
