@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.keys import AuthenticatedKey
 from accounts.models import ModelRoute, ProviderAccount
 from accounts.models import Provider as ProviderRow
-from accounts.presets import Capabilities
+from accounts.presets import Capabilities, preset_for
 from usage.models import ModelPrice
 
 from .errors import NotFound
@@ -120,8 +120,8 @@ def provider_view(row, accounts=()) -> Provider:
     """The snapshot's immutable view of a Provider row."""
     return Provider(
         name=row.name,
-        kind=row.kind,
-        base_url=row.base_url.rstrip("/"),
+        kind=row.kind or preset_for(row.preset, "").kind,  # a row saved without clean(): the preset's kind
+        base_url=(row.base_url or preset_for(row.preset, row.kind).base_url).rstrip("/"),
         connect_timeout=row.connect_timeout,
         read_timeout=row.read_timeout,
         extra_headers=tuple((str(k), str(v)) for k, v in (row.extra_headers or {}).items()),

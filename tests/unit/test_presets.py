@@ -226,3 +226,9 @@ def test_config_file_takes_a_preset_and_capability_overrides():
     assert "providers[1].preset: unknown preset 'nope'" in text
     assert "providers[2].capabilities: reasoning: 'loud'" in text
     assert "providers[3].base_url: required" in text
+
+
+def test_a_row_saved_without_clean_still_gets_its_presets_kind_and_url_in_the_snapshot():
+    view = routing.provider_view(Provider(name="raw", preset="deepseek"))
+    assert (view.kind, view.base_url, view.preset) == ("openai", "https://api.deepseek.com/v1", "deepseek")
+    assert view.capabilities.reasoning_echo is True
