@@ -102,6 +102,7 @@ class Call:
         if self.ttft_ms is None:
             self.ttft_ms = int((time.perf_counter() - self.started) * 1000)
             metrics.first_byte(self)
+            self.snapshot_at -= SNAPSHOT_SECONDS  # a stream's next snapshot is due now: the client has its 200
 
     def meter(self, events) -> None:
         """Follow usage through canonical stream events (message_start, then cumulative message_delta)."""

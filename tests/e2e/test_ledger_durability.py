@@ -10,6 +10,7 @@ from decimal import Decimal
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
 
 from proxy.formats.sse import SSEParser
@@ -41,6 +42,19 @@ def rows_for(request_ids, timeout: float = 15.0, count: int | None = None):
         if len(rows) >= want or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
+
+
+def spooled_output(data_dir, request_id: str) -> int:
+    """The output tokens of the request's latest snapshot in the server's spool (0 before there is one)."""
+    tokens = 0
+    for path in sorted(data_dir.glob("ledger/*/*.spool")):
+        for line in path.read_bytes().splitlines():
+            if request_id.encode() in line:
+                try:
+                    tokens = orjson.loads(line)["row"]["output_tokens"]
+                except (orjson.JSONDecodeError, KeyError):
+                    pass  # a line being written
+    return tokens
 
 
 def rows_after_a_restart(tmp_path, name: str, request_ids) -> list:
@@ -86,10 +100,10 @@ def test_a_request_in_flight_when_the_process_is_killed_is_in_the_ledger_after_t
             assert response.status_code == 200
             request_id = response.headers["request-id"]
             received = b""
-            started = time.monotonic()
-            for piece in response.iter_raw():
+            chunks = response.iter_raw()  # kept: a generator dropped by `break` would close the connection
+            for piece in chunks:
                 received += piece
-                if time.monotonic() - started > 1.8:  # past the first once-a-second snapshot
+                if spooled_output(tmp_path / "data", request_id) >= 3:  # a snapshot has the usage so far
                     break
             server.process.send_signal(signal.SIGKILL)
             server.process.wait(timeout=10)
