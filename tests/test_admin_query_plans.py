@@ -30,6 +30,10 @@ ROWS = 3000
 @pytest.fixture
 def ledger():
     synthetic.ledger_seed(ROWS, days=400, projects=3, keys_per_project=2, seed=15)
+    # Just after midnight "today" is minutes old and 3000 rows over 400 days leave it empty: seed today too, so the
+    # day filters have something to find at any hour.
+    today_so_far = (timezone.now() - timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0))
+    synthetic.ledger_seed(30, days=max(today_so_far.total_seconds(), 120) / 86400, projects=3, keys_per_project=2, seed=16)
     route = ModelRoute.objects.create(alias="sonnet")
     RouteTarget.objects.create(route=route, provider=Provider.objects.get(name="anthropic-main"),
                                remote_model="claude-sonnet-4-5")  # fmt: skip
