@@ -228,9 +228,17 @@ def test_without_redis_a_process_counts_alone(world, tmp_path):
 
 
 @pytest.mark.parametrize("server_kind", ["uvicorn"])
-def test_uvicorn_refuses_at_the_headers_too(world, tmp_path, server_kind):
-    server = start_gateway({"GATEWAY_AUTH_FAILURE_LIMIT": "0"}, tmp_dir=tmp_path, server=server_kind)
+def test_uvicorn_refuses_at_the_headers_too_and_serves_a_10_mb_string(world, tmp_path, server_kind):
+    limits = {"GATEWAY_AUTH_FAILURE_LIMIT": "0", "GATEWAY_MAX_BODY_BYTES": str(16 * MB)}
+    server = start_gateway(limits, tmp_dir=tmp_path, server=server_kind)
     try:
+        # a 10 MB string under a 16 MB limit is served, translated and passed through
+        for model in ("gw-openai", "gw-anthropic"):
+            big = {**CHAT, "model": model, "metadata": {"user_id": "u" * (10 * MB)}} if model == "gw-anthropic" else \
+                {**CHAT, "user": "u" * (10 * MB)}
+            headers = {"x-api-key": world.keys["alpha"], **ANTHROPIC}
+            response = httpx.post(server.url + "/v1/messages", json=big, headers=headers, timeout=60)
+            assert response.status_code == 200, response.text[:300]
         head = f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: {320 * MB}\r\n\r\n"
         status, body, elapsed = raw_request(server.url, head)
         assert status == 401 and elapsed < 2.0, body
