@@ -92,7 +92,7 @@ def precheck(headers, address: str | None, known_bad: bool = False) -> GatewayEr
             "too many requests with invalid API keys from this address; retry later",
             retry_after=auth_failures.retry_after(),
         )
-    if fresh:
+    if fresh and cached[1] is None:
         _count_soon(address, "invalid")
         return AuthenticationFailed("invalid x-api-key")
     return None
