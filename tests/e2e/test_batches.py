@@ -542,3 +542,19 @@ def test_a_projects_chunks_share_its_slots_across_workers(bw, committed):
     assert all(i.status == "succeeded" for i in items_a + items_b)
     assert _most_at_once(items_a) <= 4, "one chunk of the project at a time"
     assert _most_at_once(items_a + items_b) > 4, "the other project's batch ran beside it"
+
+
+def test_openai_sdk_cancel_ends_the_batch_cancelled_with_the_rest_in_the_error_file(bw, committed):
+    client = bw.openai()
+    lines = [{"custom_id": f"k{i}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": bw.gpt, "messages": [{"role": "user", "content": f"SAY: {i}\nSLOW: 500"}]}}
+             for i in range(16)]
+    file = client.files.create(file=("in.jsonl", b"\n".join(orjson.dumps(x) for x in lines)), purpose="batch")
+    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status in ("cancelling", "cancelled") and cancelling.cancelling_at
+    done = _wait(lambda: client.batches.retrieve(batch.id), lambda b: b.status == "cancelled")
+    assert done.cancelled_at and done.request_counts.total == 16
+    cancelled = [orjson.loads(x) for x in client.files.content(done.error_file_id).read().splitlines()]
+    assert cancelled and {c["error"]["code"] for c in cancelled} == {"batch_cancelled"}
+    assert len(cancelled) + done.request_counts.completed == 16
