@@ -166,7 +166,7 @@ def test_revoke_action_revokes_selected_keys(admin_client, sample):
         follow=True,
     )
     assert "Revoked 2 key(s)" in response.content.decode()
-    revoked = ApiKey.objects.filter(revoked_at__isnull=False).values_list("pk", flat=True)
+    revoked = ApiKey.objects.filter(project=sample["project"], revoked_at__isnull=False).values_list("pk", flat=True)
     assert set(revoked) == {sample["key"].pk, other.pk}
     kept.refresh_from_db()
     assert kept.status == "active"

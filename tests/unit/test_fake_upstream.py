@@ -448,14 +448,15 @@ def test_inspection_endpoints(fake, ant):
     assert rec["body"]["messages"][0]["content"] == "SAY: logged"
     status, _, raw = http(fake, "GET", "/v1/unknown", headers={"anthropic-version": "2023-06-01"})
     assert status == 404 and json.loads(raw)["error"]["type"] == "not_found_error"
-    status, _, raw = http(fake, "POST", "/v1/files", {})
+    status, _, raw = http(fake, "POST", "/v1/embeddings-not-served", {})
     assert status == 404 and set(json.loads(raw)["error"]) == {"message", "type", "param", "code"}
     stats = json.loads(http(fake, "GET", "/_fake/stats")[2])
     assert stats["by_path"]["/v1/messages"] >= 1 and stats["cpu_seconds"] > 0
 
 
 def _fixture_files():
-    return sorted(glob.glob(os.path.join(FIXTURES, "*", "*.json")))
+    """The single captured requests (sessions/ holds whole recorded sessions, replayed by replay_savings)."""
+    return sorted(f for f in glob.glob(os.path.join(FIXTURES, "*", "*.json")) if os.sep + "sessions" + os.sep not in f)
 
 
 def test_replay_real_client_fixtures(fake):

@@ -81,8 +81,17 @@ def fixed_ids(monkeypatch):
     return lambda: state.update(counter=count(1))
 
 
+@pytest.fixture(autouse=True)
+def unsealed():
+    """Sealing off unless a test asks for `sealing`: start-up (proxy.apps) turns it on with the gateway's key, and
+    a sealed item differs on every encoding (a random nonce)."""
+    reasoning.configure(None)
+    yield
+    reasoning.configure(None)
+
+
 @pytest.fixture
-def sealing():
+def sealing(unsealed):
     reasoning.configure(b"test gateway secret")
     yield
     reasoning.configure(None)
