@@ -238,9 +238,12 @@ def expire_due() -> int:
 
 
 def expire(batch_id: str) -> None:
+    """What has not run is `expired`: pending items, and running ones whose worker is gone (lease over)."""
     now = timezone.now()
     Batch.objects.filter(id=batch_id, outcome="").update(outcome="expired")
     BatchItem.objects.filter(batch_id=batch_id, status="pending").update(status="expired", ended_at=now)
+    BatchItem.objects.filter(batch_id=batch_id, status="running", lease_until__lt=now).update(
+        status="expired", ended_at=now, lease_until=None)
     finish_if_done(batch_id)
 
 

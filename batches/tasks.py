@@ -10,15 +10,22 @@ batches/services.py), so a second delivery never runs or records an item twice.
                                   native upstream batches
 """
 
+import logging
+
 from celery import shared_task
 
 from . import native, runner, services, slots
 
+log = logging.getLogger(__name__)
+
 
 @shared_task(ignore_result=True)
 def start(batch_id: str) -> None:
-    if native.submit(batch_id):  # one batch upstream, polled by tick()
-        return
+    try:
+        if native.submit(batch_id):  # one batch upstream, polled by tick()
+            return
+    except Exception:  # the upstream's batch API failed: the items still run, one by one
+        log.exception("batch %s: native submission failed; running it item by item", batch_id)
     project_id = services.project_of(batch_id)
     for item_ids in services.chunks_to_run(batch_id):
         run_chunk.delay(batch_id, item_ids, project_id)
@@ -32,6 +39,9 @@ def run_chunk(self, batch_id: str, item_ids: list[int], project_id: int | None =
         raise self.retry(countdown=1)
     try:
         wait = runner.run_chunk(batch_id, item_ids)
+    except Exception as exc:  # the database or Redis away for a moment: the chunk comes back, it is not dropped
+        log.exception("batch %s: chunk failed; retrying it", batch_id)
+        raise self.retry(countdown=5, exc=exc) from None
     finally:
         if slot:
             slots.release(slot)
