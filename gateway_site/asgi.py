@@ -10,6 +10,11 @@ stock handler spends most of the gateway's CPU on threads, not on the request:
   signal and response.close() (two more hops). The API does no ORM work on the event-loop thread (the few
   queries it makes run in executor threads of their own), so those receivers — reset_queries and
   close_old_connections — find no connection here and can run inline.
+The lean handler also guards the API (issue 14): it authenticates from the headers before reading a byte of the
+body (`_gate`: 401, 429 for a throttled address, 413 for a Content-Length over GATEWAY_MAX_BODY_BYTES), reads the
+body with the limit enforced as it arrives (a chunked body gets its 413 too), and turns any error that is not
+already JSON (405, Django's 400s) into the caller's format (`_api_json`). Under daphne, whose twisted server
+buffers bodies before the app runs, gateway_site/daphne_guard.py does the header checks as the headers arrive.
 Websockets go to Channels.
 """
 
