@@ -521,7 +521,8 @@ def _bound_lock_waits() -> None:
         if connection.vendor == "sqlite":
             cursor.execute("PRAGMA busy_timeout = 1000")
         elif connection.vendor == "postgresql":  # and a server that stopped answering fails within 30 s
-            cursor.execute("SELECT set_config('lock_timeout', '2s', false), set_config('statement_timeout', '30s', false)")
+            cursor.execute("SELECT set_config('lock_timeout', '2s', false), "
+                           "set_config('statement_timeout', '30s', false)")
 
 
 def _insert_alone(row: LedgerRow) -> None:

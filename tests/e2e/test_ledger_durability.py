@@ -96,7 +96,8 @@ def test_a_request_in_flight_when_the_process_is_killed_is_in_the_ledger_after_t
 ):
     server = gateway(tmp_path, "data")
     try:
-        with slow_anthropic_stream(server.url, world.keys["alpha"], model, "SLOW_CHUNKS: 200\nUSAGE: in=700 out=20") as response:
+        script = "SLOW_CHUNKS: 200\nUSAGE: in=700 out=20"
+        with slow_anthropic_stream(server.url, world.keys["alpha"], model, script) as response:
             assert response.status_code == 200
             request_id = response.headers["request-id"]
             received = b""
@@ -191,7 +192,8 @@ def test_sigterm_lets_streams_finish_within_the_grace_and_ends_the_rest_with_an_
             results["short"] = (stream.get_final_message(), stream.response.headers["request-id"])
 
     def long_anthropic():  # ~8 s: still running when the grace is over
-        with slow_anthropic_stream(server.url, world.keys["alpha"], "gw-openai", "SLOW_CHUNKS: 400\nUSAGE: in=50 out=20") as r:
+        script = "SLOW_CHUNKS: 400\nUSAGE: in=50 out=20"
+        with slow_anthropic_stream(server.url, world.keys["alpha"], "gw-openai", script) as r:
             results["long_anthropic_id"] = r.headers["request-id"]
             streaming[1].set()
             results["long_anthropic"] = [e for e in SSEParser().feed(r.read())]
@@ -338,7 +340,8 @@ def test_rows_wait_while_the_database_refuses_writes_and_arrive_once_it_is_back(
 @pytest.mark.parametrize("fail", ["truncate", "early_eof"])
 def test_an_openai_pass_through_stream_cut_mid_way_is_charged_for_what_it_carried(world, ledger, fail):
     stream = world.openai().chat.completions.create(
-        model="gw-openai", messages=[{"role": "user", "content": f"SAY: a b c d e f g h i j\nFAIL: {fail}"}], stream=True
+        model="gw-openai", stream=True,
+        messages=[{"role": "user", "content": f"SAY: a b c d e f g h i j\nFAIL: {fail}"}],
     )
     pieces = []
     with pytest.raises(openai.APIError):
@@ -367,7 +370,8 @@ def test_an_anthropic_pass_through_stream_cut_mid_way_keeps_the_exact_input(worl
 
 
 def test_a_stream_abandoned_by_the_client_is_charged_for_what_it_carried(world, ledger):
-    with slow_anthropic_stream(world.url, world.keys["alpha"], "gw-anthropic", "SLOW_CHUNKS: 100\nUSAGE: in=90 out=20") as r:
+    script = "SLOW_CHUNKS: 100\nUSAGE: in=90 out=20"
+    with slow_anthropic_stream(world.url, world.keys["alpha"], "gw-anthropic", script) as r:
         request_id = r.headers["request-id"]
         received = b""
         for piece in r.iter_raw():

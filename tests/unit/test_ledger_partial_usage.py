@@ -25,7 +25,7 @@ def test_nothing_reported_gives_the_estimates():
 def test_what_the_upstream_reported_is_kept_and_only_raised_by_the_deltas():
     known = Usage(input_tokens=500, output_tokens=1, cache_read_tokens=100, cache_write_tokens=60)
     usage = relay._so_far(known, deltas=4, estimate_input=lambda: 1 / 0)  # input known: never estimated
-    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (500, 4, 100, 60)
+    assert usage == Usage(input_tokens=500, output_tokens=4, cache_read_tokens=100, cache_write_tokens=60)
     assert relay._so_far(Usage(input_tokens=5, output_tokens=9), deltas=3, estimate_input=None) == Usage(5, 9)
 
 

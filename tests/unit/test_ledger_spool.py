@@ -14,7 +14,8 @@ from usage.ledger import LedgerRow, Spool, find_orphans, read_segments
 
 
 def row(request_id="req_1", **fields) -> LedgerRow:
-    return LedgerRow(**{"request_id": request_id, "ingress_api": "anthropic", "http_status": 200, "outcome": "ok", **fields})
+    base = {"request_id": request_id, "ingress_api": "anthropic", "http_status": 200, "outcome": "ok"}
+    return LedgerRow(**{**base, **fields})
 
 
 def line(kind: str, r: LedgerRow) -> bytes:

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the writer commits, as i
 
 
 def row(request_id, **fields) -> LedgerRow:
-    return LedgerRow(**{"request_id": request_id, "ingress_api": "openai", "http_status": 200, "outcome": "ok", **fields})
+    base = {"request_id": request_id, "ingress_api": "openai", "http_status": 200, "outcome": "ok"}
+    return LedgerRow(**{**base, **fields})
 
 
 def dead_spool(directory, *records: tuple[str, LedgerRow]) -> None:
