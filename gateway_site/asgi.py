@@ -170,7 +170,8 @@ def _error(scope, err):
     return proxy_api.error_response(scope["path"], _headers(scope), err)
 
 
-API_ERROR_KINDS = {400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found", 413: "request_too_large"}
+API_ERROR_KINDS = {400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
+                   413: "request_too_large"}  # fmt: skip
 
 
 def _api_json(scope, response):

@@ -22,6 +22,8 @@ upstream's exact bytes in `raw`, so the caller sees them unchanged (Claude Code 
 import logging
 from dataclasses import dataclass
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 KIND_STATUS = {
@@ -46,6 +48,14 @@ class RawError:
     status: int
     body: bytes
     headers: dict[str, str]  # only the ones worth passing on: retry-after*, request-id, x-should-retry
+
+    def relayable(self) -> bool:
+        """The body is a JSON object, so relaying it byte for byte keeps the caller's format (an upstream's HTML or
+        text error page is rendered by the gateway instead)."""
+        try:
+            return isinstance(orjson.loads(self.body), dict)
+        except orjson.JSONDecodeError:
+            return False
 
 
 class GatewayError(Exception):

@@ -68,7 +68,8 @@ _ANTHROPIC_FIELDS = {
     "thinking": {
         "type": "object",
         "required": ["type"],
-        "properties": {"type": {"enum": ["enabled", "disabled"]}, "budget_tokens": {"type": "integer", "minimum": 1024}},
+        "properties": {"type": {"enum": ["enabled", "disabled"]},
+                       "budget_tokens": {"type": "integer", "minimum": 1024}},
     },
 }
 ANTHROPIC_MESSAGES = {
@@ -148,12 +149,18 @@ _RESPONSES_FIELDS = {
                         {"type": "array", "items": RESPONSES_INPUT_ITEM, "minItems": 1}]},
     "instructions": {"type": ["string", "null"]},
     "previous_response_id": {"type": "string", "description": "an id this gateway returned (stored responses)"},
-    "tools": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}},
+    "tools": {"type": "array", "items": {
+        "type": "object",
+        "required": ["type", "name"],
+        "properties": {"type": {"enum": ["function", "custom"]},
+                       "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                       "description": {"type": "string"}, "parameters": {"type": "object"}},
+    }},
     "reasoning": {"type": ["object", "null"], "properties": {"effort": {"enum": ["minimal", "low", "medium", "high"]}}},
 }
 RESPONSES_CREATE = {
     "type": "object",
-    "required": ["model"],
+    "required": ["model", "input"],
     "properties": {
         **_RESPONSES_FIELDS,
         "max_output_tokens": {"type": ["integer", "null"], "minimum": 16},

@@ -83,3 +83,16 @@ def test_a_limit_of_zero_turns_throttling_off():
     for _ in range(50):
         asyncio.run(auth_failures.record("203.0.113.11", "invalid"))
     assert not auth_failures.blocked("203.0.113.11")
+
+
+@pytest.mark.parametrize("api", ["anthropic", "openai", "responses"])
+def test_an_upstream_error_page_that_is_not_json_is_rendered_not_relayed(api):
+    from proxy import formats
+    from proxy.errors import RawError, UpstreamError
+
+    page = RawError(api=api, status=500, body=b"500 Internal Server Error\n\nServer got itself in trouble", headers={})
+    status, body, _ = formats.get(api).render_error(UpstreamError("upstream failed", raw=page))
+    assert isinstance(orjson.loads(body), dict) and b"got itself" not in body
+    same = RawError(api=api, status=529, body=b'{"type":"error","error":{"type":"overloaded_error","message":"x"}}',
+                    headers={})
+    assert formats.get(api).render_error(UpstreamError("busy", raw=same))[1] == same.body  # JSON: byte for byte

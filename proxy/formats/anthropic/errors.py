@@ -42,7 +42,7 @@ CONTEXT_OVERFLOW_MARKERS = ("prompt is too long", "exceed context limit")  # P-2
 
 def render_error(err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
     raw = getattr(err, "raw", None)
-    if raw is not None and raw.api == API:
+    if raw is not None and raw.api == API and raw.relayable():
         return raw.status, raw.body, dict(raw.headers)  # §5.12: same-format errors go back unchanged
     error_type, status = ERROR_TYPES.get(err.kind, ("api_error", None))
     body = orjson.dumps({"type": "error", "error": {"type": error_type, "message": err.message}})

@@ -50,7 +50,7 @@ def error_type(err: GatewayError) -> str:
 
 def render_error(err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
     raw = getattr(err, "raw", None)
-    if raw is not None and raw.api == "openai":  # same format upstream: its exact bytes (§5.12)
+    if raw is not None and raw.api == "openai" and raw.relayable():  # same format upstream: its exact bytes (§5.12)
         return raw.status, raw.body, dict(raw.headers)
     status, type_, code = RENDERED_BY_KIND.get(err.kind, RENDERED_BY_KIND["api_error"])
     if err.kind == "api_error" and 500 <= err.status <= 599:

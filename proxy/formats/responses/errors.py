@@ -21,7 +21,7 @@ RETRY_HINT = re.compile(r"try again in", re.I)
 
 def render_error(err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
     raw = getattr(err, "raw", None)
-    if raw is not None and raw.api == API:  # same format upstream: its exact bytes (§5.12)
+    if raw is not None and raw.api == API and raw.relayable():  # same format upstream: its exact bytes (§5.12)
         return raw.status, raw.body, dict(raw.headers)
     return openai_errors.render_error(err)
 

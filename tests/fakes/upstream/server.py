@@ -112,7 +112,10 @@ async def _generate(request: web.Request, wire, anthropic: bool) -> web.StreamRe
     if problem:
         return _error(wire, 400, rid, problem)
 
-    p, prior_tools = wire.plan(body, raw, state.fail_first_seen)
+    try:
+        p, prior_tools = wire.plan(body, raw, state.fail_first_seen)
+    except (AttributeError, KeyError, TypeError, ValueError):  # a body no real API would accept (fuzzed): its 400
+        return _error(wire, 400, rid, "the fake upstream cannot read this request")
     stream = body.get("stream") is True
     hang = _header_int(request, "x-fake-hang-ms", int(HANG_SECONDS * 1000)) / 1000
     if p.slow_ms:
