@@ -25,7 +25,7 @@ from tests.e2e.conftest import ledger_row
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
 CHAT = {"model": "gw-openai", "messages": [{"role": "user", "content": "SAY: ok"}], "max_tokens": 20}
 MB = 1024 * 1024
-REDIS_DB = 11  # this module's own Redis database (tests/conftest.py lists who uses which)
+REDIS_DB = 11  # this module's own Redis database (others: 12, 13, 15 in other modules)
 
 
 def rss_mb(pid: int) -> float:

@@ -270,3 +270,27 @@ def test_unknown_api_paths_are_json_in_the_callers_format(world, path, ingress):
     response = httpx.post(world.url + path, json={}, headers=headers_for(world, ingress))
     assert response.status_code == 404
     assert_clean(ingress, response, status=404)
+
+
+@pytest.mark.parametrize(("ingress", "kind", "path", "model"), PATHS, ids=PATH_IDS)
+def test_nested_types_of_the_wrong_json_type(world, ingress, kind, path, model):
+    """Found by the fuzzer: a list or object where a block's or item's `type` string belongs did not even hash
+    in the translators' lookups (a 500); now a 400 naming it (translated), or the upstream's answer (pass-through)."""
+    body = base_body(ingress, model)
+    failures = []
+    for wrong in ([1], {"a": 1}, 7, None):
+        if ingress == "responses":
+            variants = [{**body, "input": [{"type": wrong, "role": "user", "content": "x"}]},
+                        {**body, "tools": [{"type": wrong, "name": "t"}]}]  # fmt: skip
+        else:
+            block = {"type": wrong, "text": "x"}
+            result = {"type": "tool_result", "tool_use_id": "t", "content": [{"type": wrong}]}
+            variants = [{**body, "messages": [{"role": "user", "content": [block]}]},
+                        {**body, "messages": [{"role": "user", "content": [result]}]}]  # fmt: skip
+        for variant in variants:
+            response = post(world, ingress, path, json.dumps(variant).encode())
+            try:
+                assert_clean(ingress, response, status=400 if kind == "translated" and wrong is not None else None)
+            except AssertionError as exc:
+                failures.append(f"{wrong!r}: {exc}")
+    assert not failures, "\n".join(failures)

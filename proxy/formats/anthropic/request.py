@@ -190,6 +190,8 @@ def _message(role: str, content, param: str) -> list[Message]:
 
 def _block(raw: dict, param: str):
     kind = raw.get("type")
+    if not isinstance(kind, str):  # a list or object would not even hash for the lookup below
+        raise _invalid(f"{param}.type", "Input should be a valid string")
     parse = _BLOCK_PARSERS.get(kind)
     if parse is not None:
         return parse(raw, param)
@@ -258,7 +260,7 @@ def _tool_result(raw: dict, param: str) -> ToolResult:
             kind = _object(item, item_param).get("type")
             if kind == "tool_reference":
                 continue  # a pointer into Anthropic's tool search; nothing to show another provider
-            if kind not in _TOOL_RESULT_PARSERS:
+            if not isinstance(kind, str) or kind not in _TOOL_RESULT_PARSERS:
                 raise _invalid(f"{item_param}.type", f"unsupported tool_result content type {kind!r}")
             blocks.append(_TOOL_RESULT_PARSERS[kind](item, item_param))
     return ToolResult(

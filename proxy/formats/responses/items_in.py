@@ -56,6 +56,8 @@ def parse_input(value, namespaced: dict | None = None) -> list[Message]:
 
 def _item(item: dict, param: str, namespaced: dict) -> tuple[str, list]:
     kind = item.get("type", "message")  # EasyInputMessage may omit its type
+    if not isinstance(kind, str):  # a list or object would not even hash for the lookups below
+        raise InvalidRequest(f"Invalid type for '{param}.type': expected a string.", param=f"{param}.type")
     if kind == "message":
         return _message(item, param)
     if kind == "function_call":

@@ -105,7 +105,7 @@ def dropped_tools(body: dict) -> list[str]:
     for offer in _tool_list(body):
         tool = offer.definition
         kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind in HOSTED_TOOL_TYPES and kind not in dropped:
+        if isinstance(kind, str) and kind in HOSTED_TOOL_TYPES and kind not in dropped:
             dropped.append(kind)
     return dropped
 
@@ -227,6 +227,7 @@ def _offered_tools(body: dict) -> list[_Offer]:
     offered = []
     for offer in _tool_list(body):
         kind = offer.definition.get("type") if isinstance(offer.definition, dict) else None
+        kind = kind if isinstance(kind, str) else repr(kind)  # unhashable JSON must not reach the set lookup
         if kind in ("function", "custom"):
             offered.append(offer)
         elif kind not in HOSTED_TOOL_TYPES:
