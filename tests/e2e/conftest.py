@@ -105,7 +105,12 @@ def build_world(fake: FakeUpstream) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def world(gateway_server, fake_upstream, django_db_blocker):
+    from django.db import connection
+
     with django_db_blocker.unblock():
+        # Built inside a django_db test's transaction, the world would be rolled back after that test and every
+        # later test would meet unknown keys: such a test must not ask for `world` (pytest-django runs it first).
+        assert not connection.in_atomic_block, "`world` requested by a django_db test: use fake_upstream instead"
         keys = build_world(fake_upstream)
     return World(url=gateway_server.url, fake=fake_upstream, keys=keys, server=gateway_server)
 

@@ -158,13 +158,15 @@ def test_a_revoked_refresh_token_marks_the_account_and_the_route_fails_over(serv
     assert ask(served[1], alias, "SAY: again").content[0].text == "again"
 
 
+# Only the fake (not the shared world): a django_db test runs first, inside a transaction rolled back after it,
+# and a session world built there would vanish for every later test.
 @pytest.mark.django_db
-def test_connecting_an_account_with_pkce_through_the_commands(world, settings):
+def test_connecting_an_account_with_pkce_through_the_commands(fake_upstream, settings):
     from accounts.models import Provider, ProviderAccount
 
-    settings.GATEWAY_OAUTH_AUTHORIZE_URL = world.fake.url + "/oauth/authorize"
-    settings.GATEWAY_OAUTH_TOKEN_URL = world.fake.url + "/v1/oauth/token"
-    Provider.objects.create(name="oa-connect", preset="anthropic", kind="anthropic", base_url=world.fake.url)
+    settings.GATEWAY_OAUTH_AUTHORIZE_URL = fake_upstream.url + "/oauth/authorize"
+    settings.GATEWAY_OAUTH_TOKEN_URL = fake_upstream.url + "/v1/oauth/token"
+    Provider.objects.create(name="oa-connect", preset="anthropic", kind="anthropic", base_url=fake_upstream.url)
     out = StringIO()
     call_command("oauth_start", "oa-connect/team-sub", stdout=out)
     url = next(line for line in out.getvalue().splitlines() if line.startswith("http"))
@@ -183,14 +185,14 @@ def test_connecting_an_account_with_pkce_through_the_commands(world, settings):
 
 
 @pytest.mark.django_db
-def test_connecting_from_the_admin_shows_the_url_takes_the_code_and_never_shows_tokens(world, settings, admin_client):
+def test_connecting_from_the_admin_shows_the_url_takes_the_code_and_never_shows_tokens(fake_upstream, settings, admin_client):
     import re
 
     from accounts.models import Provider, ProviderAccount
 
-    settings.GATEWAY_OAUTH_AUTHORIZE_URL = world.fake.url + "/oauth/authorize"
-    settings.GATEWAY_OAUTH_TOKEN_URL = world.fake.url + "/v1/oauth/token"
-    provider = Provider.objects.create(name="oa-admin", preset="anthropic", kind="anthropic", base_url=world.fake.url)
+    settings.GATEWAY_OAUTH_AUTHORIZE_URL = fake_upstream.url + "/oauth/authorize"
+    settings.GATEWAY_OAUTH_TOKEN_URL = fake_upstream.url + "/v1/oauth/token"
+    provider = Provider.objects.create(name="oa-admin", preset="anthropic", kind="anthropic", base_url=fake_upstream.url)
     account = ProviderAccount.objects.create(provider=provider, name="sub", kind="anthropic_oauth")
     change = admin_client.get(f"/admin/accounts/provideraccount/{account.pk}/change/").content.decode()
     assert f"/admin/accounts/provideraccount/{account.pk}/connect/" in change

@@ -3,6 +3,8 @@ request id, a failing database keeps rows (never drops them), a row the database
 
 from decimal import Decimal
 
+import uuid
+
 import orjson
 import pytest
 from django.db import OperationalError
@@ -10,7 +12,18 @@ from django.db import OperationalError
 from usage import ledger
 from usage.ledger import LedgerRow, Writer
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the writer commits, as it does in a server
+# The writer commits, as it does in a server, so these tests work outside a test transaction (`committed`) and
+# remove their own rows after. Not `django_db(transaction=True)`: its flush after each test would wipe the
+# committed end-to-end world the other tests share.
+P = f"lw{uuid.uuid4().hex[:8]}_"
+
+
+@pytest.fixture(autouse=True)
+def own_rows(django_db_setup, committed):
+    yield
+    from usage.models import UsageRecord
+
+    UsageRecord.objects.filter(request_id__startswith=P).delete()
 
 
 def row(request_id, **fields) -> LedgerRow:
@@ -27,25 +40,26 @@ def dead_spool(directory, *records: tuple[str, LedgerRow]) -> None:
 def ids_in_ledger() -> list[str]:
     from usage.models import UsageRecord
 
-    return sorted(UsageRecord.objects.values_list("request_id", flat=True))
+    ours = UsageRecord.objects.filter(request_id__startswith=P).values_list("request_id", flat=True)
+    return sorted(r.removeprefix(P) for r in ours)
 
 
 def test_a_replay_inserts_what_is_missing_and_nothing_twice(tmp_path):
     from usage.models import UsageRecord
 
-    UsageRecord.objects.create(request_id="req_done", ingress_api="openai", http_status=200, outcome="ok")
+    UsageRecord.objects.create(request_id=P + "req_done", ingress_api="openai", http_status=200, outcome="ok")
     dead_spool(
         tmp_path,
-        ("f", row("req_done")),  # committed before the crash, spool not yet truncated
-        ("f", row("req_new", output_tokens=4, cost_usd=Decimal("0.00000032"))),
-        ("s", row("req_killed", outcome="interrupted", input_tokens=9)),
+        ("f", row(P + "req_done")),  # committed before the crash, spool not yet truncated
+        ("f", row(P + "req_new", output_tokens=4, cost_usd=Decimal("0.00000032"))),
+        ("s", row(P + "req_killed", outcome="interrupted", input_tokens=9)),
     )
     writer = Writer(tmp_path)
     writer.adopt_orphans()
     writer.write_backlog()
     assert ids_in_ledger() == ["req_done", "req_killed", "req_new"]
-    assert UsageRecord.objects.get(request_id="req_new").cost_usd == Decimal("0.00000032")
-    killed = UsageRecord.objects.get(request_id="req_killed")
+    assert UsageRecord.objects.get(request_id=P + "req_new").cost_usd == Decimal("0.00000032")
+    killed = UsageRecord.objects.get(request_id=P + "req_killed")
     assert (killed.outcome, killed.input_tokens) == ("interrupted", 9)
     assert not list(tmp_path.glob("999-dead.*"))  # replayed: gone
     writer.adopt_orphans()
@@ -68,7 +82,7 @@ def test_rows_are_kept_while_the_database_fails_and_written_once_it_is_back(tmp_
 
     monkeypatch.setattr(ledger, "_insert", flaky)
     for i in range(3):
-        writer.backlog.append((row(f"req_{i}"), None))
+        writer.backlog.append((row(P + f"req_{i}"), None))
     writer.write_backlog()
     assert len(writer.backlog) == 3 and writer.status()["status"] == "degraded"
     assert "closed the connection" in writer.status()["error"]
@@ -85,12 +99,12 @@ def test_a_row_whose_project_is_gone_is_written_without_it_and_bad_rows_are_kept
 
     monkeypatch.setattr(ledger, "spool_dir", lambda: tmp_path)
     writer = Writer(tmp_path)
-    writer.backlog += [(row("req_orphan", project_id=987654), None), (row("req_fine"), None),
-                       (row("req_bad", input_tokens=-1), None)]  # fmt: skip
+    writer.backlog += [(row(P + "req_orphan", project_id=987654), None), (row(P + "req_fine"), None),
+                       (row(P + "req_bad", input_tokens=-1), None)]  # fmt: skip
     writer.write_backlog()
     assert writer.backlog == []
-    assert UsageRecord.objects.get(request_id="req_orphan").project_id is None
-    assert UsageRecord.objects.filter(request_id="req_fine").exists()
+    assert UsageRecord.objects.get(request_id=P + "req_orphan").project_id is None
+    assert UsageRecord.objects.filter(request_id=P + "req_fine").exists()
     rejected = [orjson.loads(line) for line in (tmp_path / "rejected.jsonl").read_bytes().splitlines()]
-    assert [r["row"]["request_id"] for r in rejected] == ["req_bad"]
+    assert [r["row"]["request_id"] for r in rejected] == [P + "req_bad"]
     writer.finish()
