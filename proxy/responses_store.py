@@ -283,10 +283,14 @@ def _visible(key):
 
 
 def _load(key, response_id: str, fields: tuple[str, ...]):
+    if "\x00" in response_id:  # no stored id has one, and PostgreSQL refuses the query (a 500, found by fuzzing)
+        return None
     return _visible(key).filter(id=response_id).values_list(*fields).first()
 
 
 def _delete(key, response_id: str) -> bool:
+    if "\x00" in response_id:
+        return False
     deleted, _ = _visible(key).filter(id=response_id).only("id").delete()  # only: not the big columns
     return deleted > 0
 

@@ -7,7 +7,8 @@ checks the rest in formats/<api>/caller_request (or request.py) as it converts.
                 (boolean), messages (a list of objects, each with a string `role`)
     openai      model, stream, stream_options (object), max_tokens / max_completion_tokens (integer >= 1),
                 messages (a list of objects with a string `role`)
-    responses   model, stream, stream_options, max_output_tokens (integer >= 1), input (string or list)
+    responses   model, stream, stream_options, max_output_tokens (integer >= 1), input (string or list),
+                previous_response_id (string)
 
 Cost: type checks on the dict orjson already built, two per message; measured (timeit, process time) 0.6 µs for
 a one-message body, 1.8 µs for 20 messages, ~65 ns for each further message (13 µs for 200). A set/map version
@@ -46,6 +47,9 @@ def check(ingress_api: str, body: dict, *, count_tokens: bool = False) -> dict:
         _messages(api, body.get("messages"))
     else:  # responses
         _positive_int(api, body, "max_output_tokens")
+        previous = body.get("previous_response_id")  # resolved by the gateway itself (proxy/responses_store.py)
+        if previous is not None and type(previous) is not str:
+            raise _wrong(api, "previous_response_id", previous, str)
         items = body.get("input")
         if items is not None and type(items) is not str and type(items) is not list:
             raise _wrong(api, "input", items, list, "a string or an array")

@@ -96,3 +96,9 @@ def test_an_upstream_error_page_that_is_not_json_is_rendered_not_relayed(api):
     same = RawError(api=api, status=529, body=b'{"type":"error","error":{"type":"overloaded_error","message":"x"}}',
                     headers={})
     assert formats.get(api).render_error(UpstreamError("busy", raw=same))[1] == same.body  # JSON: byte for byte
+
+
+def test_previous_response_id_must_be_a_string():
+    with pytest.raises(InvalidRequest) as caught:
+        validate.check("responses", {**GOOD["responses"], "previous_response_id": {"id": 1}})
+    assert caught.value.param == "previous_response_id"

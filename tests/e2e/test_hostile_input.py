@@ -294,3 +294,16 @@ def test_nested_types_of_the_wrong_json_type(world, ingress, kind, path, model):
             except AssertionError as exc:
                 failures.append(f"{wrong!r}: {exc}")
     assert not failures, "\n".join(failures)
+
+
+def test_response_ids_with_a_nul_are_not_found_not_500(world):
+    """Found by the fuzzer on PostgreSQL, which refuses a NUL in a query string."""
+    headers = headers_for(world, "responses")
+    for method, path in (("GET", "/v1/responses/resp_%00x"), ("DELETE", "/v1/responses/resp_%00x"),
+                         ("GET", "/v1/responses/resp_%00x/input_items")):  # fmt: skip
+        assert_clean("responses", httpx.request(method, world.url + path, headers=headers), status=404)
+    body = {"model": "gw-openai", "input": "hi", "previous_response_id": "resp_\u0000x"}
+    for path in ("/v1/responses", "/v1/responses/input_tokens"):
+        response = post(world, "responses", path, json.dumps(body).encode())
+        assert_clean("responses", response)
+        assert response.status_code in (400, 404)
