@@ -3,7 +3,7 @@ request is routed, admitted or sent: a wrong type there is the caller's 400 in i
 the gateway or a confusing error from the upstream. Everything else passes through untouched; the translated path
 checks the rest in formats/<api>/caller_request (or request.py) as it converts.
 
-    anthropic   model (non-empty string), max_tokens (integer >= 1; required for /v1/messages), stream
+    anthropic   model (non-empty string, no NUL: it is written to the ledger), max_tokens (integer >= 1; required for /v1/messages), stream
                 (boolean), messages (a list of objects, each with a string `role`)
     openai      model, stream, stream_options (object), max_tokens / max_completion_tokens (integer >= 1),
                 messages (a list of objects with a string `role`)
@@ -57,13 +57,18 @@ def check(ingress_api: str, body: dict, *, count_tokens: bool = False) -> dict:
 
 
 def _model(api: str, model) -> None:
-    if type(model) is str and model:
+    if type(model) is str and model and "\x00" not in model:  # a NUL: PostgreSQL refuses it in the ledger row
         return
     if model is None:
         raise InvalidRequest(_required(api, "model"), param="model")
     if type(model) is str:
         wanted = "at least 1 character long" if api == "anthropic" else "a non-empty string"
-        raise InvalidRequest(_message(api, "model", wanted, "an empty string"), param="model")
+        got = "an empty string" if not model else "a NUL character"
+        if model and api == "anthropic":
+            wanted = "a string without NUL characters"
+        elif model:
+            wanted = "a model name without NUL characters"
+        raise InvalidRequest(_message(api, "model", wanted, got), param="model")
     raise _wrong(api, "model", model, str)
 
 

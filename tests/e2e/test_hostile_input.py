@@ -307,3 +307,15 @@ def test_response_ids_with_a_nul_are_not_found_not_500(world):
         response = post(world, "responses", path, json.dumps(body).encode())
         assert_clean("responses", response)
         assert response.status_code in (400, 404)
+
+
+@pytest.mark.parametrize(("ingress", "kind", "path", "model"), PATHS[::2], ids=PATH_IDS[::2])
+def test_a_nul_in_the_model_name_is_400_and_the_ledger_keeps_writing(world, ledger, ingress, kind, path, model):
+    """The requested model goes into the ledger row; PostgreSQL refuses a NUL there, which would have held the
+    writer's batch back (and every row after it) for as long as it retried."""
+    response = post(world, ingress, path, json.dumps({**base_body(ingress, model), "model": model + "\u0000"}).encode())
+    assert_clean(ingress, response, status=400)
+    assert "model" in response.json()["error"]["message"]
+    good = post(world, ingress, path, json.dumps(base_body(ingress, model)).encode())
+    assert good.status_code == 200
+    ledger(good.headers["request-id" if ingress == "anthropic" else "x-request-id"])  # written
