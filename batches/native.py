@@ -15,6 +15,7 @@ Upstream custom ids are `i<item id>`: valid for both APIs whatever the caller's 
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 import orjson
@@ -24,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.keys import key_by_id
-from proxy import formats, ids, routing, upstreams
+from proxy import formats, ids, policies, routing, upstreams
 from proxy.attempts import target_options
 from proxy.errors import GatewayError
 from usage import ledger, pricing
@@ -219,24 +220,28 @@ def poll(batch: Batch) -> bool:
         return False
     snapshot = async_to_sync(routing.snapshot)()
     items = {f"i{item.id}": item for item in BatchItem.objects.filter(batch_id=batch.id, status="running")}
+    spent = Decimal(0)
     for custom_id, kind, status, body in results:
         item = items.get(custom_id)
         if item is not None:
-            _settle(batch, item, kind, status, body, snapshot)
+            spent += _settle(batch, item, kind, status, body, snapshot)
+    if spent:  # native items were never admitted: their cost still counts against the key's and project's budgets
+        policies.charge_now([(key_by_id(batch.api_key_id), spent)])
     services.finish_if_done(batch.id)
     return True
 
 
-def _settle(batch, item, kind: str, status: int, body, snapshot) -> None:
-    """The item's outcome first (only if it is still open: a second poll changes nothing), then its row."""
+def _settle(batch, item, kind: str, status: int, body, snapshot) -> Decimal:
+    """The item's outcome first (only if it is still open: a second poll changes nothing), then its row.
+    Returns the cost recorded (0 when nothing was)."""
     fields, usage, error = _outcome(batch, item, kind, status, body)
     request_id = ids.request_id()
     now = timezone.now()
     if not BatchItem.objects.filter(id=item.id, status="running").update(
             request_id=request_id, ended_at=now, lease_until=None, **fields):
-        return
+        return Decimal(0)
     if kind in ("canceled", "expired"):
-        return  # never ran: nothing to record
+        return Decimal(0)  # never ran: nothing to record
     alias, remote_model = batch.native["models"].get(str(item.id), ["", ""])
     price = snapshot.price(remote_model, timezone.localdate())
     cost = pricing.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
@@ -250,8 +255,8 @@ def _settle(batch, item, kind: str, status: int, body, snapshot) -> None:
                cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
                cost_usd=cost, attempts=1, batch_id=batch.id, user_agent="gatehouse native batch",
                error_type=error.kind if error else "", error_message=error.message[:300] if error else "")
-    row_type = getattr(ledger, "LedgerRow", None)  # the durable ledger takes a typed row; the older one a dict
-    ledger.record(row_type(**row) if row_type else row)
+    ledger.record(ledger.LedgerRow(**row))
+    return cost
 
 
 def _account_name(batch) -> str:

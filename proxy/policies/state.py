@@ -127,6 +127,10 @@ class State(Protocol):
 
     async def seed_budget(self, key: str, spent: int, expires_at: int) -> None: ...
 
+    async def budget_add(self, keys: list[str], spent: int) -> None:
+        """Spending that was never admitted (a native upstream batch's results) added to the running totals; a
+        total not running yet is left alone: it is seeded from the ledger, which has the spending."""
+
     async def breaker_failure(self, account_id: int, *, threshold: int, window_s: float, cooldown_s: float,
                               now: float | None = None) -> BreakerState: ...
 
@@ -421,6 +425,12 @@ class LocalState:
         with self._lock:
             if key not in self._budgets:
                 self._budgets[key] = _Budget(spent, expires_at + GRACE_S)
+
+    async def budget_add(self, keys: list[str], spent: int) -> None:
+        with self._lock:
+            for key in keys:
+                if key in self._budgets:
+                    self._budgets[key].spent += spent
 
     def _live_breaker(self, account_id: int, now: float) -> _Breaker | None:
         br = self._breakers.get(account_id)
@@ -722,6 +732,13 @@ redis.call('EXPIREAT', KEYS[1], ARGV[2])
 return 1
 """)
 
+_ADD = _Script("""
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HINCRBY', KEYS[i], 's', ARGV[1]) end
+end
+return 1
+""")
+
 
 class RedisState:
     """The policy state in Redis, shared by every process. One client per running event loop (a client's
@@ -824,6 +841,9 @@ class RedisState:
 
     async def seed_budget(self, key: str, spent: int, expires_at: int) -> None:
         await self._eval(_SEED, [1, self.prefix + "b:" + key, spent, expires_at + GRACE_S])
+
+    async def budget_add(self, keys: list[str], spent: int) -> None:
+        await self._eval(_ADD, [len(keys), *(self.prefix + "b:" + k for k in keys), spent])
 
     def _breaker_keys(self, account_id: int) -> tuple[str, str]:
         return f"{self.prefix}k:{account_id}", f"{self.prefix}kp:{account_id}"
@@ -969,6 +989,9 @@ class FallbackState:
 
     async def seed_budget(self, key, spent, expires_at) -> None:
         return await self._call("seed_budget", key, spent, expires_at)
+
+    async def budget_add(self, keys, spent) -> None:
+        return await self._call("budget_add", keys, spent)
 
     async def breaker_failure(self, account_id, *, threshold, window_s, cooldown_s, now=None) -> BreakerState:
         return await self._call("breaker_failure", account_id, threshold=threshold, window_s=window_s,

@@ -443,6 +443,35 @@ def test_a_batch_for_an_anthropic_upstream_goes_there_as_one_native_batch_at_the
     assert len([b for b in _fake_batches(bw) if b["id"] not in before]) == 2
 
 
+def test_native_batch_spending_counts_against_the_budgets(bw, committed):
+    """Native items are never admitted one by one: their cost, known when the results arrive, is added to the
+    running budget totals of the key and its project (in Redis, shared by the server and the worker)."""
+    import redis
+
+    from proxy.policies.budgets import nanos
+
+    project = pw.project(monthly_budget_usd=Decimal("50"))
+    secret = pw.key(project, monthly_budget_usd=Decimal("40"))
+    pw.wait_for_config(bw.url, secret, bw.claude)
+    client = bw.anthropic(secret)
+    client.messages.create(**_anthropic_params(bw.claude, "SAY: live"))  # starts the running totals
+    store = redis.Redis.from_url(bw.env["REDIS_URL"])
+
+    def totals() -> dict[str, int]:
+        keys = [k.decode() for k in store.scan_iter(match="gh:b:budget:*:m:*") if f":p:{project.id}:" in k.decode()
+                or f":k:{project.keys.get().id}:" in k.decode()]  # fmt: skip
+        return {k: int(store.hget(k, "s") or 0) for k in keys}
+
+    before = _wait(totals, lambda t: len(t) == 2 and all(t.values()), timeout=10, what="the live request's totals")
+    batch = client.messages.batches.create(requests=[
+        {"custom_id": f"b{i}", "params": _anthropic_params(bw.claude, f"SAY: native budget {i}")} for i in range(3)])
+    _wait(lambda: client.messages.batches.retrieve(batch.id), lambda b: b.processing_status == "ended")
+    spent = nanos(sum((r.cost_usd for r in _ledger(batch.id, 3)), Decimal(0)))
+    assert spent > 0
+    after = _wait(totals, lambda t: all(t[k] >= before[k] + spent for k in before), timeout=10, what="the totals")
+    assert {k: after[k] - before[k] for k in before} == dict.fromkeys(before, spent)
+
+
 def test_a_batch_for_a_batch_capable_openai_upstream_goes_there_through_files_and_batches(bw, committed):
     before = {b["id"] for b in _fake_batches(bw)}
     client = bw.anthropic()  # an Anthropic caller, translated to the OpenAI upstream's batch lines
