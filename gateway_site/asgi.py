@@ -44,7 +44,7 @@ from django.conf import settings  # noqa: E402
 from gateway_site.routing import websocket_urlpatterns  # noqa: E402
 from proxy import api as proxy_api  # noqa: E402
 from proxy import auth  # noqa: E402
-from proxy.errors import GatewayError, RequestTooLarge  # noqa: E402
+from proxy.errors import GatewayError, RequestTooLarge, unexpected  # noqa: E402
 
 # The paths served without middleware: the model API and the probes. Everything else (the admin, its static
 # files, /docs, /openapi.json and whatever is added later) goes through settings.MIDDLEWARE as usual.
@@ -66,32 +66,33 @@ class BareASGIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope, receive, send):
-        refusal = await _gate(scope)  # from the headers alone: nothing of the body is read for a refused request
+        try:
+            refusal = await _gate(scope)  # from the headers alone: nothing of the body is read for a refused request
+        except Exception as exc:  # the key store unreachable (database down): an error in the caller's format
+            refusal = _error(scope, unexpected(exc, "checking an API key"))
         if refusal is not None:
-            await self.send_response(refusal, send)
+            await self.send_response(_secured(scope, refusal), send)
             return
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
         except RequestTooLarge as err:
-            await self.send_response(_error(scope, err), send)
+            await self.send_response(_secured(scope, _error(scope, err)), send)
             return
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
-            error_response = _api_json(scope, error_response)
+            error_response = _secured(scope, _api_json(scope, error_response))
             await self.send_response(error_response, send)
             error_response.close()
             return
 
         async def process_request():
-            response = _api_json(scope, await self.run_get_response(request))
+            response = _secured(scope, _api_json(scope, await self.run_get_response(request)))
             if not response.streaming and not response.has_header("Content-Length"):
                 response["Content-Length"] = str(len(response.content))  # CommonMiddleware's job, skipped here
-            for name, value in _security_headers(scope):  # SecurityMiddleware's and XFrameOptions' job
-                response.headers.setdefault(name, value)
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:
@@ -195,6 +196,13 @@ def _api_json(scope, response):
     return rendered
 
 
+def _secured(scope, response):
+    """Every answer under the API paths carries the headers SecurityMiddleware and XFrameOptions would add."""
+    for name, value in _security_headers(scope):
+        response.headers.setdefault(name, value)
+    return response
+
+
 def _security_headers(scope) -> list[tuple[str, str]]:
     """What SecurityMiddleware and XFrameOptionsMiddleware would add, computed once from the settings."""
     global _SECURITY
@@ -249,7 +257,7 @@ async def lifespan(scope, receive, send):
 if "daphne.http_protocol" in sys.modules:  # served by daphne: refuse at the headers, before twisted reads a body
     from gateway_site import daphne_guard
 
-    daphne_guard.install(needs_key)
+    daphne_guard.install(needs_key, _security_headers)
 
 # No broker, no beat: the web process runs the nightly rollup itself (usage/scheduler.py says when).
 from usage import scheduler as usage_scheduler  # noqa: E402

@@ -38,10 +38,16 @@ LINGER_SECONDS = 1.0
 LOOKUP_ABOVE_BYTES = 64 * 1024
 
 
-def install(is_api_path) -> None:
-    """Patch daphne's request class once; `is_api_path(path)` says which paths need a key."""
+_security_headers = None  # scope -> [(name, value)]: the headers every API answer carries (gateway_site/asgi.py)
+
+
+def install(is_api_path, security_headers) -> None:
+    """Patch daphne's request class once; `is_api_path(path)` says which paths need a key, and
+    `security_headers(scope)` what a refusal carries like any other answer."""
+    global _security_headers
     from daphne.http_protocol import WebRequest
 
+    _security_headers = security_headers
     if getattr(WebRequest, "_gatehouse_guard", False):
         return
     got_length, handle_chunk, process = WebRequest.gotLength, WebRequest.handleContentChunk, WebRequest.process
@@ -148,6 +154,7 @@ def _refuse(request, headers: dict[str, str], err) -> None:
     response = proxy_api.error_response(request._gh_path, headers, err)
     head = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
     head += [f"{name}: {value}" for name, value in response.items()]
+    head += [f"{name}: {value}" for name, value in _security_headers({"scheme": "https" if request.isSecure() else "http"})]
     head += [f"Content-Length: {len(response.content)}", "Connection: close", "", ""]
     request.channel.transport.write("\r\n".join(head).encode("latin-1") + response.content)
     reactor.callLater(LINGER_SECONDS, _close, request)

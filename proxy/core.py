@@ -1,10 +1,12 @@
 """The request core: one chat request from an authenticated key to its answer, with no HTTP in sight.
 
     run(key, ingress, body) ->
+        validate   the fields the gateway itself relies on, on every path (proxy/validate.py)
+        [choose]   smart routing may pick another model for this project (proxy/optimize)
         route      the alias -> targets and accounts (proxy/routing.py)
         admit      rate limits, concurrency, budget reservation, account health (proxy/policies)
-        [ cache lookup and request transforms plug in here: they may answer without an upstream, or edit
-          `body`, and must record what they saved on `call` ]
+        [optimize] the response cache may answer here; token reduction may edit `body` (proxy/optimize;
+                   a project without any layer pays one `is None` check for both)
         attempts   select an account, send, classify, back off, fail over (proxy/attempts.py)
         relay      the upstream's answer in the caller's format, complete or streamed (proxy/relay.py)
         settle     real tokens and exact cost against the reservations            } call.finish
@@ -82,24 +84,16 @@ async def run(
             plan.keep(content, call)
         return Result(200, headers, content=content)
     except GatewayError as err:
-        status = ingress.render_error(err)[0]  # the status the client gets (e.g. 529 vs 503, 402 vs 429)
-        call.finish(status=status, outcome=outcome_of(err), error=err)
-        err.headers = {**headers, **_limit_headers(call, ingress), **err.headers}
+        _failed(call, ingress, err, headers, with_limits=True)
         raise
     except asyncio.CancelledError:  # the client went away before the response started
         if not relay.ended_by_shutdown():
             call.finish(status=499, outcome="cancelled")
             raise
-        err = relay.shutdown_error()
-        call.finish(status=ingress.render_error(err)[0], outcome="interrupted", error=err)
-        err.headers = headers
-        raise err from None
+        raise _failed(call, ingress, relay.shutdown_error(), headers, outcome="interrupted") from None
     except Exception as exc:
         err = unexpected(exc, f"{ingress_api} request {call.request_id}")  # a 500, or a 400 for what it can name
-        status = ingress.render_error(err)[0]
-        call.finish(status=status, outcome="upstream_error" if status >= 500 else outcome_of(err), error=err)
-        err.headers = headers
-        raise err from None
+        raise _failed(call, ingress, err, headers) from None  # its kind makes a 500 an upstream_error
     finally:
         relay.untrack()  # a stream registers again while it is relayed
 
@@ -142,6 +136,16 @@ def _today() -> date:
 
 
 _day: tuple[float, date] = (-2.0, date.min)
+
+
+def _failed(call: Call, ingress, err: GatewayError, headers: dict, *, outcome: str = "", with_limits=False) -> GatewayError:
+    """Record a request that ends in an error, with the status its caller gets (e.g. 529 vs 503, 402 vs 429),
+    and give the error the response headers gathered so far (request id; limits once admitted)."""
+    status = ingress.render_error(err)[0]
+    call.finish(status=status, outcome=outcome or outcome_of(err), error=err)
+    limits = _limit_headers(call, ingress) if with_limits else {}
+    err.headers = {**headers, **limits, **err.headers}
+    return err
 
 
 def _limit_headers(call: Call, ingress) -> dict[str, str]:
