@@ -36,6 +36,16 @@ def _apply(section: str, item: dict) -> None:
         raise invalid(e.problems) from None
 
 
+def _create(section: str, body: dict, model, name_field: str, load):
+    """A new object from a config-shaped body (409 when its name is taken), loaded back for the answer."""
+    name = body.get(name_field)
+    if isinstance(name, str) and model.objects.filter(**{name_field: name}).exists():
+        raise ManagementError(409, "conflict", f"{model._meta.verbose_name} {name!r} exists")
+    with transaction.atomic():
+        _apply(section, body)
+        return load(name)
+
+
 def _mentions_environment(value) -> bool:
     if isinstance(value, dict):
         return "api_key_env" in value or any(_mentions_environment(v) for v in value.values())
@@ -92,12 +102,7 @@ def projects_list(request: HttpRequest, cursor: str | None = None, limit: int = 
 @idempotent
 @audited
 def projects_create(request: HttpRequest):
-    body = json_body(request)
-    if Project.objects.filter(slug=body.get("slug")).exists():
-        raise ManagementError(409, "conflict", f"project {body['slug']!r} exists")
-    with transaction.atomic():
-        _apply("projects", body)
-        project = Project.objects.get(slug=body["slug"])
+    project = _create("projects", json_body(request), Project, "slug", lambda slug: Project.objects.get(slug=slug))
     return JsonResponse(project_out(project), status=201)
 
 
@@ -345,12 +350,7 @@ def providers_list(request: HttpRequest, cursor: str | None = None, limit: int =
 @idempotent
 @audited
 def providers_create(request: HttpRequest):
-    body = _writable(json_body(request))
-    if Provider.objects.filter(name=body.get("name")).exists():
-        raise ManagementError(409, "conflict", f"provider {body['name']!r} exists")
-    with transaction.atomic():
-        _apply("providers", body)
-        provider = _provider(body["name"])
+    provider = _create("providers", _writable(json_body(request)), Provider, "name", _provider)
     return JsonResponse(provider_out(provider), status=201)
 
 
@@ -459,11 +459,7 @@ def routes_list(request: HttpRequest, cursor: str | None = None, limit: int = 50
 @audited
 def routes_create(request: HttpRequest):
     body = {k: v for k, v in json_body(request).items() if k != "id"}
-    if ModelRoute.objects.filter(alias=body.get("alias")).exists():
-        raise ManagementError(409, "conflict", f"route {body['alias']!r} exists")
-    with transaction.atomic():
-        _apply("models", body)
-        route = _routes().get(alias=body["alias"])
+    route = _create("models", body, ModelRoute, "alias", lambda alias: _routes().get(alias=alias))
     return JsonResponse(route_out(route), status=201)
 
 
