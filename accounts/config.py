@@ -85,6 +85,8 @@ class PriceSpec:
     cache_read_per_mtok: Decimal
     cache_write_per_mtok: Decimal
     effective_from: date | None  # None: today, unless the current price already matches
+    cache_write_1h_per_mtok: Decimal | None = None  # None: the 5-minute cache write rate
+    batch_discount: Decimal = Decimal(0)  # fraction off for a provider's native batch API (0.5: half price)
 
 
 @dataclass
@@ -268,6 +270,7 @@ RETRY_FIELDS = {"max_attempts", "base_ms", "cap_ms", "deadline_seconds"}
 STRATEGIES = ("priority", "weighted", "least_busy", "round_robin")
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
 PRICE_FIELDS = {"model", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
+                "cache_write_1h_per_mtok", "batch_discount",
                 "effective_from"}  # fmt: skip
 PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd",
                   "budget_alert_percent", "allowed_models", "optimize"}  # fmt: skip
@@ -383,7 +386,11 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
                 for f in ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
             },
             effective_from=_date(r, item, "effective_from", path),
+            cache_write_1h_per_mtok=r.number(item, "cache_write_1h_per_mtok", path, None, kind=Decimal, places=6),
+            batch_discount=r.number(item, "batch_discount", path, 0, kind=Decimal, places=4),
         )
+        if price.batch_discount > 1:
+            r.fail(f"{path}.batch_discount", "a fraction from 0 to 1 (0.5 = half price)")
         if (price.model, price.effective_from) in seen_prices:
             r.fail(f"{path}.model", f"duplicate price for {price.model!r} from {price.effective_from or 'today'}")
         seen_prices.add((price.model, price.effective_from))

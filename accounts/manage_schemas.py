@@ -188,6 +188,8 @@ class PriceIn(Schema):
     output_per_mtok: str = "0"
     cache_read_per_mtok: str = "0"
     cache_write_per_mtok: str = "0"
+    cache_write_1h_per_mtok: str | None = None
+    batch_discount: str = "0"
     effective_from: date | None = None
 
 

@@ -30,8 +30,10 @@ PRICE_RATES = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cach
 
 
 def price_out(price: ModelPrice) -> dict:
+    one_hour = price.cache_write_1h_per_mtok
     return {"id": price.id, "model": price.model, **{f: str(getattr(price, f)) for f in PRICE_RATES},
-            "effective_from": price.effective_from.isoformat()}  # fmt: skip
+            "cache_write_1h_per_mtok": None if one_hour is None else str(one_hour),
+            "batch_discount": str(price.batch_discount), "effective_from": price.effective_from.isoformat()}  # fmt: skip
 
 
 @router.get(

@@ -42,6 +42,8 @@ def prices_apply(sender, *, config, counts, upsert, **kwargs) -> None:
             "output_per_mtok": spec.output_per_mtok,
             "cache_read_per_mtok": spec.cache_read_per_mtok,
             "cache_write_per_mtok": spec.cache_write_per_mtok,
+            "cache_write_1h_per_mtok": spec.cache_write_1h_per_mtok,
+            "batch_discount": spec.batch_discount,
         }
         if spec.effective_from is None:
             current = ModelPrice.objects.filter(model=spec.model, effective_from__lte=today).first()

@@ -259,9 +259,12 @@ def test_provider_route_and_price_through_the_api_serve_requests(world, manage, 
     _error(manage.read.get(f"/providers/{name}"), 404, "not_found")
 
     price = manage.post("/prices", json={"model": f"m-{alias}", "input_per_mtok": "1.25", "output_per_mtok": 5,
+                                         "cache_write_1h_per_mtok": "2.5", "batch_discount": "0.5",
                                          "effective_from": "2026-01-01"})  # fmt: skip
     assert price.status_code == 201, price.text
     assert price.json()["input_per_mtok"] == "1.250000" and price.json()["effective_from"] == "2026-01-01"
+    assert (price.json()["cache_write_1h_per_mtok"], price.json()["batch_discount"]) == ("2.500000", "0.5000")
+    _error(manage.post("/prices", json={"model": "x", "batch_discount": "1.5"}), 422, "invalid_request_error")
     assert manage.read.get("/prices", params={"model": f"m-{alias}"}).json()["data"][0]["id"] == price.json()["id"]
     _error(manage.post("/prices", json={"model": "x", "input_per_mtok": "NaN"}), 422, "invalid_request_error")
 
