@@ -49,7 +49,29 @@ def _base_url(request: HttpRequest) -> str:
 # --- Anthropic Message Batches ----------------------------------------------------------------------------------
 
 
-@router.post("/v1/messages/batches", auth=KEY, summary="Create a Message Batch (Anthropic)")
+ANTHROPIC_CREATE = {  # documentation only (the OpenAPI page, the fuzz suite): batches/validate.py checks bodies
+    "type": "object",
+    "required": ["requests"],
+    "properties": {"requests": {"type": "array", "minItems": 1, "items": {
+        "type": "object", "required": ["custom_id", "params"],
+        "properties": {"custom_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                       "params": {"type": "object", "description": "A Messages request body (stream: false)."}}}}},
+}  # fmt: skip
+OPENAI_CREATE = {
+    "type": "object",
+    "required": ["input_file_id", "endpoint", "completion_window"],
+    "properties": {"input_file_id": {"type": "string"}, "endpoint": {"type": "string", "enum": ["/v1/chat/completions"]},
+                   "completion_window": {"type": "string", "enum": ["24h"]},
+                   "metadata": {"type": "object", "additionalProperties": {"type": "string"}}},
+}  # fmt: skip
+
+
+def _json_request(schema: dict) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@router.post("/v1/messages/batches", auth=KEY, summary="Create a Message Batch (Anthropic)",
+             openapi_extra=_json_request(ANTHROPIC_CREATE))
 async def anthropic_create(request: HttpRequest):
     body, snapshot = _json_body(request), await routing.snapshot()
     items = await sync_to_async(validate.anthropic_requests, thread_sensitive=False)(body, snapshot, request.auth)
@@ -171,7 +193,8 @@ def _openai_list(data: list[dict], has_more: bool) -> dict:
 # --- OpenAI Batches -------------------------------------------------------------------------------------------------
 
 
-@router.post("/v1/batches", auth=KEY, summary="Create a batch from an uploaded file (OpenAI)")
+@router.post("/v1/batches", auth=KEY, summary="Create a batch from an uploaded file (OpenAI)",
+             openapi_extra=_json_request(OPENAI_CREATE))
 async def openai_create(request: HttpRequest):
     body, snapshot = _json_body(request), await routing.snapshot()
     endpoint = body.get("endpoint")
