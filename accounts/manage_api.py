@@ -19,21 +19,10 @@ from ninja import Router
 
 from . import manage_schemas as S
 from . import services
-from .config import ConfigError
-from .manage_common import ManagementError, audited, idempotent, invalid, json_body, not_found, page
+from .manage_common import ManagementError, audited, config_item_apply, idempotent, invalid, json_body, not_found, page
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, split_aliases
 
 router = Router(tags=["projects, keys, providers, routes"])
-
-
-def _apply(section: str, item: dict) -> None:
-    """One object through the config file's validator and writer, all or nothing."""
-    if _mentions_environment(item):
-        raise invalid(["${VAR} and api_key_env are for config files; send the value itself (api_key)"])  # fmt: skip
-    try:
-        services.config_apply({section: [item]}, environ={})
-    except ConfigError as e:
-        raise invalid(e.problems) from None
 
 
 def _create(section: str, body: dict, model, name_field: str, load):
@@ -42,16 +31,8 @@ def _create(section: str, body: dict, model, name_field: str, load):
     if isinstance(name, str) and model.objects.filter(**{name_field: name}).exists():
         raise ManagementError(409, "conflict", f"{model._meta.verbose_name} {name!r} exists")
     with transaction.atomic():
-        _apply(section, body)
+        config_item_apply(section, body)
         return load(name)
-
-
-def _mentions_environment(value) -> bool:
-    if isinstance(value, dict):
-        return "api_key_env" in value or any(_mentions_environment(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_mentions_environment(v) for v in value)
-    return isinstance(value, str) and "${" in value
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -126,7 +107,7 @@ def projects_update(request: HttpRequest, slug: str):
     with transaction.atomic():
         project = Project.objects.select_for_update().filter(slug=slug).first() or _project(slug)
         merged = {k: v for k, v in project_out(project).items() if k in PROJECT_EDITABLE or k == "slug"}
-        _apply("projects", {**merged, **body})
+        config_item_apply("projects", {**merged, **body})
         project.refresh_from_db()
     return project_out(project)
 
@@ -374,7 +355,7 @@ def providers_update(request: HttpRequest, name: str):
         provider = Provider.objects.select_for_update().get(name=name)
         kept = {h: provider.extra_headers[h] for h in hidden if h in provider.extra_headers}  # "(hidden)": unchanged
         body["extra_headers"] = {**(body.get("extra_headers") or {}), **kept}
-        _apply("providers", body)
+        config_item_apply("providers", body)
     return provider_out(_provider(name))
 
 
@@ -481,7 +462,7 @@ def routes_update(request: HttpRequest, route_id: int):
     if body.setdefault("alias", route.alias) != route.alias:
         raise invalid(["alias: cannot change; create a new route"])
     with transaction.atomic():
-        _apply("models", body)
+        config_item_apply("models", body)
     return route_out(_route(route_id))
 
 

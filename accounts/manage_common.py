@@ -27,7 +27,8 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from ninja.security.base import AuthBase
 
-from . import api_tokens, audit, crypto
+from . import api_tokens, audit, crypto, services
+from .config import ConfigError
 from .models import IdempotentResponse, ManagementToken
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -95,6 +96,26 @@ def json_body(request: HttpRequest) -> dict:
     if not isinstance(data, dict):
         raise ManagementError(400, "invalid_request_error", "the body must be a JSON object")
     return data
+
+
+def config_item_apply(section: str, item: dict) -> None:
+    """One object through the config file's validator and writer (accounts.services.config_apply), all or
+    nothing. `${VAR}` and `api_key_env` are config-file features: over the API they would read the server's
+    environment, so they are refused."""
+    if _mentions_environment(item):
+        raise invalid(["${VAR} and api_key_env are for config files; send the value itself (api_key)"])
+    try:
+        services.config_apply({section: [item]}, environ={})
+    except ConfigError as e:
+        raise invalid(e.problems) from None
+
+
+def _mentions_environment(value) -> bool:
+    if isinstance(value, dict):
+        return "api_key_env" in value or any(_mentions_environment(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_environment(v) for v in value)
+    return isinstance(value, str) and "${" in value
 
 
 # --- cursor pages ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 (capability `supports_batches`: Anthropic's Message Batches, or an OpenAI-compatible server's Files + Batches),
 the gateway submits ONE batch upstream (items translated where the caller's API differs), beat polls it
 (`tasks.tick`), and the results are mapped back by item, each recorded in the ledger with the provider's batch
-discount (usage.pricing.cost(batch=True)). Otherwise the batch runs item by item (batches/runner.py).
+discount (usage.pricing.usage_cost(batch=True)). Otherwise the batch runs item by item (batches/runner.py).
 
     submit(batch_id)  -> True when the batch went upstream (the `start` task then has nothing to fan out)
     poll_all()        every native batch still open: fetch its upstream status, and its results once ended
@@ -244,9 +244,7 @@ def _settle(batch, item, kind: str, status: int, body, snapshot) -> Decimal:
         return Decimal(0)  # never ran: nothing to record
     alias, remote_model = batch.native["models"].get(str(item.id), ["", ""])
     price = snapshot.price(remote_model, timezone.localdate())
-    cost = pricing.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                        cache_read=usage.cache_read_tokens, cache_write=usage.cache_write_tokens, price=price,
-                        batch=True)  # the provider's batch discount (ModelPrice.batch_discount)
+    cost = pricing.usage_cost(usage, price, batch=True)  # the provider's batch discount (ModelPrice.batch_discount)
     row = dict(request_id=request_id, ingress_api=batch.ingress_api, http_status=fields["status_code"],
                outcome="ok" if kind == "succeeded" else "client_error" if status < 500 else "upstream_error",
                created_at=now, project_id=batch.project_id, api_key_id=batch.api_key_id, alias=alias[:200],

@@ -122,15 +122,7 @@ class Call:
         ledger.snapshot(self.row(status, "interrupted", None, self._cost()))
 
     def _cost(self):
-        usage = self.usage
-        return pricing.cost(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read=usage.cache_read_tokens,
-            cache_write=usage.cache_write_tokens,
-            cache_write_1h=usage.cache_write_1h_tokens,
-            price=self.price,
-        )
+        return pricing.usage_cost(self.usage, self.price)
 
     def stream_failure(self, events) -> GatewayError | None:
         return next((e.error for e in events if isinstance(e, StreamError)), None)

@@ -15,10 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import Router
 
-from accounts import services
-from accounts.config import ConfigError
 from accounts import manage_schemas as S
-from accounts.manage_common import ManagementError, audited, idempotent, invalid, json_body, not_found, page
+from accounts.manage_common import ManagementError, audited, config_item_apply, idempotent, json_body, not_found, page
 from accounts.models import ApiKey, Project
 
 from . import selectors
@@ -56,13 +54,8 @@ def prices_list(request: HttpRequest, cursor: str | None = None, limit: int = 50
 @audited
 def prices_create(request: HttpRequest):
     body = json_body(request)
-    if any(isinstance(v, str) and "${" in v for v in body.values()):
-        raise invalid(["${VAR} is for config files"])
     with transaction.atomic():
-        try:
-            services.config_apply({"prices": [body]}, environ={})
-        except ConfigError as e:
-            raise invalid(e.problems) from None
+        config_item_apply("prices", body)
         on = date.fromisoformat(str(body["effective_from"])) if body.get("effective_from") else None
         prices = ModelPrice.objects.filter(model=body["model"], **({"effective_from": on} if on else {}))
         price = prices.order_by("-effective_from").first()

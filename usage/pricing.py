@@ -81,6 +81,14 @@ def cost(
     return (total / MILLION).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+def usage_cost(usage, price, *, batch: bool = False) -> Decimal:
+    """`cost` of a request's usage (proxy.canonical.Usage: input, output, cache read, cache write and its
+    one-hour part), so callers cannot leave a figure out."""
+    return cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cache_read=usage.cache_read_tokens,
+                cache_write=usage.cache_write_tokens, cache_write_1h=usage.cache_write_1h_tokens, price=price,
+                batch=batch)  # fmt: skip
+
+
 def price_on(model: str, day: date):
     """The ModelPrice in effect for `model` on `day`, or None. One indexed query (model, effective_from)."""
     from .models import ModelPrice

@@ -191,8 +191,7 @@ def keep(key: str, ttl: int, content: bytes, call) -> None:
     if not call.succeeded or len(content) > MAX_ENTRY_BYTES:
         return
     usage = call.usage
-    cost = pricing.cost(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                        cache_read=usage.cache_read_tokens, cache_write=usage.cache_write_tokens, price=call.price)  # fmt: skip
+    cost = pricing.usage_cost(usage, call.price)
     tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
     entry = {"b": content.decode(), "c": str(cost), "t": tokens, "m": call.remote_model, "p": call.provider}
     task = asyncio.ensure_future(store().set(key, orjson.dumps(entry), ttl))
