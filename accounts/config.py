@@ -447,8 +447,8 @@ def _headers(r: _Reader, item: dict, path: str) -> dict:
 OPTIMIZE_FLAGS = ("response_cache_any", "cache_breakpoints", "stable_prefix", "strip_boilerplate",
                   "dedupe_tool_results", "diff_first")  # fmt: skip
 OPTIMIZE_NUMBERS = ("response_cache_ttl", "cap_system_chars", "cap_message_chars", "cap_tool_result_chars",
-                    "prune_max_tokens", "long_context_tokens", "complexity_threshold")  # fmt: skip
-OPTIMIZE_LISTS = ("response_cache_models", "boilerplate_markers", "complexity_keywords")
+                    "cap_tool_description_chars", "prune_max_tokens", "long_context_tokens", "complexity_threshold")  # fmt: skip
+OPTIMIZE_LISTS = ("response_cache_models", "boilerplate_markers", "complexity_keywords", "drop_tools")
 OPTIMIZE_ALIASES = ("route_background", "route_think", "route_long_context", "route_web_search", "route_complex",
                     "route_default")  # fmt: skip
 

@@ -336,6 +336,16 @@ class ProjectOptimization(models.Model):
     cap_system_chars = models.PositiveIntegerField("cap system prompt (chars)", null=True, blank=True)
     cap_message_chars = models.PositiveIntegerField("cap user message (chars)", null=True, blank=True)
     cap_tool_result_chars = models.PositiveIntegerField("cap tool result (chars)", null=True, blank=True)
+    cap_tool_description_chars = models.PositiveIntegerField(
+        "cap tool descriptions (chars)", null=True, blank=True, validators=[MinValueValidator(100)],
+        help_text="Cut each tool's description (and each parameter's) to this many characters, whole paragraphs "
+        "first. Changes what the model is told about its tools; empty = never.",
+    )
+    drop_tools = models.TextField(
+        "drop tools", blank=True,
+        help_text="Tool names or patterns (Cron*, *Worktree) removed from every request, separated by commas or "
+        "new lines; a tool the conversation already calls is kept.",
+    )
     dedupe_tool_results = models.BooleanField("de-duplicate tool results", default=False)
     prune_max_tokens = models.PositiveIntegerField(
         "context ceiling (tokens)", null=True, blank=True, validators=[MinValueValidator(1000)],
@@ -369,6 +379,7 @@ class ProjectOptimization(models.Model):
         values["markers"] = tuple(line.strip() for line in self.boilerplate_markers.splitlines() if line.strip())
         values["keywords"] = tuple(w.lower() for w in split_aliases(self.complexity_keywords))
         values["response_cache_models"] = tuple(split_aliases(self.response_cache_models))
+        values["drop_tools"] = tuple(split_aliases(self.drop_tools))
         view = Optimization(**values)
         return view if view.any_on else None
 
@@ -385,6 +396,8 @@ class Optimization:
     cap_system_chars: int | None = None
     cap_message_chars: int | None = None
     cap_tool_result_chars: int | None = None
+    cap_tool_description_chars: int | None = None
+    drop_tools: tuple[str, ...] = ()
     dedupe_tool_results: bool = False
     prune_max_tokens: int | None = None
     diff_first: bool = False
@@ -404,7 +417,7 @@ class Optimization:
         return bool(
             self.cache_breakpoints or self.stable_prefix or self.strip_boilerplate or self.cap_system_chars
             or self.cap_message_chars or self.cap_tool_result_chars or self.dedupe_tool_results
-            or self.prune_max_tokens or self.diff_first
+            or self.prune_max_tokens or self.diff_first or self.cap_tool_description_chars or self.drop_tools
         )
 
     @property

@@ -17,8 +17,10 @@ import statistics
 import time
 
 ALL = dict(cache_breakpoints=True, stable_prefix=True, strip_boilerplate=True, dedupe_tool_results=True,
-           cap_system_chars=None, cap_tool_result_chars=12_000, prune_max_tokens=40_000, diff_first=True)  # fmt: skip
+           cap_system_chars=None, cap_tool_result_chars=12_000, prune_max_tokens=40_000, diff_first=True,
+           cap_tool_description_chars=500)  # fmt: skip
 LAYERS = [("breakpoints", {"cache_breakpoints": True}), ("stable_prefix", {"stable_prefix": True}),
+          ("tools", {"cap_tool_description_chars": 500}),
           ("boilerplate", {"strip_boilerplate": True}), ("dedupe", {"dedupe_tool_results": True}),
           ("caps", {"cap_tool_result_chars": 12_000}), ("prune", {"prune_max_tokens": 40_000}),
           ("diff_first", {"diff_first": True}), ("all", ALL)]  # fmt: skip

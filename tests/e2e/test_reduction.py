@@ -81,3 +81,47 @@ def test_without_layers_nothing_changes_and_no_header(world, committed):
     assert response.status_code == 200 and "x-gateway-reduction" not in response.headers
     (upstream,) = upstream_calls(world.fake, mark)
     assert upstream["body"]["messages"] == sent["messages"] and upstream["body"]["system"] == sent["system"]
+
+
+def test_tool_trimming_on_claude_codes_pass_through(world, committed, ledger):
+    secret, mark = key_with(cap_tool_description_chars=500, drop_tools="Cron*, *Worktree"), marker()
+    response, sent = send(world, "claude-code/messages-tool-result-turn.json", secret, "gw-anthropic", mark)
+    assert response.status_code == 200, response.text
+    layers, saved = response.headers["x-gateway-reduction"].split("; tokens_saved=")
+    assert layers == "tools" and int(saved) > 8000  # ~45k characters of descriptions, 5 tools dropped
+    deltas = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+    text = "".join(d["delta"].get("text", "") for d in deltas if d["type"] == "content_block_delta")
+    assert sent["stream"] and text == f"reduced {mark}"  # the client gets its answer as ever
+    (upstream,) = upstream_calls(world.fake, mark)
+    body = upstream["body"]
+    names = [t["name"] for t in sent["tools"]]
+    dropped = {n for n in names if n.startswith("Cron") or n.endswith("Worktree")}
+    assert len(dropped) == 5 and [t["name"] for t in body["tools"]] == [n for n in names if n not in dropped]
+    assert all(len(t["description"]) <= 500 for t in body["tools"])
+    by_name = {t["name"]: t for t in sent["tools"]}
+    assert all(t["input_schema"]["required"] == by_name[t["name"]]["input_schema"].get("required", [])
+               for t in body["tools"] if "required" in t["input_schema"])  # fmt: skip
+    assert body["messages"] == sent["messages"] and body["system"] == sent["system"]
+    row = ledger(response.headers["request-id"])
+    assert row.reductions == "tools" and row.tokens_saved == int(saved) and row.saved_usd > 0
+
+
+def test_tool_trimming_on_an_openai_sdk_caller_translated_to_anthropic(world, committed):
+    import openai
+
+    secret, mark = key_with(cap_tool_description_chars=200), marker()
+    client = openai.OpenAI(base_url=world.url + "/v1", api_key=secret, max_retries=0)
+    long = "Reads a file from the local disk. " + "It returns numbered lines and never writes. " * 30
+    tools = [{"type": "function", "function": {"name": "read_file", "description": long, "parameters": {
+        "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}]  # fmt: skip
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", tools=tools, messages=[{"role": "user", "content": f"SAY: trimmed {mark}"}])
+    completion = raw.parse()
+    assert completion.choices[0].message.content == f"trimmed {mark}"
+    assert raw.headers["x-gateway-reduction"].startswith("tools;")
+    (upstream,) = upstream_calls(world.fake, mark)
+    (tool,) = upstream["body"]["tools"]
+    assert upstream["path"] == "/v1/messages" and tool["name"] == "read_file"
+    kept = tool["description"].removesuffix(" [...]")
+    assert len(tool["description"]) <= 200 and kept.endswith("never writes.") and long.startswith(kept)
+    assert tool["input_schema"]["required"] == ["path"]

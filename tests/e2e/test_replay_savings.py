@@ -1,6 +1,6 @@
 """`manage.py replay_savings` on the session recorded with the real Claude Code CLI: every request answered, every
-layer that claims a saving makes one, and all layers together stay at least 20% cheaper than no layer (measured:
--25.7%; the issue's 50% target is not met on a session whose client already sets its own breakpoints: README)."""
+layer that claims a saving makes one, and all layers together (tool descriptions cut to 500 characters) cost at
+least 50% less than no layer, the issue's target (measured: -51.4% to Anthropic, -51.8% translated to OpenAI)."""
 
 from io import StringIO
 
@@ -21,12 +21,12 @@ def number(text: str) -> float:
 
 def test_each_layer_saves_what_it_claims_on_the_recorded_claude_code_session():
     rows = _table("claude-code-recorded")
-    assert len(rows) == 20
+    assert len(rows) == 22
     for kind in ("anthropic", "openai"):
         none, everything = rows[("claude-code-recorded", kind, "none")], rows[("claude-code-recorded", kind, "all")]
         assert none[3] == everything[3] == "11"
-        assert number(everything[-1]) <= -20, everything
-        for layer in ("dedupe", "caps"):  # the recorded session reads utils.py twice and app.py is 27 KB
+        assert number(everything[-1]) <= -50, everything
+        for layer in ("dedupe", "caps", "tools"):  # utils.py read twice, app.py is 27 KB, 24 tools are ~16k tokens
             row = rows[("claude-code-recorded", kind, layer)]
             assert number(row[4]) < number(none[4]) and number(row[-2]) < number(none[-2])
 

@@ -33,6 +33,15 @@ def test_optimize_settings_apply_and_reach_the_key_snapshot():
     assert view.response_cache_models == ("gw-*",) and view.route_background == "gw-haiku"
 
 
+def test_tool_trimming_settings_reach_the_key_snapshot():
+    config_apply(project(cap_tool_description_chars=500, drop_tools=["Cron*", "*Worktree"]))
+    row = ProjectOptimization.objects.get(project__slug="team")
+    assert (row.cap_tool_description_chars, row.drop_tools) == (500, "Cron*, *Worktree")
+    key, _ = keys.key_create(project=row.project, name="k")
+    view = keys.key_by_id(key.id).optimize
+    assert view.drop_tools == ("Cron*", "*Worktree") and view.cap_tool_description_chars == 500 and view.reduces
+
+
 def test_a_key_left_out_goes_back_to_its_default_and_all_off_means_no_view():
     config_apply(project(response_cache_ttl=60, diff_first=True))
     config_apply(project(response_cache_ttl=60))
@@ -48,6 +57,8 @@ def test_a_key_left_out_goes_back_to_its_default_and_all_off_means_no_view():
     ({"response_cache_ttl": "soon"}, "projects[0].optimize.response_cache_ttl: expected a whole number"),
     ({"diff_first": "yes"}, "projects[0].optimize.diff_first: expected true or false"),
     ({"prune_max_tokens": 10}, "projects[0].optimize.prune_max_tokens: Ensure this value is greater than or equal to 1000"),
+    ({"cap_tool_description_chars": 20}, "projects[0].optimize.cap_tool_description_chars: Ensure this value is greater than or equal to 100"),
+    ({"drop_tools": [3]}, "projects[0].optimize.drop_tools: expected a list of strings"),
 ])  # fmt: skip
 def test_bad_settings_are_refused_with_their_path(optimize, message):
     with pytest.raises(ConfigError) as error:

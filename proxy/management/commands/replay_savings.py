@@ -4,7 +4,8 @@ Each session in tests/fixtures/sessions (recorded with the real Claude Code and 
 built from the captures' shapes by build.py, one with Claude Code's background haiku calls) is replayed request by request through the request
 core (`proxy.core.run_to_end`, in this process: the same path as an HTTP request after the body is read) to the
 fake upstream with its provider prompt-cache simulation on (tests/fakes/upstream/prompt_cache.py), once with no
-layer, once per layer alone and once with all of them; each replay starts with an empty provider cache. Two
+layer, once per layer alone and once with all of them (--tool-description-chars and --drop-tools set the tools
+layer, which changes what the model is told about its tools); each replay starts with an empty provider cache. Two
 upstreams each: Anthropic (Claude Code passes through, aider is translated) and OpenAI-compatible (Claude Code
 is translated, aider passes through). The table gives input tokens sent upstream, of which read from the
 provider's cache / written to it / uncached, and the cost from the ledger rows (prices below), against no layer.
@@ -39,13 +40,20 @@ MODELS = {  # upstream kind -> (strong model, haiku stand-in)
     "anthropic": ("fake-sonnet", "fake-haiku"),
     "openai": ("fake-gpt", "fake-gpt-mini"),
 }
-ALL = dict(cache_breakpoints=True, stable_prefix=True, strip_boilerplate=True, dedupe_tool_results=True,
-           cap_tool_result_chars=12_000, prune_max_tokens=40_000, diff_first=True, route_background="cheap")  # fmt: skip
-LAYERS = [("none", {})] + [(name, {name_key: value}) for name, name_key, value in (
-    ("breakpoints", "cache_breakpoints", True), ("stable_prefix", "stable_prefix", True),
-    ("boilerplate", "strip_boilerplate", True), ("dedupe", "dedupe_tool_results", True),
-    ("caps", "cap_tool_result_chars", 12_000), ("prune", "prune_max_tokens", 40_000),
-    ("diff_first", "diff_first", True), ("smart_routing", "route_background", "cheap"))] + [("all", ALL)]  # fmt: skip
+TOOL_DESCRIPTION_CHARS = 500  # about a tool's first paragraph: what it does (README: the saving at other caps)
+
+
+def layers(tool_chars: int = TOOL_DESCRIPTION_CHARS, drop_tools: tuple = ()) -> list[tuple[str, dict]]:
+    """(name, settings) for no layer, each layer alone, and all together."""
+    alone = [("breakpoints", "cache_breakpoints", True), ("stable_prefix", "stable_prefix", True),
+             ("tools", "cap_tool_description_chars", tool_chars), ("boilerplate", "strip_boilerplate", True),
+             ("dedupe", "dedupe_tool_results", True), ("caps", "cap_tool_result_chars", 12_000),
+             ("prune", "prune_max_tokens", 40_000), ("diff_first", "diff_first", True),
+             ("smart_routing", "route_background", "cheap")]  # fmt: skip
+    rows = [(name, {key: value}) for name, key, value in alone]
+    if drop_tools:
+        rows = [(name, values | {"drop_tools": drop_tools} if name == "tools" else values) for name, values in rows]
+    return [("none", {})] + rows + [("all", {k: v for _, values in rows for k, v in values.items()})]
 
 
 class Command(BaseCommand):
@@ -54,15 +62,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--markdown", action="store_true", help="a Markdown table (for the README)")
         parser.add_argument("--session", choices=list(SESSIONS), action="append")
+        parser.add_argument("--tool-description-chars", type=int, default=TOOL_DESCRIPTION_CHARS,
+                            help="the tools layer's cap (cap_tool_description_chars)")
+        parser.add_argument("--drop-tools", default="", help="the tools layer's drop_tools, e.g. 'Cron*,*Worktree'")
 
-    def handle(self, *args, markdown=False, session=None, **options):
+    def handle(self, *args, markdown=False, session=None, tool_description_chars=TOOL_DESCRIPTION_CHARS, drop_tools="",
+               **options):
         try:
             from tests.fakes.upstream import FakeUpstream
         except ImportError:
             raise CommandError("replay_savings runs from a checkout: it needs tests/ (the fake upstream, the sessions)")
 
+        drop = tuple(p.strip() for p in drop_tools.split(",") if p.strip())
+        variants = layers(tool_description_chars, drop)
         with FakeUpstream(key="sk-replay", prompt_cache=True) as fake:
-            rows = asyncio.run(replay_all(fake, session or list(SESSIONS)))
+            rows = asyncio.run(replay_all(fake, session or list(SESSIONS), variants))
         self.stdout.write(render(rows, markdown))
 
 
@@ -81,7 +95,7 @@ class Totals:
         return self.uncached + self.read + self.written
 
 
-async def replay_all(fake, sessions) -> list[tuple]:
+async def replay_all(fake, sessions, variants) -> list[tuple]:
     from proxy import routing
 
     rows = []
@@ -89,7 +103,7 @@ async def replay_all(fake, sessions) -> list[tuple]:
         requests = SESSIONS[session]()
         for kind in ("anthropic", "openai"):
             routing._current = snapshot(fake, kind)
-            for name, values in LAYERS:
+            for name, values in variants:
                 fake.state.reset()  # an empty provider cache for every replay
                 totals = await replay(requests, values)
                 rows.append((session, kind, name, totals))
