@@ -156,7 +156,8 @@ projects:
     # --optimize: every token-reduction layer on for the bench project (bench/optimize_cost.py measures them alone)
     optimize = False
     OPTIMIZE = ("{cache_breakpoints: true, stable_prefix: true, strip_boilerplate: true, dedupe_tool_results: true, "
-                "cap_tool_result_chars: 12000, prune_max_tokens: 40000, diff_first: true}")
+                "cap_tool_result_chars: 12000, cap_tool_description_chars: 500, prune_max_tokens: 40000, "
+                "diff_first: true}")
 
     def project_limits(self) -> str:
         optimize = f", optimize: {self.OPTIMIZE}" if self.optimize else ""

@@ -26,6 +26,8 @@ def test_cost_optimization_settings_in_a_real_browser(browser, superuser):  # no
     browser.click(PREFIX + "dedupe_tool_results")
     browser.type(PREFIX + "prune_max_tokens", "10")  # below the minimum: refused with the reason
     browser.type(PREFIX + "route_background", "gw-haiku")
+    browser.type(PREFIX + "cap_tool_description_chars", "500")
+    browser.type(PREFIX + "drop_tools", "Cron*\n*Worktree")
     browser.submit("input[name=_continue]")
     assert "Ensure this value is greater than or equal to 1000" in browser.source
     assert not ProjectOptimization.objects.filter(project=project).exists()
@@ -37,7 +39,9 @@ def test_cost_optimization_settings_in_a_real_browser(browser, superuser):  # no
     assert (row.response_cache_ttl, row.cache_breakpoints, row.dedupe_tool_results, row.prune_max_tokens,
             row.route_background, row.stable_prefix) == (300, True, True, 50000, "gw-haiku", False)  # fmt: skip
     assert browser.value(PREFIX + "response_cache_ttl") == "300"
+    assert (row.cap_tool_description_chars, row.drop_tools.splitlines()) == (500, ["Cron*", "*Worktree"])
 
     key, secret = keys.key_create(project=project, name="snapshot")
     view = keys.key_load(secret, keys.digest(secret)).optimize
     assert view.response_cache_ttl == 300 and view.cache_breakpoints and view.routes and view.reduces
+    assert view.drop_tools == ("Cron*", "*Worktree") and view.cap_tool_description_chars == 500
