@@ -79,6 +79,7 @@ class Turn:
     body: dict | bytes
     store: bool = False
     dropped_tools: list = field(default_factory=list)
+    items: list | None = None  # the input as the caller sent it, when token reduction may edit `body`
 
     async def keep(self, result):
         if self.dropped_tools:
@@ -108,7 +109,8 @@ class Turn:
     async def _save(self, response: dict) -> None:
         if not isinstance(response, dict) or not response.get("id"):
             return
-        items = [_with_id(item) for item in responses.input_items(self.body)]
+        sent = self.items if self.items is not None else responses.input_items(self.body)
+        items = [_with_id(item) for item in sent]
         try:
             await sync_to_async(_insert, thread_sensitive=False)(self.key, response, items)
         except Exception:  # the answer matters more than its copy: the client still gets it
@@ -143,7 +145,11 @@ async def begin(key, raw: bytes) -> Turn:
         dropped = responses.dropped_tools(body) if await _translated(key, body.get("model")) else []
     except InvalidRequest:  # malformed tools: the core refuses the request (and records it)
         dropped = []
-    return Turn(key, body, store=body.get("store") is not False, dropped_tools=dropped)
+    turn = Turn(key, body, store=body.get("store") is not False, dropped_tools=dropped)
+    optimize = getattr(key, "optimize", None)
+    if turn.store and optimize is not None and optimize.reduces:  # the layers edit the body in place; the store
+        turn.items = orjson.loads(orjson.dumps(responses.input_items(body)))  # keeps what was sent
+    return turn
 
 
 async def _translated(key, model) -> bool:

@@ -8,6 +8,13 @@ An entry is the complete answer in the caller's format plus what it cost; a stre
 (decoded by the caller format's own StreamDecoder) and a hit for a streaming caller is re-encoded by its
 StreamEncoder, so a cached stream has the same event grammar as a live one.
 
+Responses callers (a format with `replay`, proxy/formats/responses/replay.py): the entry is the Response object
+as the caller got it (a stream's from its response.completed / response.incomplete event), because its items
+(OpenAI's encrypted reasoning, the gateway's sealed thinking, custom and hosted tool calls) do not survive the
+canonical model; a hit is that object under a new response id, whole or replayed as the Responses SSE grammar.
+A request with `previous_response_id` is never cached: its answer continues a stored response (state outside
+the body, which may be deleted or expire) and echoes that id. Codex's per-turn `client_metadata` is not keyed.
+
 Storage: Redis (`gh:rcache:<digest>`, SET EX ttl) when REDIS_URL is set, else an in-process LRU with a TTL and
 a size cap (GATEWAY_RESPONSE_CACHE_MAX_ENTRIES, default 2000; entries over GATEWAY_RESPONSE_CACHE_MAX_ENTRY_BYTES,
 default 1 MiB, are not stored). A Redis error is a miss, never a failed request.
@@ -27,13 +34,17 @@ from django.conf import settings
 
 from usage import pricing
 
+from ..formats import sse
+
 from ..canonical import (BlockDelta, BlockStart, BlockStop, ChatResponse, MessageDelta, MessageStart, MessageStop,
                          RedactedThinking, StreamError, Text, Thinking, ToolUse, Usage)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 PREFIX = "gh:rcache:"
-IGNORED = frozenset({"stream", "stream_options", "metadata", "user", "store", "safety_identifier", "prompt_cache_key"})
+IGNORED = frozenset({"stream", "stream_options", "metadata", "user", "store", "safety_identifier", "prompt_cache_key",
+                     "client_metadata"})
+TERMINAL = ("response.completed", "response.incomplete")  # a Responses stream's complete answer
 BILLING_LINE = "x-anthropic-billing-header:"
 MAX_ENTRIES = getattr(settings, "GATEWAY_RESPONSE_CACHE_MAX_ENTRIES", 2000)
 MAX_ENTRY_BYTES = getattr(settings, "GATEWAY_RESPONSE_CACHE_MAX_ENTRY_BYTES", 1 << 20)
@@ -42,7 +53,7 @@ _tasks: set = set()
 
 def cache_key(project_id: int, ingress_api: str, alias: str, body: dict, any_request: bool) -> str | None:
     """The entry's key, or None when this request may not be cached."""
-    if not any_request and not _deterministic(body):
+    if not any_request and not _deterministic(body) or body.get("previous_response_id") is not None:
         return None
     normal = {k: body[k] for k in sorted(body) if k not in IGNORED}  # top-level order only: a deep sort costs 5x
     system = normal.get("system")
@@ -145,10 +156,18 @@ async def lookup(key: str, call, ingress, body: dict):
     content = entry["b"].encode()
     call.first_byte()
     call.finish(status=200, outcome="cache_hit")
+    replay = getattr(ingress, "replay", None)
+    if replay is not None:  # the format's own object, given back by its own replay (see top)
+        response = replay.answer(orjson.loads(content), body)
+        return (orjson.dumps(response), None) if not call.stream else (None, _once(replay.events(response)))
     if not call.stream:
         return content, None
     chat = ingress.parse_request(body)
     return None, _replay(ingress.parse_response(orjson.loads(content), chat), chat, ingress)
+
+
+async def _once(chunk: bytes):
+    yield chunk
 
 
 async def _replay(resp: ChatResponse, chat, ingress):
@@ -199,8 +218,39 @@ def keep(key: str, ttl: int, content: bytes, call) -> None:
     task.add_done_callback(_tasks.discard)
 
 
-async def keep_stream(chunks, key: str, ttl: int, call, ingress, body: dict):
-    """Pass the caller's stream through unchanged while decoding a copy; store it once it ended well."""
+def keep_stream(chunks, key: str, ttl: int, call, ingress, body: dict):
+    """Pass the caller's stream through unchanged while reading a copy; store the answer once it ended well."""
+    if getattr(ingress, "replay", None) is not None:
+        return _keep_object(chunks, key, ttl, call)
+    return _keep_decoded(chunks, key, ttl, call, ingress, body)
+
+
+async def _keep_object(chunks, key: str, ttl: int, call):
+    """Responses: the terminal event's Response object is the whole answer, exactly as the caller got it."""
+    parser, final = sse.SSEParser(), None
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            for event in parser.feed(chunk):
+                final = _terminal_response(event) or final
+            yield chunk
+    if final is not None and call.succeeded:
+        keep(key, ttl, orjson.dumps(final), call)
+
+
+def _terminal_response(event) -> dict | None:
+    named = event.event in TERMINAL
+    if not named and (event.event is not None or not any(t.encode() in event.data for t in TERMINAL)):
+        return None  # only the terminal event is decoded (a data-only stream: when it could be one)
+    try:
+        payload = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        return None
+    response = payload.get("response") if isinstance(payload, dict) and payload.get("type") in TERMINAL else None
+    return response if isinstance(response, dict) else None
+
+
+async def _keep_decoded(chunks, key: str, ttl: int, call, ingress, body: dict):
+    """Other formats: decoded by the format's StreamDecoder, stored rendered as its complete answer."""
     chat = ingress.parse_request(body)
     decoder, events = ingress.StreamDecoder(chat), []
     async with aclosing(chunks):

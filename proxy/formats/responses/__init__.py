@@ -12,12 +12,15 @@ describes.
     relay.py       passthrough_request, Relay
     reasoning.py   sealing thinking blocks into encrypted_content (R-5); `configure(secret)` at start-up
     ids.py         response and item ids, created_at (replaceable in tests)
+    replay.py      a stored Response object given again, whole or as SSE (the response cache's hits)
 
 Extras beyond the shared surface, for the core: `expand_previous(body, stored_items)` and `input_items(body)`
 (previous_response_id and storage, R-8), `dropped_tools(body)` (R-4's header), `configure_reasoning(secret)`,
-and `StreamEncoder.final_response` (the streamed Response object, for storage).
+`StreamEncoder.final_response` (the streamed Response object, for storage), and `replay` (the response cache
+stores this format's own object and gives it back through it, never through the canonical model).
 """
 
+from . import replay
 from .errors import parse_error, render_error
 from .reasoning import configure as configure_reasoning
 from .relay import Relay, passthrough_request
@@ -49,6 +52,7 @@ __all__ = [
     "dropped_tools",
     "configure_reasoning",
     "render_limit_headers",
+    "replay",
 ]
 
 

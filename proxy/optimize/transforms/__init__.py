@@ -10,12 +10,15 @@ Anthropic pass-through path, which never builds the canonical model, is reduced 
     diff_first     diff_first.py      diff_first (+ diff_first_text)
     breakpoints    breakpoints.py     cache_breakpoints (last: it marks the final positions)
 
-A layer is `apply(body, fmt, opt, upstream) -> int | None`: fmt is "anthropic" or "openai" (the caller's
-format; Responses callers are not reduced), opt the project's accounts.models.Optimization, upstream the kind
-of the route's first provider. It returns None when it changed nothing, else the characters it removed (0 for
-a layer that only adds, such as breakpoints). Rules every layer keeps (tests/unit/test_transforms_properties.py
-checks them on random conversations): assistant messages untouched (signed thinking included), every tool_use
-keeps its tool_result, roles still alternate as the upstream requires, no text block left empty.
+A layer is `apply(body, fmt, opt, upstream) -> int | None`: fmt is "anthropic", "openai" or "responses" (the
+caller's format: Messages, Chat Completions or the Responses API's raw body, `instructions` + `input` items),
+opt the project's accounts.models.Optimization, upstream the kind of the route's first provider. It returns
+None when it changed nothing, else the characters it removed (0 for a layer that only adds, such as
+breakpoints). Rules every layer keeps (tests/unit/test_transforms_properties.py and, for Responses,
+test_transforms_properties_responses.py check them on random conversations): assistant messages untouched
+(signed thinking included; Responses: assistant, function_call and reasoning items byte-identical), every
+tool_use keeps its tool_result (function_call its function_call_output), roles still alternate as the upstream
+requires, no text block left empty. shape.slots gives a layer the text it may edit in any of the formats.
 
 How to add a layer: a module here with `apply`, a setting on accounts.models.ProjectOptimization (+ its
 Optimization field, its config-file key in accounts/config.py and a line in the admin fieldset), and a row in
@@ -34,7 +37,7 @@ LAYERS = (
     ("diff_first", diff_first.apply, lambda o: o.diff_first),
     ("breakpoints", breakpoints.apply, lambda o: o.cache_breakpoints),
 )
-FORMATS = ("anthropic", "openai")
+FORMATS = ("anthropic", "openai", "responses")
 
 
 def reduce(body: dict, fmt: str, opt, upstream: str) -> tuple[list[str], int]:

@@ -6,7 +6,12 @@ client's own, which are kept and never duplicated (Claude Code marks system[1], 
 block itself).
 
 OpenAI callers' requests are marked the same way on their parts (the OpenAI parser keeps part-level
-cache_control, LiteLLM's convention), which is where translated requests to Anthropic gain most."""
+cache_control, LiteLLM's convention), which is where translated requests to Anthropic gain most.
+
+Responses callers get none: their requests reach Anthropic translated (proxy/formats/responses/items_in.py and
+request.py build the canonical request), and that translation keeps no cache_control from input parts, tools or
+`instructions`, so a mark would never arrive. Marking them needs the Responses parser to keep part-level
+cache_control as the OpenAI one does (openai/messages_in.py), a translator change this layer does not make."""
 
 MAX = 4
 MARK = {"type": "ephemeral"}
@@ -57,7 +62,7 @@ def _system_tail(body: dict):
 
 
 def apply(body: dict, fmt: str, opt, upstream: str) -> int | None:
-    if upstream != "anthropic":
+    if upstream != "anthropic" or fmt == "responses":  # Responses: the mark cannot survive translation (above)
         return None
     used = _marked(body.get("tools") or ()) + _marked(body.get("messages") or ())
     system = body.get("system")

@@ -5,7 +5,11 @@ Anthropic Messages: the first non-system message is the user's; user and assista
 messages aside); every tool_use is answered by a tool_result in the next user message and every tool_result
 answers a tool_use of the assistant message just before it; no empty text block; at most 4 cache_control
 breakpoints. OpenAI Chat: every assistant tool_call is answered by a role "tool" message before the next
-assistant or user message, and every tool message answers one.
+assistant or user message, and every tool message answers one. OpenAI Responses (`input` items, as OpenAI's own
+API refuses them): every function_call / custom_tool_call is answered by an output item of the same call_id
+after it, and every output answers an earlier call; a reasoning item is followed by the item it reasoned for
+(an assistant message or a call, never a user message or the end: "provided without its required following
+item"); no empty input_text / output_text part, and `input` not empty.
 """
 
 MAX_BREAKPOINTS = 4
@@ -54,6 +58,39 @@ def openai_problems(body: dict) -> list[str]:
             pending = {c["id"] for c in message.get("tool_calls") or []}
     if pending:
         problems.append(f"tool_call_ids did not have response messages: {sorted(pending)}")
+    return problems
+
+
+RESPONSES_CALLS = {"function_call": "function_call_output", "custom_tool_call": "custom_tool_call_output"}
+FOLLOWS_REASONING = ("message", "function_call", "custom_tool_call", "web_search_call")
+
+
+def responses_problems(body: dict) -> list[str]:
+    items = body.get("input")
+    if isinstance(items, str):
+        return [] if items else ["input: must not be empty"]
+    if not isinstance(items, list) or not items:
+        return ["input: must be a non-empty string or array"]
+    problems, open_calls = [], {}
+    for i, item in enumerate(items):
+        kind = item.get("type", "message")
+        if kind in RESPONSES_CALLS:
+            open_calls[item.get("call_id")] = RESPONSES_CALLS[kind]
+        elif kind in RESPONSES_CALLS.values():
+            if open_calls.pop(item.get("call_id"), None) != kind:
+                problems.append(f"input[{i}]: No tool call found for {kind} with call_id {item.get('call_id')}")
+        elif kind == "reasoning":
+            following = items[i + 1] if i + 1 < len(items) else None
+            if following is None or following.get("type", "message") not in FOLLOWS_REASONING or (
+                following.get("type", "message") == "message" and following.get("role") != "assistant"
+            ):
+                problems.append(f"input[{i}]: reasoning item provided without its required following item")
+        for part in item.get("content") if kind == "message" and isinstance(item.get("content"), list) else ():
+            if part.get("type") in ("input_text", "output_text") and not part.get("text"):
+                problems.append(f"input[{i}]: text content parts must be non-empty")
+        if kind == "message" and item.get("content") == "":
+            problems.append(f"input[{i}]: message content must be non-empty")
+    problems += [f"No tool output found for call {call_id}" for call_id in open_calls]
     return problems
 
 
