@@ -41,7 +41,9 @@ def anthropic_conversation(turns, ends_mid_turn: bool) -> dict:
             messages.append({"role": "assistant", "content": [{"type": "text", "text": f"done {k}"}]})
     system = [{"type": "text", "text": "x-anthropic-billing-header: cc_version=1.0.abc;"},
               {"type": "text", "text": "You are a coding agent. " * 40, "cache_control": {"type": "ephemeral"}}]  # fmt: skip
-    tools = [{"name": "Read", "description": "read", "input_schema": {"type": "object", "properties": {}}}]
+    tools = [{"name": name, "description": f"{name} files. " + "Use it with care. " * 40,
+              "input_schema": {"type": "object", "properties": {"path": {"type": "string", "description": "p " * 90}}}}
+             for name in ("Read", "Grep", "CronList")]  # fmt: skip
     return {"model": "m", "max_tokens": 100, "system": system, "tools": tools, "messages": messages}
 
 
@@ -59,7 +61,9 @@ def openai_conversation(body: dict) -> dict:
         else:
             messages.append({"role": "user", "content": content if isinstance(content, str) else content[0]["text"]})
     messages.append({"role": "system", "content": "Reminder: follow the rules above."})
-    return {"model": "m", "messages": messages, "tools": [{"type": "function", "function": {"name": "Read", "parameters": {}}}]}
+    tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
+                                               "parameters": t["input_schema"]}} for t in body["tools"]]  # fmt: skip
+    return {"model": "m", "messages": messages, "tools": tools}
 
 
 settings_strategy = st.builds(
@@ -73,7 +77,13 @@ settings_strategy = st.builds(
     cap_tool_result_chars=st.none() | st.integers(40, 3000),
     prune_max_tokens=st.none() | st.integers(50, 4000),
     diff_first=st.booleans(),
+    cap_tool_description_chars=st.none() | st.integers(100, 2000),
+    drop_tools=st.sampled_from([(), ("Read",), ("*",), ("Cron*", "Grep")]),
 )
+
+
+def tools_trimmed(opt) -> bool:
+    return bool(opt.cap_tool_description_chars or opt.drop_tools)
 
 
 def current_turn(messages: list, human) -> list:
@@ -99,7 +109,10 @@ def test_anthropic_requests_stay_valid(turns, mid_turn, opt, upstream):
     assert [m for m in current_turn(body["messages"], anthropic_human) if m["role"] == "assistant"] == [
         m for m in current_turn(before["messages"], anthropic_human) if m["role"] == "assistant"
     ]
-    assert body["system"] and body["tools"] == before["tools"] or opt.cache_breakpoints
+    assert body["system"] and body["tools"] == before["tools"] or opt.cache_breakpoints or tools_trimmed(opt)
+    offered = {t["name"] for t in body["tools"]}
+    assert {b["name"] for m in body["messages"] if m["role"] == "assistant" for b in m["content"]
+            if b["type"] == "tool_use"} <= offered  # no call is stranded by a dropped tool  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -59,7 +59,7 @@ def call_items(kind: str, result, call_id: str) -> list[dict]:
 def responses_conversation(turns, ends_mid_turn: bool, pre: dict) -> dict:
     items = [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": CODEX_PROMPT}]}]
     if pre["additional_tools"]:
-        items.insert(0, {"type": "additional_tools", "role": "developer", "tools": copy.deepcopy(TOOLS[:1])})
+        items.insert(0, {"type": "additional_tools", "role": "developer", "tools": copy.deepcopy(TOOLS)})
     items.append({"type": "message", "role": "user", "content": "<environment_context>cwd</environment_context>"})
     n = 0
     for k, (text, rounds, with_reply, sealed) in enumerate(turns):
@@ -101,6 +101,11 @@ def current_turn(items: list) -> list[bytes]:
     return assistant_side(items[start + 1:])
 
 
+def untooled(item: dict) -> dict:
+    """A developer item without the tool definitions the tools layer may trim (its other fields must stay)."""
+    return {k: v for k, v in item.items() if k != "tools"}
+
+
 def system_side(body: dict) -> list[bytes]:
     return [orjson.dumps(i) for i in body["input"] if i.get("role") == "developer"]
 
@@ -118,9 +123,13 @@ def test_responses_requests_stay_valid(turns, mid_turn, pre, opt, upstream):
         kept = assistant_side(body["input"])
         assert set(kept) <= set(assistant_side(before["input"]))  # never edited, only dropped by whole turns
         assert current_turn(body["input"]) == current_turn(before["input"])
-        assert [i for i in before["input"] if i.get("role") == "developer"] == [
-            i for i in body["input"] if i.get("role") == "developer" and i.get("content") != opt.diff_first_text.strip()
+        assert [untooled(i) for i in before["input"] if i.get("role") == "developer"] == [
+            untooled(i) for i in body["input"]
+            if i.get("role") == "developer" and i.get("content") != opt.diff_first_text.strip()
         ] or opt.cap_system_chars  # system-side items are never dropped (caps may shorten their text)
+        called = {i["name"] for i in body["input"] if i.get("type") in ("function_call", "custom_tool_call")}
+        for holder in [body] + [i for i in body["input"] if i.get("type") == "additional_tools"]:
+            assert called <= {t["name"] for t in holder["tools"]}  # no call stranded by a dropped tool
         assert all(holder[key] for _kind, _i, holder, key, _id in slots(body, "responses"))  # no text left empty
         assert "instructions" in body or "instructions" not in before
         request = responses_format.parse_request(body)  # the gateway's own parser accepts it

@@ -144,3 +144,23 @@ def test_malformed_schemas_are_left_alone_not_a_crash():
     names, _ = transforms.reduce(body, "anthropic", Optimization(cap_tool_description_chars=100,
                                                                  drop_tools=("zz",)), "anthropic")  # fmt: skip
     assert names == ["tools"] and body["tools"][0]["input_schema"] == odd and body["tools"][1:] == ["junk", None]
+
+
+def test_codex_lite_namespace_tools_in_the_additional_tools_item():
+    capture = json.loads((SHARED / "codex/requests/lite-2.json").read_text())["body"]
+    (item,) = [i for i in capture["input"] if i.get("type") == "additional_tools"]
+    called = {i.get("namespace") for i in capture["input"] if i.get("type") == "custom_tool_call"}
+    assert called == {"functions"}  # the turn after the model called functions.exec
+    for tool in item["tools"]:
+        tool["description"] = "Namespace. " * 80
+        for inner in tool.get("tools") or ():
+            inner["description"] = "Inner tool. " * 80
+    body = copy.deepcopy(capture)
+    names, saved = transforms.reduce(body, "responses", Optimization(cap_tool_description_chars=150,
+                                                                     drop_tools=("*",)), "openai")  # fmt: skip
+    assert names == ["tools"] and saved > 0
+    (trimmed,) = [i for i in body["input"] if i.get("type") == "additional_tools"]
+    assert [t["name"] for t in trimmed["tools"]] == ["functions"]  # the others go; the called namespace stays
+    assert all(len(t["description"]) <= 150 for t in trimmed["tools"][0]["tools"] if "description" in t)
+    assert [i for i in body["input"] if i.get("type") != "additional_tools"] == [
+        i for i in capture["input"] if i.get("type") != "additional_tools"]  # fmt: skip

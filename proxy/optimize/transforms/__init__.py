@@ -3,6 +3,7 @@ Anthropic pass-through path, which never builds the canonical model, is reduced 
 
     LAYERS, in the order they run     the project setting that turns it on
     stable_prefix  prefix.py          stable_prefix
+    tools          tools.py           cap_tool_description_chars / drop_tools
     boilerplate    boilerplate.py     strip_boilerplate (+ boilerplate_markers)
     dedupe         dedupe.py          dedupe_tool_results
     caps           caps.py            cap_system_chars / cap_message_chars / cap_tool_result_chars
@@ -25,11 +26,12 @@ Optimization field, its config-file key in accounts/config.py and a line in the 
 LAYERS below; then a case in the property test's layer list and a line in the README's "Cost optimization".
 """
 
-from . import boilerplate, breakpoints, caps, dedupe, diff_first, prefix, prune
+from . import boilerplate, breakpoints, caps, dedupe, diff_first, prefix, prune, tools
 from .shape import tokens
 
 LAYERS = (
     ("stable_prefix", prefix.apply, lambda o: o.stable_prefix),
+    ("tools", tools.apply, lambda o: bool(o.cap_tool_description_chars or o.drop_tools)),
     ("boilerplate", boilerplate.apply, lambda o: o.strip_boilerplate),
     ("dedupe", dedupe.apply, lambda o: o.dedupe_tool_results),
     ("caps", caps.apply, lambda o: bool(o.cap_system_chars or o.cap_message_chars or o.cap_tool_result_chars)),

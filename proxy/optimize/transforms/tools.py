@@ -14,7 +14,9 @@ is told about its tools (the README says so; both are opt-in):
 Names, schemas and types are never changed, so every call the model makes is still valid for the client. The
 result depends only on the request, so it is byte-identical on every turn and the cached prefix stays stable.
 Formats: Anthropic (`description`, `input_schema`), OpenAI Chat (`function.description`, `function.parameters`)
-and Responses (`description`, `parameters`); server tools without a description (web search) are left alone.
+and Responses (`description`, `parameters`; namespace tools and Codex's `additional_tools` input item too);
+server tools without a description (web search) are left alone. `drop_tools` matches top-level names (a
+namespace goes whole, and stays while the conversation calls one of its tools).
 """
 
 from fnmatch import fnmatchcase
@@ -27,23 +29,33 @@ MARK = " [...]"
 TEXT, ONE, MAP, LIST = "text", "one", "map", "list"
 NESTS = {"description": TEXT, "input_schema": ONE, "parameters": ONE, "items": ONE, "additionalProperties": ONE,
          "not": ONE, "properties": MAP, "$defs": MAP, "definitions": MAP, "patternProperties": MAP,
-         "anyOf": LIST, "oneOf": LIST, "allOf": LIST, "prefixItems": LIST}  # fmt: skip
+         "anyOf": LIST, "oneOf": LIST, "allOf": LIST, "prefixItems": LIST,
+         "tools": LIST}  # fmt: skip
+# ("tools" is no JSON Schema word: it is where a Responses namespace tool keeps its own tools.)
 
 
 def apply(body: dict, fmt: str, opt, upstream: str) -> int | None:
-    tools = body.get("tools")
-    if not isinstance(tools, list) or not tools:
-        return None
-    saved = 0
-    if opt.drop_tools:
-        saved += _drop(body, tools, fmt, opt.drop_tools)
-    limit = opt.cap_tool_description_chars
-    if limit:
-        for tool in body["tools"]:
+    saved, used = 0, _used(body, fmt) if opt.drop_tools else None
+    for holder in _tool_lists(body, fmt):
+        if used is not None:
+            saved += _drop(holder, fmt, opt.drop_tools, used)
+        limit = opt.cap_tool_description_chars
+        for tool in holder["tools"] if limit else ():
             definition = tool.get("function") if fmt == "openai" and isinstance(tool, dict) else tool
             if isinstance(definition, dict):
                 saved += _cap_descriptions(definition, limit)
     return saved or None
+
+
+def _tool_lists(body: dict, fmt: str):
+    """The dicts whose "tools" list holds definitions: the body, and for Responses the `additional_tools` input
+    items of Codex's "lite" format (whose namespace tools nest theirs: NESTS walks them)."""
+    if isinstance(body.get("tools"), list) and body["tools"]:
+        yield body
+    items = body.get("input") if fmt == "responses" else None
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and item.get("type") == "additional_tools" and isinstance(item.get("tools"), list):
+            yield item
 
 
 def shorten(text: str, limit: int) -> str:
@@ -86,17 +98,16 @@ def _cap_descriptions(schema, limit: int) -> int:
     return saved
 
 
-def _drop(body: dict, tools: list, fmt: str, patterns: tuple[str, ...]) -> int:
-    keep = _used(body, fmt)
+def _drop(holder: dict, fmt: str, patterns: tuple[str, ...], keep: set) -> int:
     kept, saved = [], 0
-    for tool in tools:
+    for tool in holder["tools"]:
         name = _name(tool, fmt)
         if name and name not in keep and "cache_control" not in tool and any(fnmatchcase(name, p) for p in patterns):
             saved += _size(tool)
             continue
         kept.append(tool)
     if saved and kept:
-        body["tools"] = kept
+        holder["tools"] = kept
         return saved
     return 0  # nothing matched, or every tool would go (a request with tools: [] means something else)
 
@@ -119,7 +130,7 @@ def _used(body: dict, fmt: str) -> set[str]:
         if not isinstance(item, dict):
             continue
         if fmt == "responses" and item.get("type") in ("function_call", "custom_tool_call"):
-            used.add(item.get("name"))
+            used.update((item.get("name"), item.get("namespace")))  # a namespace tool goes whole
         calls = item.get("tool_calls") if fmt == "openai" else None
         for call in calls if isinstance(calls, list) else ():
             if isinstance(call, dict):
