@@ -91,18 +91,26 @@ def test_the_upstream_gets_the_reduced_body_and_the_ledger_the_saving(world, com
         headers = raw.headers
         assert raw.parse().output_text == f"reduced {mark}"
     layers, saved = headers["x-gateway-reduction"].split("; tokens_saved=")
-    assert layers == "dedupe,diff_first" and int(saved) > 100  # no breakpoints: they cannot survive translation
+    marked = alias == "gw-anthropic"  # breakpoints: Anthropic upstreams only
+    assert layers == "dedupe,diff_first" + (",breakpoints" if marked else "") and int(saved) > 100
     (upstream,) = upstream_calls(world.fake, mark)
     sent = upstream_texts(upstream["body"])
     assert sent.count("def handler(event)") == 30 and "identical to the result of tool call call_1" in sent
-    assert "unified diff" in sent and "cache_control" not in str(upstream["body"])
+    assert "unified diff" in sent and ("cache_control" in str(upstream["body"])) == marked
+    if marked:  # the system prompt's end and the latest user turn and tool results carry the mark, 4 at most
+        body = upstream["body"]
+        assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}
+        turns = [b for m in body["messages"] if m["role"] == "user" for b in m["content"]]
+        nested = [p for b in turns if b["type"] == "tool_result" for p in b.get("content") or []]
+        assert sum("cache_control" in b for b in turns + nested) == 3
+        assert "cache_control" in body["messages"][-1]["content"][-1]
     if alias not in ("gw-openai", "gw-anthropic"):  # passed through: the caller's own body, reduced in place
         items = upstream["body"]["input"]
         assert items[1] == {"type": "message", "role": "developer", "content": items[1]["content"]}
         (reasoning,) = [item for item in items if item.get("type") == "reasoning"]
         assert "unified diff" in items[1]["content"] and reasoning["encrypted_content"] == "gAAAA-not-ours"
     row = ledger(headers["x-request-id"])
-    assert (row.reductions, row.tokens_saved, row.outcome) == ("dedupe,diff_first", int(saved), "ok")
+    assert (row.reductions, row.tokens_saved, row.outcome) == (layers, int(saved), "ok")
 
 
 def test_a_stored_response_keeps_the_input_the_caller_sent(world, committed):

@@ -14,7 +14,9 @@ from openai.lib.streaming.responses import ResponseStreamState
 from openai.types.responses import ResponseStreamEvent
 
 from accounts.models import Optimization
+from proxy.canonical import TargetOptions
 from proxy.formats import responses as responses_format
+from proxy.formats.anthropic.upstream_request import render_request
 from proxy.formats.sse import SSEParser
 from proxy.optimize import cache, transforms
 from proxy.optimize.transforms import shape
@@ -152,12 +154,30 @@ def test_diff_first_goes_after_the_clients_own_system_text():
     assert plain == {"model": "m", "input": "hi", "instructions": text}
 
 
-def test_breakpoints_and_stable_prefix_leave_responses_alone():
-    """Breakpoints cannot survive the Responses -> Anthropic translation; Codex sends no volatile line."""
+def test_stable_prefix_leaves_responses_alone_and_breakpoints_only_mark_for_anthropic():
+    """Codex sends no volatile line; breakpoints are for Anthropic upstreams only."""
     body = codex("shell-2")
     before = copy.deepcopy(body)
-    assert transforms.reduce(body, "responses", Optimization(cache_breakpoints=True, stable_prefix=True), "anthropic") == ([], 0)
+    assert transforms.reduce(body, "responses", Optimization(cache_breakpoints=True, stable_prefix=True), "openai") == ([], 0)
     assert body == before
+
+
+def test_breakpoints_reach_the_anthropic_request_through_the_translation():
+    body = codex("shell-2")  # two developer messages, the environment, the prompt, a call and its output
+    names, _ = transforms.reduce(body, "responses", Optimization(cache_breakpoints=True), "anthropic")
+    assert names == ["breakpoints"]
+    marks = [str(i.get("role") or i["type"]) for i in body["input"] if "cache_control" in str(i)]
+    assert marks == ["developer", "user", "user", "function_call_output"]  # the last leading system item + 3
+    (output,) = [i for i in body["input"] if i["type"] == "function_call_output"]
+    assert output["output"][0]["type"] == "input_text" and output["output"][0]["cache_control"] == {"type": "ephemeral"}
+    again = copy.deepcopy(body)
+    assert transforms.reduce(again, "responses", Optimization(cache_breakpoints=True), "anthropic") == ([], 0)
+    request = responses_format.parse_request(body)
+    wire = render_request(request, TargetOptions("claude"))
+    assert wire["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    blocks = [b for m in wire["messages"] for b in m["content"] if isinstance(m["content"], list)]
+    nested = [p for b in blocks if b.get("type") == "tool_result" for p in b.get("content") or []]
+    assert sum("cache_control" in b for b in blocks + nested) == 3
 
 
 def test_every_layer_on_codexs_requests_keeps_them_valid():

@@ -107,8 +107,15 @@ def _texts(content, param: str, kinds: tuple[str, ...]) -> list[Text]:
         if kind not in kinds or not isinstance(part.get(field), str):
             raise InvalidRequest(f"Expected a part of type {' or '.join(kinds)}.", param=f"{param}[{j}]")
         if part[field]:
-            texts.append(Text(part[field]))
+            texts.append(Text(part[field], cache_control=_mark(part)))
     return texts
+
+
+def _mark(part: dict) -> dict | None:
+    """Anthropic-style cache_control on a text part, kept for an Anthropic upstream (the breakpoints layer of
+    proxy/optimize puts it there; the OpenAI Chat parser keeps it the same way, LiteLLM's convention)."""
+    value = part.get("cache_control")
+    return value if isinstance(value, dict) else None
 
 
 def _user_parts(content, param: str) -> list:
@@ -130,7 +137,7 @@ def _part(part, param: str):
     if kind in ("input_text", "output_text"):
         if not isinstance(part.get("text"), str):
             raise InvalidRequest(f"An {kind} part needs a text string.", param=f"{param}.text")
-        return Text(part["text"]) if part["text"] else None
+        return Text(part["text"], cache_control=_mark(part)) if part["text"] else None
     if kind == "input_image":
         return _image(part, param)
     if kind == "input_file":

@@ -8,10 +8,11 @@ block itself).
 OpenAI callers' requests are marked the same way on their parts (the OpenAI parser keeps part-level
 cache_control, LiteLLM's convention), which is where translated requests to Anthropic gain most.
 
-Responses callers get none: their requests reach Anthropic translated (proxy/formats/responses/items_in.py and
-request.py build the canonical request), and that translation keeps no cache_control from input parts, tools or
-`instructions`, so a mark would never arrive. Marking them needs the Responses parser to keep part-level
-cache_control as the OpenAI one does (openai/messages_in.py), a translator change this layer does not make."""
+Responses callers' requests are marked on their input parts too (the Responses parser keeps a text part's
+cache_control, items_in._mark): the last leading developer/system message and the latest three user messages or
+tool outputs (a string becomes one input_text part). Not the tools: a Responses tool list may be namespaces
+whose inner tools are what reaches Anthropic. The response store keeps the input as the caller sent it, so a
+mark never reaches a later turn's history."""
 
 MAX = 4
 MARK = {"type": "ephemeral"}
@@ -54,6 +55,30 @@ def _candidates(body: dict, fmt: str) -> list:
     return out
 
 
+def _responses_candidates(body: dict) -> list:
+    items = [i for i in body.get("input") or () if isinstance(i, dict)] if isinstance(body.get("input"), list) else []
+    out, leading = [], None
+    for item in items:
+        if item.get("type", "message") != "message" or item.get("role") not in ("developer", "system"):
+            break
+        leading = item
+    if leading is not None:
+        out.append(lambda: _last_text(leading, "content"))
+    human = [i for i in items if i.get("role") == "user" or str(i.get("type", "")).endswith("call_output")]
+    for item in human[-1:-4:-1]:
+        out.append(lambda i=item: _last_text(i, "content" if "role" in i else "output"))
+    return out
+
+
+def _last_text(item: dict, key: str):
+    """The item's last part if it is text (a string made one input_text part first), else None."""
+    value = item.get(key)
+    if isinstance(value, str) and value:
+        item[key] = value = [{"type": "input_text", "text": value}]
+    last = value[-1] if isinstance(value, list) and value else None
+    return last if isinstance(last, dict) and last.get("type") in ("input_text", "output_text") else None
+
+
 def _system_tail(body: dict):
     system = body["system"]
     if isinstance(system, str):
@@ -62,13 +87,16 @@ def _system_tail(body: dict):
 
 
 def apply(body: dict, fmt: str, opt, upstream: str) -> int | None:
-    if upstream != "anthropic" or fmt == "responses":  # Responses: the mark cannot survive translation (above)
+    if upstream != "anthropic":
         return None
     used = _marked(body.get("tools") or ()) + _marked(body.get("messages") or ())
+    if fmt == "responses" and isinstance(body.get("input"), list):
+        outputs = [i["output"] for i in body["input"] if isinstance(i, dict) and isinstance(i.get("output"), list)]
+        used += _marked(body["input"]) + sum(_marked(parts) for parts in outputs)
     system = body.get("system")
     used += _marked(system) if isinstance(system, list) else 0
     added = 0
-    for holder in _candidates(body, fmt):
+    for holder in _responses_candidates(body) if fmt == "responses" else _candidates(body, fmt):
         if used >= MAX:
             break
         target = holder()
