@@ -87,38 +87,54 @@ auth_failures = Counter(  # proxy.auth_failures; no ledger row is written for th
 )  # reason: missing | invalid | expired | throttled
 
 
+# Label children, looked up once per label set: `.labels(...)` costs ~1.5 µs a call (argument checks, a lock, a
+# dict lookup on a tuple it builds), and a request moves up to seven series. prometheus_client itself keeps every
+# child it ever created (until .remove()/.clear(), which nothing here calls), so holding them here keeps nothing
+# alive that would not be kept anyway; the label sets are bounded as the module docstring says.
+_children: dict = {}
+
+
+def _child(metric, *labels):
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def request_started(api: str) -> None:
-    active.labels(api).inc()
+    _child(active, api).inc()
 
 
 def first_byte(call) -> None:
     if call.stream:
-        ttft.labels(call.ingress, call.alias).observe(call.ttft_ms / 1000)
+        _child(ttft, call.ingress, call.alias).observe(call.ttft_ms / 1000)
 
 
 def request_finished(call, status: int, outcome: str, cost_usd, elapsed_s: float) -> None:
     """`call` is a proxy.metering.Call, read for its ingress, alias, key, stream, usage and ttft_ms."""
     api, model = call.ingress, call.alias
     project = call.key.project_slug if call.key is not None else ""
-    active.labels(api).dec()
-    requests.labels(api, model, project, str(status), outcome).inc()
-    latency.labels(api, model, "true" if call.stream else "false").observe(elapsed_s)
-    if call.stream and call.ttft_ms is not None:
-        stream_duration.labels(api, model).observe(max(0.0, elapsed_s - call.ttft_ms / 1000))
+    _child(active, api).dec()
+    _child(requests, api, model, project, str(status), outcome).inc()
+    stream = call.stream
+    _child(latency, api, model, "true" if stream else "false").observe(elapsed_s)
+    if stream and call.ttft_ms is not None:
+        _child(stream_duration, api, model).observe(max(0.0, elapsed_s - call.ttft_ms / 1000))
     usage = call.usage
     for kind, attr in TOKEN_TYPES:
         count = getattr(usage, attr)
         if count:
-            tokens.labels(project, model, kind).inc(count)
+            _child(tokens, project, model, kind).inc(count)
     if cost_usd:
-        cost.labels(project, model).inc(float(cost_usd))
+        _child(cost, project, model).inc(float(cost_usd))
     if outcome == "cache_hit":
-        cache_hits.labels(project, model).inc()
+        _child(cache_hits, project, model).inc()
 
 
 def request_released(api: str) -> None:
     """A call that is not a ledger request (token counting) leaves the in-flight gauge."""
-    active.labels(api).dec()
+    _child(active, api).dec()
 
 
 def multiprocess_setup() -> None:
