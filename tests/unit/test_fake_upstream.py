@@ -535,3 +535,39 @@ def test_non_stream_truncate_and_hang_midstream(ant, oai):
     assert o_create(oai, "FAIL: hang_midstream", extra_headers={"x-fake-hang-ms": "200"}).choices[0].message.content \
         == DEFAULT_TEXT
     assert time.monotonic() - t >= 0.2
+
+
+# ---------------------------------------------------------------- Responses: multi-step turns (steps.py)
+
+STEPS_TOOLS = [{"type": "function", "name": "exec_command", "parameters": {"type": "object", "properties": {
+    "cmd": {"type": "string"}}, "required": ["cmd"]}},
+    {"type": "custom", "name": "apply_patch", "description": "patch"}]  # fmt: skip
+STEPS_PROMPT = ('Read, patch, say.\nUSE_TOOL: exec_command {"cmd": "cat a"}\nUSE_TOOL: exec_command {"cmd": "cat b"}'
+                '\nTHEN: USE_TOOL: apply_patch *** Begin Patch\nTHEN: SAY: all done')  # fmt: skip
+
+
+def _step(oai, items):
+    """One request; -> (its output items as dicts, the input the next request sends: items + calls + outputs)."""
+    out = [o.model_dump(exclude_none=True) for o in oai.responses.create(model=MODEL_O, input=items,
+                                                                        tools=STEPS_TOOLS).output]  # fmt: skip
+    calls = [o for o in out if o["type"] in ("function_call", "custom_tool_call")]
+    outputs = [{"type": f"{c['type']}_output", "call_id": c["call_id"], "output": "ran " + c["name"]} for c in calls]
+    return out, items + calls + outputs
+
+
+def test_responses_then_lines_chain_tool_calls_within_one_turn(oai):
+    items = [{"role": "user", "content": STEPS_PROMPT}]
+    first, items = _step(oai, items)  # THEN lines are not read on the first request: only its two parallel calls
+    assert [(o["type"], o.get("arguments")) for o in first] == [
+        ("function_call", '{"cmd":"cat a"}'), ("function_call", '{"cmd":"cat b"}')]
+    second, items = _step(oai, items)  # both calls back: step 1, the freeform tool, with a fresh call id
+    assert [(o["type"], o["name"], o["input"], o["call_id"]) for o in second] == [
+        ("custom_tool_call", "apply_patch", "*** Begin Patch", "call_fake_3")]
+    third, items = _step(oai, items)
+    assert [o["content"][0]["text"] for o in third] == ["all done"]
+    assert _step(oai, [{"role": "user", "content": "USE_TOOL: exec_command {\"cmd\": \"x\"}"}])[1][-1]["output"] \
+        == "ran exec_command"  # no THEN line: unchanged
+    extra = [{"type": "custom_tool_call", "call_id": "c9", "name": "apply_patch", "input": ""},
+             {"type": "custom_tool_call_output", "call_id": "c9", "output": "more"}]
+    (past,), _ = _step(oai, items + extra)  # more calls than the steps made: the usual answer to tool results
+    assert past["content"][0]["text"] == "Done: more"

@@ -43,6 +43,8 @@ role:tool messages). Words may appear anywhere in a line; "WORD:" then the value
   SLOW: ms               delay before the first byte;  SLOW_CHUNKS: ms  delay between stream events
   Images in the request (image blocks / image_url parts) -> "I see N image(s)." when nothing else says
   A last turn of tool results -> "Done: <first 40 chars of the result text>"
+  THEN: line             (Responses only) the next step of a multi-step turn, read once the calls of the steps
+                         before it are in the history (steps.py); the first request ignores THEN lines
 Per-request headers: x-fake-chunks: N, x-fake-interleave: 0 (OpenAI parallel tool fragments in order),
 x-fake-hang-ms: N (timeout / hang_midstream sleep), x-fake-coalesce: 1|0.
 Ids: msg_fake_NNNNNN / chatcmpl-fakeNNNNNN and request ids req_fake_NNNNNN from a per-process counter;

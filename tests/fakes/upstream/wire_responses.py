@@ -4,13 +4,14 @@ input is that message), unless `input` ends in function_call_output / custom_too
 end a tool round trip ("Done: ..."). Every event has an `event:` line and a `sequence_number` (R-1).
 Tools are read from `tools` and from `additional_tools` input items, a namespace's in its place; a USE_TOOL of a
 `custom` (freeform) tool gives a custom_tool_call whose input is the rest of the line, named and namespaced as
-the request defined it."""
+the request defined it. `THEN:` lines in the last user message script the next steps of a multi-step turn
+(steps.py)."""
 
 from __future__ import annotations
 
 import orjson
 
-from . import wire_openai
+from . import steps, wire_openai
 from .script import Plan, build_plan, json_thirds, split
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -69,6 +70,7 @@ def plan(body: dict, raw: bytes, fail_first_seen: set) -> tuple[Plan, int]:
         if kind == "message" and role == "user" and not results:
             text = _text(item.get("content"))
         break
+    text = steps.script_text(items, text)  # THEN: lines chain tool calls within one turn (steps.py)
     images = prior_tools = 0
     for item in items:
         if not isinstance(item, dict):
