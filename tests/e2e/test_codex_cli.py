@@ -323,3 +323,21 @@ def test_fixtures_still_match_what_codex_sends(fake_upstream, tmp_path):
         assert shape(committed[name]) == shape(capture), f"{name}: Codex's requests changed (CODEX_RECORD_FIXTURES=1)"
         assert SANITIZED_KEY in committed[name]["headers"]["authorization"]
         assert not re.search(r"gh_[A-Za-z0-9]{20,}", json.dumps(committed[name]))  # no gateway key
+
+
+def test_the_recorded_session_still_matches_what_codex_sends():
+    """tests/fixtures/sessions/codex-recorded.json (replayed by `manage.py replay_savings`) is recorded again
+    with the installed CLI: the same requests, item kinds and tools, the multi-step turns scripted by the fake's
+    THEN lines (tests/fakes/upstream/steps.py) included, and apply_patch really edited the file (record asserts it)."""
+    from tests.fixtures.sessions import record_codex
+
+    committed = record_codex.expand(json.loads((record_codex.HERE / "codex-recorded.json").read_text()))
+    fresh = record_codex.record(CODEX)
+
+    def kinds(body):
+        items = body["input"]
+        calls = [item.get("name") for item in items if item.get("type") in ("function_call", "custom_tool_call")]
+        return [(item.get("type"), item.get("role")) for item in items], calls, _tool_names(body["tools"])
+
+    assert [kinds(body) for body in fresh] == [kinds(body) for body in committed], "re-record: record_codex.py"
+    assert not re.search(r"/tmp/|codex-session\.", json.dumps(committed))  # the temporary directory is sanitized

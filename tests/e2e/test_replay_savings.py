@@ -38,3 +38,33 @@ def test_breakpoints_turn_the_recorded_aider_chat_into_cache_reads_on_anthropic(
     none, marked = rows[("aider-recorded", "anthropic", "none")], rows[("aider-recorded", "anthropic", "breakpoints")]
     assert number(none[5]) == 0 and number(marked[5]) > number(marked[4]) * 0.4
     assert number(marked[-1]) <= -30
+
+
+def test_the_recorded_codex_session_is_answered_and_each_layer_that_changes_it_saves():
+    """The real Codex CLI's session (record_codex.py: 4 `codex exec` runs, 11 /v1/responses requests: two files
+    read with exec_command, app.py read again, apply_patch, three commands), translated to both upstream kinds.
+    Codex marks nothing for caching, so to Anthropic nothing is read back until the breakpoints layer marks it
+    (measured: -76.8%, all layers -80.6%); the OpenAI-compatible upstream caches it on its own (all: -15.8%).
+    Caps cut the 18.8 KB `cat app.py` outputs, tools the descriptions over 500 characters. A layer that finds
+    nothing to change (dedupe: each exec_command output starts with its own Chunk ID, so the re-read is not
+    identical) must leave the numbers exactly as they are."""
+    rows = _table("codex-recorded")
+    assert len(rows) == 22
+    for kind in ("anthropic", "openai"):
+        none = rows[("codex-recorded", kind, "none")]
+        for (_, row_kind, layer), row in rows.items():
+            if row_kind != kind:
+                continue
+            assert row[3] == "11", row  # every request answered and metered
+            if layer == "diff_first":  # adds an instruction: its saving is in output, which the fake does not model
+                assert number(row[-1]) < 1, row
+            elif row[4:9] != none[4:9]:
+                assert number(row[-2]) < number(none[-2]), row
+        for layer in ("tools", "caps"):
+            row = rows[("codex-recorded", kind, layer)]
+            assert number(row[4]) < number(none[4]) and number(row[-2]) < number(none[-2]), row
+        everything = rows[("codex-recorded", kind, "all")]
+        assert all(number(everything[-2]) <= number(r[-2]) for (_, k, _), r in rows.items() if k == kind)
+    none, marked = rows[("codex-recorded", "anthropic", "none")], rows[("codex-recorded", "anthropic", "breakpoints")]
+    assert number(none[5]) == 0 and number(marked[5]) > number(marked[4]) * 0.8  # most of the input read back
+    assert number(marked[-1]) <= -70

@@ -1,13 +1,14 @@
 """`manage.py replay_savings`: what each cost-optimization layer saves on recorded client sessions.
 
-Each session in tests/fixtures/sessions (recorded with the real Claude Code and aider CLIs: record_*.py; and two
-built from the captures' shapes by build.py, one with Claude Code's background haiku calls) is replayed request by request through the request
-core (`proxy.core.run_to_end`, in this process: the same path as an HTTP request after the body is read) to the
-fake upstream with its provider prompt-cache simulation on (tests/fakes/upstream/prompt_cache.py), once with no
-layer, once per layer alone and once with all of them (--tool-description-chars and --drop-tools set the tools
-layer, which changes what the model is told about its tools); each replay starts with an empty provider cache. Two
-upstreams each: Anthropic (Claude Code passes through, aider is translated) and OpenAI-compatible (Claude Code
-is translated, aider passes through). The table gives input tokens sent upstream, of which read from the
+Each session in tests/fixtures/sessions (recorded with the real Claude Code, aider and Codex CLIs: record_*.py; and
+two built from the captures' shapes by build.py, one with Claude Code's background haiku calls) is replayed request
+by request through the request core (`proxy.core.run_to_end`, in this process: the same path as an HTTP request
+after the body is read) to the fake upstream with its provider prompt-cache simulation on
+(tests/fakes/upstream/prompt_cache.py), once with no layer, once per layer alone and once with all of them
+(--tool-description-chars and --drop-tools set the tools layer, which changes what the model is told about its
+tools); each replay starts with an empty provider cache. Two upstreams each: Anthropic (Claude Code passes through,
+aider is translated) and OpenAI-compatible (Claude Code is translated, aider passes through); Codex's Responses
+requests are translated to both (Messages, Chat). The table gives input tokens sent upstream, of which read from the
 provider's cache / written to it / uncached, and the cost from the ledger rows (prices below), against no layer.
 
 Nothing is written to the database: routes, prices and the key live in memory, ledger rows are collected.
@@ -253,8 +254,20 @@ def aider_recorded() -> list[tuple[str, dict]]:
     return [("openai", request) for request in load("sessions/aider-recorded.json")["requests"]]
 
 
+def codex_recorded() -> list[tuple[str, dict]]:
+    """The session recorded with the real Codex CLI (record_codex.py), as sent to /v1/responses: each body is the
+    shared top-level fields plus the previous request's input items it keeps and the ones it adds."""
+    session = load("sessions/codex-recorded.json")
+    out, items = [], []
+    for request in session["requests"]:
+        items = items[: request["keep"]] + request["append"]
+        body = {k: v for k, v in session["base"].items() if k not in request.get("drop", ())}
+        out.append(("responses", {**body, **request["fields"], "input": copy.deepcopy(items)}))
+    return out
+
+
 SESSIONS = {"claude-code-recorded": claude_code_recorded, "aider-recorded": aider_recorded,
-            "claude-code": claude_code, "aider": aider}  # fmt: skip
+            "codex-recorded": codex_recorded, "claude-code": claude_code, "aider": aider}  # fmt: skip
 
 
 def render(rows, markdown: bool) -> str:
