@@ -7,7 +7,7 @@ Responses are declared with `response=` and checked by django-ninja. Request bod
 
 from datetime import date, datetime
 
-from ninja import Schema
+from ninja import Field, Schema
 
 
 class Error(Schema):
@@ -212,6 +212,8 @@ class Counters(Schema):
     cache_read_tokens: int
     cache_write_tokens: int
     cost_usd: str
+    cache_hits: int = Field(0, description="Requests answered by the response cache (no upstream call).")
+    saved_usd: str = Field("0", description="Cost avoided by the response cache and token reduction (estimated).")
 
 
 class UsageRow(Counters):

@@ -237,12 +237,29 @@ def test_report_csv_is_the_table_on_screen(client, team):
     assert download.status_code == 200 and download["Content-Type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(download.content.decode())))
     assert table[0] == ["Model", "Requests", "Errors", "Input tokens", "Output tokens", "Cache read tokens",
-                        "Cache write tokens", "Cost (USD)"]  # fmt: skip
-    assert table[1:] == [["m-2", "1", "1", "0", "0", "0", "0", "1.00000001"],
-                         ["m-1", "1", "0", "5", "0", "0", "0", "0.12345678"],
-                         ["Total", "2", "1", "5", "0", "0", "0", "1.12345679"]]  # fmt: skip
+                        "Cache write tokens", "Cost (USD)", "Cache hits", "Saved (USD)"]  # fmt: skip
+    assert table[1:] == [["m-2", "1", "1", "0", "0", "0", "0", "1.00000001", "0", "0.00000000"],
+                         ["m-1", "1", "0", "5", "0", "0", "0", "0.12345678", "0", "0.00000000"],
+                         ["Total", "2", "1", "5", "0", "0", "0", "1.12345679", "0", "0.00000000"]]  # fmt: skip
     for label, *_ in table[1:]:
         assert f"<td>{label}</td>".encode() in page.content
+
+
+def test_report_shows_what_the_cache_and_token_reduction_saved_from_rollups_and_todays_rows(client, team):
+    project, key = team
+    today = timezone.localdate()
+    yesterday = today - timedelta(days=1)
+    _row(_at(yesterday), project=project, key=key, cost="0", outcome="cache_hit", saved_usd=D("0.25000000"))
+    _row(_at(yesterday, 13), project=project, key=key, cost="0.50000000", saved_usd=D("0.10000000"), tokens_saved=9)
+    _row(timezone.now(), project=project, key=key, cost="0", outcome="cache_hit", saved_usd=D("0.02000001"))
+    services.rollup_recent(1)
+    assert DailyRollup.objects.get(day=yesterday).saved_usd == D("0.35")  # the past day comes from its rollup
+    _finance_user(client)
+    params = {"from": yesterday.isoformat(), "to": today.isoformat(), "group": "project", "format": "csv"}
+    table = list(csv.reader(io.StringIO(client.get(reverse("usage:finance_report"), params).content.decode())))
+    head, total = table[0], table[-1]
+    assert total[head.index("Cache hits")] == "2" and total[head.index("Errors")] == "0"  # a hit is no error
+    assert D(total[head.index("Saved (USD)")]) == D("0.37000001") and D(total[head.index("Cost (USD)")]) == D("0.5")
 
 
 def test_report_access_needs_login_staff_and_view_permission(client, team):

@@ -79,7 +79,8 @@ def prices_delete(request: HttpRequest, price_id: int):
 # --- numbers: the finance report's reads (usage/selectors.py), as JSON or CSV ----------------------------------
 
 GROUPS = ("project", "key", "model", "provider")
-COUNTER_FIELDS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+COUNTER_FIELDS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                  "cache_hits")
 
 
 def _range(start: str | None, end: str | None) -> tuple[date, date]:
@@ -131,13 +132,14 @@ def _sum(cells, group: str | None, period) -> list[dict]:
         row = rows.get(ident)
         if row is None:
             row = rows[ident] = {**({"period": ident[0]} if period else {}), **({group: ident[1]} if group else {}),
-                                 **dict.fromkeys(COUNTER_FIELDS, 0), "cost_usd": Decimal(0)}  # fmt: skip
+                                 **dict.fromkeys(COUNTER_FIELDS, 0), "cost_usd": Decimal(0), "saved_usd": Decimal(0)}  # fmt: skip
         for name in COUNTER_FIELDS:
             row[name] += getattr(cell, name)
         row["cost_usd"] += cell.cost
+        row["saved_usd"] += cell.saved
     out = sorted(rows.values(), key=lambda r: (str(r.get("period", "")), -r["cost_usd"]))
     for row in out:
-        row["cost_usd"] = str(row["cost_usd"])
+        row["cost_usd"], row["saved_usd"] = str(row["cost_usd"]), str(row["saved_usd"])
     return out
 
 
@@ -179,7 +181,8 @@ def usage(request: HttpRequest, start: str | None = None, end: str | None = None
     if format == "csv":
         return _csv(series, f"usage-{first}-{last}.csv")
     return {"start": first.isoformat(), "end": last.isoformat(), "interval": interval, "group_by": group_by,
-            "totals": _sum(cells, None, None)[0] if cells else {**dict.fromkeys(COUNTER_FIELDS, 0), "cost_usd": "0"},
+            "totals": _sum(cells, None, None)[0] if cells else {**dict.fromkeys(COUNTER_FIELDS, 0), "cost_usd": "0",
+                                                                "saved_usd": "0"},
             "series": series}  # fmt: skip
 
 

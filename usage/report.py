@@ -27,7 +27,9 @@ CHART_SERIES = 8  # groups drawn on their own in the spend chart; the rest are s
 # (attribute of Row, column title): the on-screen table and the CSV, in this order
 COLUMNS = (("requests", "Requests"), ("errors", "Errors"), ("input_tokens", "Input tokens"),
            ("output_tokens", "Output tokens"), ("cache_read_tokens", "Cache read tokens"),
-           ("cache_write_tokens", "Cache write tokens"), ("cost", "Cost (USD)"))  # fmt: skip
+           ("cache_write_tokens", "Cache write tokens"), ("cost", "Cost (USD)"), ("cache_hits", "Cache hits"),
+           ("saved", "Saved (USD)"))  # fmt: skip
+MONEY = frozenset({"cost", "saved"})  # columns shown as money
 
 
 class QueryError(ValueError):
@@ -90,11 +92,14 @@ class Row:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost: Decimal = field(default_factory=Decimal)
+    cache_hits: int = 0
+    saved: Decimal = field(default_factory=Decimal)  # what the response cache and token reduction avoided
 
     def add(self, cell) -> None:
         for name in selectors.COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(cell, name))
         self.cost += cell.cost
+        self.saved += cell.saved
 
     @property
     def error_rate(self) -> float:

@@ -120,7 +120,8 @@ DIMENSIONS = {  # report name -> (DailyRollup column, UsageRecord column)
     "provider": ("provider", "provider"),
 }
 BY_ALL = ("day", "project", "key", "model", "provider")
-COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+            "cache_hits")
 _CELL_ATTR = {"project": "project_id", "key": "key_id", "model": "model", "provider": "provider"}
 
 
@@ -139,7 +140,9 @@ class Cell:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_hits: int = 0
     cost: Decimal = field(default_factory=Decimal)
+    saved: Decimal = field(default_factory=Decimal)  # cost avoided by the response cache and token reduction
 
 
 @dataclass(slots=True)
@@ -189,7 +192,7 @@ def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -
     rows = rows.order_by().values(*columns.values()).annotate(
         n=Sum("requests"), err=Sum(F("requests") - F("ok") - F("cache_hits")), inp=Sum("input_tokens"),
         out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
-        cost=_money_sum("cost_usd"),
+        cost=_money_sum("cost_usd"), hits=Sum("cache_hits"), saved=_money_sum("saved_usd"),
     )  # fmt: skip
     return [_cell(r, columns) for r in rows]
 
@@ -202,11 +205,7 @@ def _raw_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> l
     if "day" in by and first != last:
         rows = rows.annotate(day=TruncDate("created_at"))
         columns = {"day": "day", **columns}
-    rows = rows.order_by().values(*columns.values()).annotate(
-        n=Count("id"), err=Count("id", filter=~Q(outcome__in=("ok", "cache_hit"))), inp=Sum("input_tokens"),
-        out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
-        cost=_money_sum("cost_usd"),
-    )  # fmt: skip
+    rows = rows.order_by().values(*columns.values()).annotate(**_raw_sums())
     cells = [_cell(r, columns) for r in rows]
     if "day" in by and first == last:
         for c in cells:
@@ -214,10 +213,20 @@ def _raw_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> l
     return cells
 
 
+def _raw_sums() -> dict:
+    """The sums a Cell is made of, over raw ledger rows (the rollup's columns hold the same per day)."""
+    return dict(
+        n=Count("id"), err=Count("id", filter=~Q(outcome__in=("ok", "cache_hit"))), inp=Sum("input_tokens"),
+        out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
+        cost=_money_sum("cost_usd"), hits=Count("id", filter=Q(outcome="cache_hit")), saved=_money_sum("saved_usd"),
+    )  # fmt: skip
+
+
 def _cell(r: dict, columns: dict[str, str]) -> Cell:
     cell = Cell(
         requests=r["n"] or 0, errors=r["err"] or 0, input_tokens=r["inp"] or 0, output_tokens=r["out"] or 0,
         cache_read_tokens=r["c_read"] or 0, cache_write_tokens=r["c_write"] or 0, cost=_money(r["cost"]),
+        cache_hits=r["hits"] or 0, saved=_money(r["saved"]),
     )  # fmt: skip
     for dimension, column in columns.items():
         value = r[column]
@@ -291,10 +300,8 @@ def usage_hours(first: date, last: date, filters: dict | None = None) -> list[Ce
     rows = UsageRecord.objects.filter(created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1)))
     rows = rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()}).annotate(hour=TruncHour("created_at"))
     rows = rows.order_by().values("hour", "project_id", "api_key_id", "remote_model", "provider").annotate(
-        n=Count("id"), err=Count("id", filter=~Q(outcome__in=("ok", "cache_hit"))), inp=Sum("input_tokens"),
-        out=Sum("output_tokens"), c_read=Sum("cache_read_tokens"), c_write=Sum("cache_write_tokens"),
-        cost=_money_sum("cost_usd"),
-    )  # fmt: skip
+        **_raw_sums()
+    )
     cells = []
     for r in rows:
         cell = _cell(r, {"project": "project_id", "key": "api_key_id", "model": "remote_model", "provider": "provider"})

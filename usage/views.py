@@ -60,6 +60,7 @@ def _finance_report(request):
         "error": error,
         "groups": finance.GROUPS,
         "columns": finance.COLUMNS,
+        "money": finance.MONEY,
         "today": today,
         "presets": _presets(query, today),
         "csv_url": reverse("usage:finance_report") + "?" + urlencode(query.params(format="csv")),
@@ -86,6 +87,12 @@ def _presets(query, today) -> list[tuple[str, str, str]]:
             for label, a, b in ranges]  # fmt: skip
 
 
+def _value(row, name: str):
+    """Money as plain digits (a Decimal zero summed by the database can print as 0E-8), counts as they are."""
+    value = getattr(row, name)
+    return f"{value:f}" if name in finance.MONEY else value
+
+
 def _csv(result) -> HttpResponse:
     q = result.query
     response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -93,7 +100,7 @@ def _csv(result) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow([finance.GROUPS[q.group], *(title for _, title in finance.COLUMNS)])
     for row in [*result.rows, result.total]:
-        writer.writerow([_cell(row.label), *(getattr(row, name) for name, _ in finance.COLUMNS)])
+        writer.writerow([_cell(row.label), *(_value(row, name) for name, _ in finance.COLUMNS)])
     return response
 
 

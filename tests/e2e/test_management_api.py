@@ -336,6 +336,8 @@ def test_usage_costs_errors_and_budgets_match_the_ledger(world, manage, committe
     assert Decimal(totals["cost_usd"]) == cost
     assert totals["input_tokens"] == sum(r.input_tokens for r in rows)
     assert totals["output_tokens"] == sum(r.output_tokens for r in rows)
+    assert totals["cache_hits"] == sum(r.outcome == "cache_hit" for r in rows)
+    assert Decimal(totals["saved_usd"]) == sum((r.saved_usd for r in rows), Decimal(0))
     by_model = {r["model"]: r for r in usage["series"]}
     assert by_model["fake-claude"]["requests"] == 2 and by_model["fake-gpt"]["requests"] == 1
 
