@@ -44,10 +44,10 @@ def test_the_recorded_codex_session_is_answered_and_each_layer_that_changes_it_s
     """The real Codex CLI's session (record_codex.py: 4 `codex exec` runs, 11 /v1/responses requests: two files
     read with exec_command, app.py read again, apply_patch, three commands), translated to both upstream kinds.
     Codex marks nothing for caching, so to Anthropic nothing is read back until the breakpoints layer marks it
-    (measured: -76.8%, all layers -80.6%); the OpenAI-compatible upstream caches it on its own (all: -15.8%).
-    Caps cut the 18.8 KB `cat app.py` outputs, tools the descriptions over 500 characters. A layer that finds
-    nothing to change (dedupe: each exec_command output starts with its own Chunk ID, so the re-read is not
-    identical) must leave the numbers exactly as they are."""
+    (measured: -76.8%, all layers -83.2%); the OpenAI-compatible upstream caches it on its own (all: -26.5%).
+    Caps cut the 18.8 KB `cat app.py` outputs, tools the descriptions over 500 characters, dedupe the re-read of
+    app.py (each exec_command output starts with its own Chunk ID: the layer compares what follows). A layer
+    that finds nothing to change must leave the numbers exactly as they are."""
     rows = _table("codex-recorded")
     assert len(rows) == 22
     for kind in ("anthropic", "openai"):
@@ -60,7 +60,7 @@ def test_the_recorded_codex_session_is_answered_and_each_layer_that_changes_it_s
                 assert number(row[-1]) < 1, row
             elif row[4:9] != none[4:9]:
                 assert number(row[-2]) < number(none[-2]), row
-        for layer in ("tools", "caps"):
+        for layer in ("tools", "caps", "dedupe"):
             row = rows[("codex-recorded", kind, layer)]
             assert number(row[4]) < number(none[4]) and number(row[-2]) < number(none[-2]), row
         everything = rows[("codex-recorded", kind, "all")]

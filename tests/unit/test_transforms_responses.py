@@ -268,3 +268,23 @@ def test_an_incomplete_answer_replays_with_its_own_terminal_event():
     response = {**STORED, "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
     events = [json.loads(e.data) for e in SSEParser().feed(responses_format.replay.events(response))]
     assert events[-1]["type"] == "response.incomplete" and events[0]["response"]["incomplete_details"] is None
+
+
+def test_dedupe_sees_through_codexs_per_call_chunk_id():
+    """Codex's exec_command output starts with a random Chunk ID: the same file read twice still matches."""
+    text = "".join(f"line {n}: some code here\n" for n in range(40))
+
+    def output(call: str, chunk: str, code: int = 0) -> dict:
+        head = (f"Chunk ID: {chunk}\nWall time: 0.0011 seconds\nProcess exited with code {code}\n"
+                "Original token count: 99\nOutput:\n")
+        return {"type": "function_call_output", "call_id": call, "output": head + text}
+
+    calls = [{"type": "function_call", "call_id": c, "name": "exec_command", "arguments": "{}"} for c in ("c1", "c2")]
+    body = {"model": "m", "input": [{"role": "user", "content": "read it twice"}, calls[0], output("c1", "0fe72d"),
+                                    calls[1], output("c2", "a91b03", code=1)]}  # fmt: skip
+    names, saved = transforms.reduce(body, "responses", Optimization(dedupe_tool_results=True), "openai")
+    assert names == ["dedupe"] and saved > 200
+    first, second = body["input"][2]["output"], body["input"][4]["output"]
+    assert first.endswith(text)  # the first read stays whole
+    assert second.startswith("Chunk ID: a91b03\n") and "exited with code 1" in second  # its own header stays
+    assert second.endswith(f"[identical to the result of tool call c1 above; {len(text)} characters not repeated]")
