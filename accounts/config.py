@@ -87,6 +87,18 @@ class PriceSpec:
     effective_from: date | None  # None: today, unless the current price already matches
     cache_write_1h_per_mtok: Decimal | None = None  # None: the 5-minute cache write rate
     batch_discount: Decimal = Decimal(0)  # fraction off for a provider's native batch API (0.5: half price)
+    # The long-context tier (usage.pricing): above this many prompt tokens the whole request is billed at the
+    # long_* rates. None: one tier. With a threshold the four long_* rates other than the 1-hour one are required.
+    long_context_threshold: int | None = None
+    long_input_per_mtok: Decimal | None = None
+    long_output_per_mtok: Decimal | None = None
+    long_cache_read_per_mtok: Decimal | None = None
+    long_cache_write_per_mtok: Decimal | None = None
+    long_cache_write_1h_per_mtok: Decimal | None = None
+
+
+LONG_PRICE_RATES = ("long_input_per_mtok", "long_output_per_mtok", "long_cache_read_per_mtok",
+                    "long_cache_write_per_mtok")  # fmt: skip
 
 
 @dataclass
@@ -270,8 +282,8 @@ RETRY_FIELDS = {"max_attempts", "base_ms", "cap_ms", "deadline_seconds"}
 STRATEGIES = ("priority", "weighted", "least_busy", "round_robin")
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
 PRICE_FIELDS = {"model", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
-                "cache_write_1h_per_mtok", "batch_discount",
-                "effective_from"}  # fmt: skip
+                "cache_write_1h_per_mtok", "batch_discount", "effective_from", "long_context_threshold",
+                *LONG_PRICE_RATES, "long_cache_write_1h_per_mtok"}  # fmt: skip
 PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd",
                   "budget_alert_percent", "allowed_models", "optimize"}  # fmt: skip
 
@@ -388,6 +400,7 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
             effective_from=_date(r, item, "effective_from", path),
             cache_write_1h_per_mtok=r.number(item, "cache_write_1h_per_mtok", path, None, kind=Decimal, places=6),
             batch_discount=r.number(item, "batch_discount", path, 0, kind=Decimal, places=4),
+            **_long_context(r, item, path),
         )
         if price.batch_discount > 1:
             r.fail(f"{path}.batch_discount", "a fraction from 0 to 1 (0.5 = half price)")
@@ -497,6 +510,24 @@ def _fill_from_preset(r: _Reader, provider: ProviderSpec, path: str) -> None:
     provider.base_url = provider.base_url or preset.base_url
     if not provider.base_url:
         r.fail(f"{path}.base_url", f"required: the {provider.preset} preset has no default URL")
+
+
+def _long_context(r: _Reader, item: dict, path: str) -> dict:
+    """A price's long-context tier fields. All or nothing: a threshold without its rates would bill long
+    requests at 0, rates without a threshold would never apply."""
+    out = {f: r.number(item, f, path, None, kind=Decimal, places=6)
+           for f in (*LONG_PRICE_RATES, "long_cache_write_1h_per_mtok")}  # fmt: skip
+    out["long_context_threshold"] = threshold = r.number(item, "long_context_threshold", path, None, minimum=1)
+    if threshold is None:
+        if any(v is not None for v in out.values()):
+            given = next(f for f, v in out.items() if v is not None)
+            r.fail(f"{path}.long_context_threshold", f"required with {given} (the prompt tokens above which "
+                                                     "the long-context rates apply)")  # fmt: skip
+        return out
+    for f in LONG_PRICE_RATES:
+        if out[f] is None and item.get(f) is None:  # (a value that is not a number was reported by r.number)
+            r.fail(f"{path}.{f}", "required with long_context_threshold (every rate of the tier is charged)")
+    return out
 
 
 def _date(r: _Reader, item: dict, key: str, path: str) -> date | None:

@@ -191,6 +191,13 @@ class PriceIn(Schema):
     cache_write_1h_per_mtok: str | None = None
     batch_discount: str = "0"
     effective_from: date | None = None
+    # The long-context tier (usage.pricing): all four rates are required with a threshold.
+    long_context_threshold: int | None = None
+    long_input_per_mtok: str | None = None
+    long_output_per_mtok: str | None = None
+    long_cache_read_per_mtok: str | None = None
+    long_cache_write_per_mtok: str | None = None
+    long_cache_write_1h_per_mtok: str | None = None
 
 
 class PriceOut(PriceIn):

@@ -25,6 +25,7 @@ from accounts.models import ModelRoute, ProviderAccount
 from accounts.models import Provider as ProviderRow
 from accounts.presets import Capabilities, preset_for
 from usage.models import ModelPrice
+from usage.pricing import LONG_FIELDS
 
 from .errors import NotFound
 
@@ -83,6 +84,13 @@ class Price:
     cache_write: Decimal
     cache_write_1h: Decimal | None = None  # None: the 5-minute rate (usage.pricing)
     batch_discount: Decimal = Decimal(0)
+    # The long-context tier (usage.pricing.tier decides when it applies); None threshold: one tier.
+    long_threshold: int | None = None
+    long_input: Decimal | None = None
+    long_output: Decimal | None = None
+    long_cache_read: Decimal | None = None
+    long_cache_write: Decimal | None = None
+    long_cache_write_1h: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -172,7 +180,8 @@ def _build() -> Snapshot:
     for p in ModelPrice.objects.order_by("model", "-effective_from"):
         prices.setdefault(p.model, []).append(
             Price(p.effective_from, p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok,
-                  p.cache_write_1h_per_mtok, p.batch_discount)
+                  p.cache_write_1h_per_mtok, p.batch_discount,
+                  **{attr: getattr(p, column) for column, attr in LONG_FIELDS.items()})  # fmt: skip
         )
     return Snapshot(exact=exact, patterns=patterns, prices=prices)
 

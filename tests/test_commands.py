@@ -205,6 +205,8 @@ BAD_CONFIGS = [
     ("duplicate alias", "models:\n  - {alias: a, targets: []}\n  - {alias: a, targets: []}", "models[1].alias: dup"),
     ("bad price", "prices:\n  - {model: m, input_per_mtok: 0.0000001}", "prices[0].input_per_mtok: at most 6 decimal"),
     ("bad date", "prices:\n  - {model: m, effective_from: soon}", "prices[0].effective_from: expected a date"),
+    ("half a long-context tier", "prices:\n  - {model: m, long_context_threshold: 200000, long_input_per_mtok: 6}",
+     "prices[0].long_output_per_mtok: required with long_context_threshold"),
     # found only while writing (by the model's own validation), after other rows were written: rolled back
     (
         "too many digits for the column",

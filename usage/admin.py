@@ -31,7 +31,19 @@ from .models import ModelPrice, UsageRecord
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
     list_display = ("model", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
-                    "effective_from", "in_force")  # fmt: skip
+                    "long_context_threshold", "effective_from", "in_force")  # fmt: skip
+    fieldsets = (
+        (None, {"fields": ("model", "effective_from")}),
+        ("Rates (USD per million tokens)", {"fields": (
+            "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
+            "cache_write_1h_per_mtok", "batch_discount")}),
+        ("Long-context tier", {
+            "description": "Only for models a vendor bills at higher rates when the prompt passes a size (e.g. "
+                           "Claude Sonnet 4/4.5 with the 1M window above 200k, Gemini Pro above 200k). Fill in "
+                           "the threshold and every rate, or leave all empty.",
+            "fields": ("long_context_threshold", "long_input_per_mtok", "long_output_per_mtok",
+                       "long_cache_read_per_mtok", "long_cache_write_per_mtok", "long_cache_write_1h_per_mtok")}),
+    )  # fmt: skip
     list_filter = ("effective_from",)
     search_fields = ("model",)
     date_hierarchy = "effective_from"

@@ -27,11 +27,15 @@ router = Router(tags=["prices and usage"])
 PRICE_RATES = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
 
 
+OPTIONAL_RATES = ("cache_write_1h_per_mtok", "long_input_per_mtok", "long_output_per_mtok",
+                  "long_cache_read_per_mtok", "long_cache_write_per_mtok", "long_cache_write_1h_per_mtok")  # fmt: skip
+
+
 def price_out(price: ModelPrice) -> dict:
-    one_hour = price.cache_write_1h_per_mtok
-    return {"id": price.id, "model": price.model, **{f: str(getattr(price, f)) for f in PRICE_RATES},
-            "cache_write_1h_per_mtok": None if one_hour is None else str(one_hour),
-            "batch_discount": str(price.batch_discount), "effective_from": price.effective_from.isoformat()}  # fmt: skip
+    optional = {f: None if getattr(price, f) is None else str(getattr(price, f)) for f in OPTIONAL_RATES}
+    return {"id": price.id, "model": price.model, **{f: str(getattr(price, f)) for f in PRICE_RATES}, **optional,
+            "batch_discount": str(price.batch_discount), "effective_from": price.effective_from.isoformat(),
+            "long_context_threshold": price.long_context_threshold}  # fmt: skip
 
 
 @router.get(

@@ -2,6 +2,9 @@ from django.db import models
 from django.utils import timezone
 
 
+_TIER_RATE = {"max_digits": 12, "decimal_places": 6, "null": True, "blank": True}
+
+
 class ModelPrice(models.Model):
     model = models.CharField(max_length=200, db_index=True, help_text="The provider's model id (remote id).")
     input_per_mtok = models.DecimalField("input $/Mtok", max_digits=12, decimal_places=6, default=0)
@@ -17,11 +20,51 @@ class ModelPrice(models.Model):
         help_text="Fraction taken off for a provider's native batch API (0.5 = half price).",
     )
     effective_from = models.DateField(default=timezone.localdate)
+    # The long-context tier (usage.pricing.cost): some vendors bill a whole request, output included, at higher
+    # rates once its prompt passes a size (Claude Sonnet 4/4.5 with the 1M window above 200k, Gemini Pro above
+    # 200k, Claude Haiku 5.5 above 100k). Empty threshold = one tier; with one, the four tier rates are required
+    # (the constraint below), so a half-filled tier cannot undercharge.
+    long_context_threshold = models.PositiveIntegerField(
+        "long-context threshold (prompt tokens)", null=True, blank=True,
+        help_text="A request whose prompt (input + cache read + cache write tokens) is above this many tokens is "
+                  "billed entirely at the long-context rates below. Empty = the rates above apply to every request.",
+    )  # fmt: skip
+    long_input_per_mtok = models.DecimalField("long-context input $/Mtok", **_TIER_RATE)
+    long_output_per_mtok = models.DecimalField("long-context output $/Mtok", **_TIER_RATE)
+    long_cache_read_per_mtok = models.DecimalField("long-context cache read $/Mtok", **_TIER_RATE)
+    long_cache_write_per_mtok = models.DecimalField("long-context cache write $/Mtok", **_TIER_RATE)
+    long_cache_write_1h_per_mtok = models.DecimalField(
+        "long-context 1-hour cache write $/Mtok", **_TIER_RATE,
+        help_text="Empty = the long-context cache write rate (as for the 1-hour rate above).",
+    )
 
     class Meta:
         ordering = ["model", "-effective_from"]
-        constraints = [models.UniqueConstraint(fields=["model", "effective_from"], name="one_price_per_model_and_day")]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "effective_from"], name="one_price_per_model_and_day"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(long_context_threshold__isnull=True, long_input_per_mtok__isnull=True,
+                             long_output_per_mtok__isnull=True, long_cache_read_per_mtok__isnull=True,
+                             long_cache_write_per_mtok__isnull=True, long_cache_write_1h_per_mtok__isnull=True)
+                    | models.Q(long_context_threshold__isnull=False, long_input_per_mtok__isnull=False,
+                               long_output_per_mtok__isnull=False, long_cache_read_per_mtok__isnull=False,
+                               long_cache_write_per_mtok__isnull=False)
+                ),  # fmt: skip
+                name="long_context_tier_whole_or_absent",
+            ),
+        ]
         verbose_name = "model price"
+
+    def clean(self):
+        """The admin form's check of the tier (the same rule as the constraint, with the field to fix)."""
+        from django.core.exceptions import ValidationError
+
+        from .pricing import long_tier_problem
+
+        problem = long_tier_problem({f.name: getattr(self, f.name) for f in self._meta.fields})
+        if problem:
+            raise ValidationError({problem[0]: problem[1]})
 
     def __str__(self):
         return f"{self.model} from {self.effective_from}"

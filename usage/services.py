@@ -22,13 +22,14 @@ from django.utils import timezone
 
 from accounts.signals import config_applying
 
-from . import selectors
+from . import pricing, selectors
 from .models import DailyRollup, ModelPrice, RolledDay, UsageRecord
 
 log = logging.getLogger(__name__)
 CATALOGUE = Path(__file__).resolve().parent / "data" / "prices.json"
 PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
-                "cache_write_1h_per_mtok", "batch_discount")  # fmt: skip
+                "cache_write_1h_per_mtok", "batch_discount", *pricing.LONG_FIELDS)  # fmt: skip
+OPTIONAL_FIELDS = ("cache_write_1h_per_mtok", *pricing.LONG_FIELDS)  # empty means "not set", not 0
 
 
 @receiver(config_applying)
@@ -44,6 +45,7 @@ def prices_apply(sender, *, config, counts, upsert, **kwargs) -> None:
             "cache_write_per_mtok": spec.cache_write_per_mtok,
             "cache_write_1h_per_mtok": spec.cache_write_1h_per_mtok,
             "batch_discount": spec.batch_discount,
+            **{f: getattr(spec, f) for f in pricing.LONG_FIELDS},
         }
         if spec.effective_from is None:
             current = ModelPrice.objects.filter(model=spec.model, effective_from__lte=today).first()
@@ -79,19 +81,29 @@ def prices_read(path: Path | str = CATALOGUE) -> list[dict]:
         except ValueError:
             raise CatalogueError(f"{where}.effective_from: an ISO date (YYYY-MM-DD) is required") from None
         for name in PRICE_FIELDS:
-            raw = entry.get(name)
-            if raw is None and name in ("cache_write_1h_per_mtok",):
-                values[name] = None
-                continue
-            try:
-                value = Decimal(str(raw if raw is not None else 0))
-            except InvalidOperation:
-                raise CatalogueError(f"{where}.{name}: not a number: {raw!r}") from None
-            if value < 0 or (name == "batch_discount" and value >= 1):
-                raise CatalogueError(f"{where}.{name}: out of range: {raw!r}")
-            values[name] = value
+            values[name] = _catalogue_number(entry.get(name), name, where)
+        problem = pricing.long_tier_problem(values)
+        if problem:
+            raise CatalogueError(f"{where}.{problem[0]}: {problem[1]}")
         out.append(values)
     return out
+
+
+def _catalogue_number(raw, name: str, where: str) -> Decimal | int | None:
+    """One rate (or the tier's threshold, a whole number of tokens) of a catalogue entry, checked."""
+    if raw is None and name in OPTIONAL_FIELDS:
+        return None
+    try:
+        value = Decimal(str(raw if raw is not None else 0))
+    except InvalidOperation:
+        raise CatalogueError(f"{where}.{name}: not a number: {raw!r}") from None
+    if not value.is_finite() or value < 0 or (name == "batch_discount" and value >= 1):
+        raise CatalogueError(f"{where}.{name}: out of range: {raw!r}")
+    if name == "long_context_threshold":
+        if value != value.to_integral_value() or value < 1:
+            raise CatalogueError(f"{where}.{name}: a whole number of prompt tokens is required: {raw!r}")
+        return int(value)
+    return value
 
 
 @transaction.atomic

@@ -267,6 +267,18 @@ def test_provider_route_and_price_through_the_api_serve_requests(world, manage, 
     _error(manage.post("/prices", json={"model": "x", "batch_discount": "1.5"}), 422, "invalid_request_error")
     assert manage.read.get("/prices", params={"model": f"m-{alias}"}).json()["data"][0]["id"] == price.json()["id"]
     _error(manage.post("/prices", json={"model": "x", "input_per_mtok": "NaN"}), 422, "invalid_request_error")
+    # The long-context tier round-trips; half a tier is refused naming the missing field.
+    tier = {"long_context_threshold": 200000, "long_input_per_mtok": "6", "long_output_per_mtok": "22.5",
+            "long_cache_read_per_mtok": "0.6", "long_cache_write_per_mtok": "7.5", "long_cache_write_1h_per_mtok": "12"}
+    tiered = manage.post("/prices", json={"model": f"m-{alias}", "input_per_mtok": "3", "output_per_mtok": "15",
+                                          "effective_from": "2026-02-01", **tier})  # fmt: skip
+    assert tiered.status_code == 201, tiered.text
+    read_tier = manage.read.get("/prices", params={"model": f"m-{alias}"}).json()["data"][0]
+    assert read_tier["long_context_threshold"] == 200000 and read_tier["long_output_per_mtok"] == "22.500000"
+    assert manage.read.get("/prices", params={"model": f"m-{alias}"}).json()["data"][1]["long_context_threshold"] is None
+    half = _error(manage.post("/prices", json={"model": "x", "long_context_threshold": 200000,
+                                               "long_input_per_mtok": "6"}), 422, "invalid_request_error")  # fmt: skip
+    assert any("long_output_per_mtok: required" in p for p in half["problems"]), half
 
 
 def test_status_lists_accounts_with_their_breaker(world, manage):

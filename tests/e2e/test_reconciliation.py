@@ -2,12 +2,14 @@
 uncached input, streamed and not, both APIs, same-API and translated routes, errors), then
 
   Σ row cost = Σ each row's tokens × the price in effect on its day, to the last decimal (computed here
-               independently of usage.pricing), and
+               independently of usage.pricing; a request whose prompt passes its price's long-context threshold
+               pays the tier's rates, one exactly at the threshold the base rates), and
   every rollup total = Σ of the ledger rows it covers (usage.services.rollup_day), and the finance report
                shows those same totals.
 
 Runs on whichever database the suite uses (CI: SQLite, then PostgreSQL)."""
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -20,6 +22,23 @@ from usage.models import DailyRollup, ModelPrice, UsageRecord
 
 # A day no other test writes ledger rows on: the requests' rows are moved there before the rollup.
 RECONCILE_DAY = date(2001, 3, 14)
+# Passed through to the fake Anthropic upstream by the world's `native-*` route; priced with a long-context tier
+# (Claude Sonnet 4.5's card: above 200k prompt tokens every token pays 2x input and cache rates, 1.5x output).
+LONG_MODEL = "native-reconcile-long"
+LONG_TIER = {"long_context_threshold": 200_000, "long_input_per_mtok": 6, "long_output_per_mtok": "22.5",
+             "long_cache_read_per_mtok": "0.6", "long_cache_write_per_mtok": "7.5", "long_cache_write_1h_per_mtok": 12}
+
+
+@pytest.fixture
+def long_context_price(ledger):
+    """LONG_MODEL's price, committed before the requests (the gateway reloads prices every 0.5 s in tests)."""
+    ModelPrice.objects.filter(model=LONG_MODEL).delete()
+    ModelPrice.objects.create(model=LONG_MODEL, effective_from=date(2000, 1, 1), input_per_mtok=3, output_per_mtok=15,
+                              cache_read_per_mtok="0.3", cache_write_per_mtok="3.75", cache_write_1h_per_mtok=6,
+                              **LONG_TIER)  # fmt: skip
+    time.sleep(0.6)
+    yield
+    ModelPrice.objects.filter(model=LONG_MODEL).delete()
 
 
 def _requests(world) -> list[str]:
@@ -59,6 +78,11 @@ def _requests(world) -> list[str]:
         o.chat.completions.create(model="no-such-model-reconcile", messages=[{"role": "user", "content": "x"}])
     except openai.NotFoundError as e:
         ids.append(e.response.headers["x-request-id"])
+    # Long-context tier (LONG_MODEL's price): a prompt of exactly the threshold, then one token more.
+    for n, fresh in ((8, 150_000), (9, 150_001)):
+        m = a.messages.with_raw_response.create(model=LONG_MODEL, max_tokens=64, messages=[
+            {"role": "user", "content": f"reconcile {n} USAGE: in={fresh} out=1000 cache_read=45000 cache_write=5000"}])  # fmt: skip
+        ids.append(m.headers["request-id"])
     with pytest.raises(anthropic.APIStatusError):  # a stream that breaks after three deltas
         with a.messages.stream(model="gw-anthropic", max_tokens=64, messages=[
                 {"role": "user", "content": "reconcile 7 FAIL: midstream"}]) as s:  # fmt: skip
@@ -72,17 +96,24 @@ def _expected_cost(row: UsageRecord) -> Decimal:
              .order_by("-effective_from").first())  # fmt: skip
     if price is None:
         return Decimal(0)
+    # The vendors' rule, restated here rather than imported: a prompt (input + cache reads + cache writes) above
+    # the threshold puts every token of the request on the long-context rates.
+    prompt = row.input_tokens + row.cache_read_tokens + row.cache_write_tokens
+    long = price.long_context_threshold is not None and prompt > price.long_context_threshold
+    pre = "long_" if long else ""
+    rate = {f: getattr(price, pre + f) for f in ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok",
+                                                 "cache_write_per_mtok", "cache_write_1h_per_mtok")}  # fmt: skip
     uncached_write = row.cache_write_tokens - row.cache_write_1h_tokens
-    one_hour_rate = price.cache_write_1h_per_mtok if price.cache_write_1h_per_mtok is not None else price.cache_write_per_mtok
-    micro = (row.input_tokens * price.input_per_mtok + row.output_tokens * price.output_per_mtok
-             + row.cache_read_tokens * price.cache_read_per_mtok + uncached_write * price.cache_write_per_mtok
+    one_hour_rate = rate["cache_write_1h_per_mtok"] if rate["cache_write_1h_per_mtok"] is not None else rate["cache_write_per_mtok"]
+    micro = (row.input_tokens * rate["input_per_mtok"] + row.output_tokens * rate["output_per_mtok"]
+             + row.cache_read_tokens * rate["cache_read_per_mtok"] + uncached_write * rate["cache_write_per_mtok"]
              + row.cache_write_1h_tokens * one_hour_rate)  # fmt: skip
     return (micro / 1_000_000).quantize(Decimal("0.00000001"))
 
 
-def test_ledger_costs_rollups_and_report_reconcile(world, ledger):
+def test_ledger_costs_rollups_and_report_reconcile(world, ledger, long_context_price):
     ids = _requests(world)
-    assert len(ids) == 10 and len(set(ids)) == 10
+    assert len(ids) == 12 and len(set(ids)) == 12
     rows = [ledger(i) for i in ids]
     by_outcome = {r.outcome for r in rows}
     assert {"ok", "upstream_error", "client_error"} <= by_outcome
@@ -95,6 +126,9 @@ def test_ledger_costs_rollups_and_report_reconcile(world, ledger):
     assert sum(r.cost_usd for r in rows) == sum(_expected_cost(r) for r in rows)
     assert sum(r.cost_usd for r in rows) > 0
     assert next(r for r in rows if "no-such" in r.alias or r.http_status == 404).cost_usd == 0
+    at, above = (r for r in rows if r.remote_model == LONG_MODEL)
+    assert (at.input_tokens + at.cache_read_tokens + at.cache_write_tokens, at.cost_usd) == (200_000, Decimal("0.49725"))
+    assert (above.input_tokens, above.cost_usd) == (150_001, Decimal("0.987006"))  # the tier's rates on every token
 
     # Move the rows to a day of their own, roll it up, and compare every rollup with the rows it covers.
     start = datetime.combine(RECONCILE_DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)
