@@ -97,6 +97,22 @@ def test_a_model_price_row_carries_the_tier_and_cannot_be_half_filled():
 # --- the catalogue file and the config file ---------------------------------------------------------------------
 
 
+@pytest.mark.django_db
+def test_shipped_catalogue_loads_with_its_tiers_and_effective_dated_history():
+    call_command("load_prices", stdout=io.StringIO())
+    sonnet = pricing.rates(pricing.price_on("claude-sonnet-4-5", date(2026, 6, 1)))
+    assert (sonnet.long_threshold, sonnet.long_input, sonnet.long_output) == (200_000, D(6), D("22.5"))
+    # Sonnet 4.6 paid the tier from launch until the 1M window went GA at standard rates (2026-03-13).
+    assert pricing.rates(pricing.price_on("claude-sonnet-4-6", date(2026, 3, 1))).long_threshold == 200_000
+    assert pricing.rates(pricing.price_on("claude-sonnet-4-6", date(2026, 3, 13))).long_threshold is None
+    haiku = pricing.rates(pricing.price_on("claude-haiku-5-5", date(2026, 11, 30)))
+    assert (haiku.long_threshold, haiku.input, haiku.long_input) == (100_000, D("0.1"), D("0.5"))
+    catalogue = json.loads(services.CATALOGUE.read_text())
+    assert {e["model"] for e in catalogue["prices"]} <= set(catalogue["sources_by_model"])  # every model has a source
+    assert {s for ids in catalogue["sources_by_model"].values() for s in ids} <= set(catalogue["sources"])
+    assert all(s["url"].startswith("https://") and s["as_of"] for s in catalogue["sources"].values())
+
+
 def test_catalogue_entry_with_half_a_tier_is_refused_naming_the_field(tmp_path):
     bad = tmp_path / "bad.json"
     entry = {"model": "x", "effective_from": "2026-01-01", "input_per_mtok": "3", "long_context_threshold": 200000,
