@@ -35,7 +35,7 @@ from django.conf import settings
 
 from accounts import oauth
 
-from . import breaker, formats, selection, upstreams
+from . import breaker, formats, optimize, selection, upstreams
 from .canonical import TargetOptions
 from .errors import GatewayError, Unavailable, UpstreamError
 from .formats.anthropic.upstream_request import with_identity
@@ -174,6 +174,8 @@ async def _attempt(call, route, pick, body, ingress, client_headers, parsed, ope
     options = target_options(route, target, body.get("model"))
     if upstream.api == ingress.NAME:
         chat, payload = None, ingress.passthrough_request(body, options)  # same API: pass-through, both ways
+        if upstream.api != "anthropic" and "breakpoints" in call.reductions:  # marked for another target
+            payload = optimize.for_non_anthropic(payload, ingress.NAME)
     else:
         chat = parsed = parsed or ingress.parse_request(body)
         payload = upstream_format.render_request(chat, options)

@@ -42,6 +42,12 @@ class Plan:
         return cache.keep_stream(chunks, self.key, self.ttl, call, ingress, body) if self.key else chunks
 
 
+def for_non_anthropic(payload: dict, fmt: str) -> dict:
+    """A pass-through payload without the prompt-cache marks the breakpoints layer added for an Anthropic target,
+    when the attempt goes to another kind of upstream (failover across provider kinds)."""
+    return transforms.breakpoints.unmarked(payload, fmt)
+
+
 async def prepare(call, opt, route, body: dict, ingress, headers: dict) -> Plan | None:
     """Cache lookup, then the request transforms. Headers for the caller are added to `headers`."""
     fmt = ingress.NAME

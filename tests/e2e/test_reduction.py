@@ -125,3 +125,27 @@ def test_tool_trimming_on_an_openai_sdk_caller_translated_to_anthropic(world, co
     kept = tool["description"].removesuffix(" [...]")
     assert len(tool["description"]) <= 200 and kept.endswith("never writes.") and long.startswith(kept)
     assert tool["input_schema"]["required"] == ["path"]
+
+
+def test_marks_for_an_anthropic_target_do_not_reach_an_openai_failover_target(world, committed, ledger):
+    """Breakpoints are added for the route's first target (Anthropic); when its credential is refused and the
+    request fails over to an OpenAI-compatible provider, the pass-through body goes there without them."""
+    from tests.e2e import policy_world as pw
+
+    claude = pw.provider(world.fake, ("refused", "sk-wrong-key", 0, 1), kind="anthropic")
+    gpt = pw.provider(world.fake, kind="openai")
+    alias = pw.route((claude, "fake-claude", 0), (gpt, "fake-gpt", 1))
+    secret, mark = key_with(cache_breakpoints=True), marker()
+    pw.wait_for_config(world.url, secret, alias)
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": f"SAY: over {mark}"}]
+    response = pw.openai_chat(world.url, secret, alias, messages=messages)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == f"over {mark}"
+    assert response.headers["x-gateway-reduction"].startswith("breakpoints;")
+    calls = upstream_calls(world.fake, mark)
+    anthropic = [c for c in calls if c["path"] == "/v1/messages"]
+    openai = [c for c in calls if c["path"] == "/v1/chat/completions"]
+    assert anthropic and "cache_control" in json.dumps(anthropic[0]["body"])  # the marks went to Anthropic
+    assert len(openai) == 1 and "cache_control" not in json.dumps(openai[0]["body"])
+    assert openai[0]["body"]["messages"][1]["content"][0]["text"] == f"SAY: over {mark}"
+    assert ledger(response.headers["x-request-id"]).attempts == 2

@@ -105,3 +105,27 @@ def apply(body: dict, fmt: str, opt, upstream: str) -> int | None:
             used += 1
             added += 1
     return 0 if added else None
+
+
+def unmarked(body: dict, fmt: str) -> dict:
+    """`body` without any cache_control on its messages' (Responses: input items') parts, for a pass-through to
+    an upstream that is not Anthropic: the layer marks for the route's first target, and a route that fails over
+    from Anthropic to an OpenAI-compatible provider must not send it marks that a strict server refuses. The
+    body is shared by the attempts, so changed items are copies and `body` itself stays as it is."""
+    key = "input" if fmt == "responses" else "messages"
+    items = body.get(key)
+    if not isinstance(items, list):
+        return body
+    return {**body, key: [_item_unmarked(item) for item in items]}
+
+
+def _item_unmarked(item):
+    if not isinstance(item, dict):
+        return item
+    out = item
+    for key in ("content", "output"):
+        parts = item.get(key)
+        if isinstance(parts, list) and any(isinstance(p, dict) and "cache_control" in p for p in parts):
+            kept = [{k: v for k, v in p.items() if k != "cache_control"} if isinstance(p, dict) else p for p in parts]
+            out = {**out, key: kept}
+    return out
