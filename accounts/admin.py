@@ -321,6 +321,7 @@ class ModelRouteAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
     date_hierarchy = "created_at"
     fieldsets = [
         (None, {"fields": ("alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens")}),
+        ("Response cache", {"fields": ("response_cache_ttl",)}),
         ("Account selection and retries", {"fields": ("strategy", "retry_max_attempts", "retry_base_ms",
                                                       "retry_cap_ms", "retry_deadline_seconds")}),
     ]  # fmt: skip

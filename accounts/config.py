@@ -74,6 +74,7 @@ class RouteSpec:
     retry_base_ms: int | None = None
     retry_cap_ms: int | None = None
     retry_deadline_seconds: float | None = None
+    response_cache_ttl: int | None = None
     targets: list[TargetSpec] = field(default_factory=list)
 
 
@@ -277,7 +278,7 @@ PROVIDER_FIELDS = {"name", "preset", "capabilities", "kind", "base_url", "api_ke
                    "read_timeout", "extra_headers", "enabled"}  # fmt: skip
 ACCOUNT_FIELDS = {"name", "api_key_env", "api_key", "weight", "priority", "enabled"}
 ROUTE_FIELDS = {"alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens", "targets", "strategy",
-                "retry"}  # fmt: skip
+                "retry", "response_cache_ttl"}  # fmt: skip
 RETRY_FIELDS = {"max_attempts", "base_ms", "cap_ms", "deadline_seconds"}
 STRATEGIES = ("priority", "weighted", "least_busy", "round_robin")
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
@@ -358,6 +359,7 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
             default_max_tokens=r.number(item, "default_max_tokens", path, None, minimum=1),
             max_output_tokens=r.number(item, "max_output_tokens", path, None, minimum=1),
             strategy=r.string(item, "strategy", path, "priority"),
+            response_cache_ttl=r.number(item, "response_cache_ttl", path, None),
         )
         if route.strategy not in STRATEGIES:
             r.fail(f"{path}.strategy", f"invalid strategy {route.strategy!r} (expected one of: {', '.join(STRATEGIES)})")
@@ -570,7 +572,8 @@ FILE_OWNED_FIELDS = {
                  "enabled"),
     "provideraccount": ("weight", "priority", "enabled", "credential"),
     "modelroute": ("display_name", "enabled", "default_max_tokens", "max_output_tokens", "strategy",
-                   "retry_max_attempts", "retry_base_ms", "retry_cap_ms", "retry_deadline_seconds", "targets"),
+                   "retry_max_attempts", "retry_base_ms", "retry_cap_ms", "retry_deadline_seconds", "response_cache_ttl",
+                   "targets"),
     "project": ("name", "active", "rpm_limit", "tpm_limit", "monthly_budget_usd", "daily_budget_usd",
                 "budget_alert_percent", "allowed_models"),
 }  # fmt: skip

@@ -166,6 +166,10 @@ class RouteIn(Schema):
     max_output_tokens: int | None = None
     strategy: str = "priority"
     retry: Retry = Retry()
+    response_cache_ttl: int | None = Field(
+        None, description="Response cache TTL for this route (for projects with the cache on); 0 = never; null = the "
+        "project's TTL.",
+    )
     targets: list[Target]
 
 

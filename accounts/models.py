@@ -226,6 +226,11 @@ class ModelRoute(models.Model):
     retry_deadline_seconds = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0.1)], help_text="Empty: GATEWAY_RETRY_DEADLINE_SECONDS."
     )
+    response_cache_ttl = models.PositiveIntegerField(
+        "response cache TTL (s)", null=True, blank=True,
+        help_text="For projects that turned the response cache on: this route's answers are kept this many seconds "
+        "instead of the project's TTL; 0 = never cache this route; empty = the project's setting.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

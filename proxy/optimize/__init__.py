@@ -54,7 +54,8 @@ async def prepare(call, opt, route, body: dict, ingress, headers: dict) -> Plan 
     if call.route_rule:
         headers["x-gateway-route"] = f"{route.alias}; rule={call.route_rule}"
     plan = None
-    if cache.applies(opt, route.alias) and fmt in transforms.FORMATS:
+    keep_for = cache.ttl(opt, route)
+    if keep_for and fmt in transforms.FORMATS:
         headers["x-cache"] = "MISS"
         key = cache.cache_key(call.key.project_id, fmt, route.alias, body, opt.response_cache_any)
         if key is not None:
@@ -62,7 +63,7 @@ async def prepare(call, opt, route, body: dict, ingress, headers: dict) -> Plan 
             if hit is not None:
                 headers["x-cache"] = "HIT"
                 return Plan(hit=hit)
-            plan = Plan(key=key, ttl=opt.response_cache_ttl)
+            plan = Plan(key=key, ttl=keep_for)
     if opt.reduces:
         upstream = route.targets[0].provider.kind if route.targets else ""
         changed, saved = transforms.reduce(body, fmt, opt, upstream)

@@ -68,9 +68,13 @@ def _deterministic(body: dict) -> bool:
     return body.get("temperature") == 0 or body.get("top_k") == 1
 
 
-def applies(opt, alias: str) -> bool:
+def ttl(opt, route) -> int:
+    """Seconds this request's answer may be kept (0: not cached): the project turns the cache on, for the aliases
+    it lists (none: all); a route may keep its answers longer or shorter, or never (its own TTL, 0)."""
     models = opt.response_cache_models
-    return bool(opt.response_cache_ttl) and (not models or any(fnmatchcase(alias, p) for p in models))
+    if not opt.response_cache_ttl or (models and not any(fnmatchcase(route.alias, p) for p in models)):
+        return 0
+    return opt.response_cache_ttl if route.cache_ttl is None else route.cache_ttl
 
 
 # --- storage -----------------------------------------------------------------------------------------------

@@ -129,3 +129,23 @@ def test_a_project_without_the_cache_sees_no_cache_header_and_failures_are_not_c
     assert failed.status_code == 400 and failed.headers["x-cache"] == "MISS"
     assert _anthropic(world, secret, f"FAIL: 400 {mark}").headers["x-cache"] == "MISS"
     assert orjson.loads(failed.content)["type"] == "error"
+
+
+def test_a_route_sets_its_own_cache_lifetime_or_opts_out(world, committed):
+    """The project turns the cache on; a route may keep its answers for a TTL of its own, or never (0)."""
+    from tests.e2e import policy_world as pw
+
+    secret, mark = key_with(response_cache_ttl=60), marker()
+    claude = pw.provider(world.fake, kind="anthropic")
+    never = pw.route((claude, "fake-claude", 0), response_cache_ttl=0)
+    briefly = pw.route((claude, "fake-claude", 0), response_cache_ttl=1)
+    pw.wait_for_config(world.url, secret, briefly)
+    text = f"SAY: per route {mark}"
+    answers = [_anthropic(world, secret, text, model=never) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200] and all("x-cache" not in a.headers for a in answers)
+    assert len(upstream_calls(world.fake, mark)) == 2  # never cached: both went upstream
+    first, second = (_anthropic(world, secret, text + " again", model=briefly) for _ in range(2))
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    time.sleep(1.3)  # past the route's own 1 s, well inside the project's 60 s
+    assert _anthropic(world, secret, text + " again", model=briefly).headers["x-cache"] == "MISS"
+    assert len(upstream_calls(world.fake, mark)) == 4

@@ -65,3 +65,26 @@ def test_bad_settings_are_refused_with_their_path(optimize, message):
         config_apply(project(**optimize))
     assert any(p.startswith(message) for p in error.value.problems), error.value.problems
     assert not ProjectOptimization.objects.exists()
+
+
+def test_a_routes_response_cache_ttl_comes_from_the_config_file_and_reaches_the_snapshot(monkeypatch):
+    from proxy import routing
+    from proxy.optimize import cache
+    from accounts.models import ModelRoute, Optimization
+
+    config = {"providers": [{"name": "up", "kind": "openai", "base_url": "http://127.0.0.1:9/v1",
+                             "accounts": [{"name": "a", "api_key": "sk-x"}]}],
+              "models": [{"alias": "cached", "response_cache_ttl": 5, "targets": [{"provider": "up", "model": "m"}]},
+                         {"alias": "uncached", "response_cache_ttl": 0, "targets": [{"provider": "up", "model": "m"}]},
+                         {"alias": "plain", "targets": [{"provider": "up", "model": "m"}]}]}  # fmt: skip
+    config_apply(config)
+    assert dict(ModelRoute.objects.values_list("alias", "response_cache_ttl")) == {"cached": 5, "uncached": 0, "plain": None}
+    monkeypatch.setattr(routing, "close_old_connections", lambda: None)  # it would close this test's transaction
+    snap = routing._build()  # the snapshot the request path loads
+    on, off = Optimization(response_cache_ttl=60), Optimization()
+    assert [cache.ttl(on, snap.exact[a]) for a in ("cached", "uncached", "plain")] == [5, 0, 60]
+    assert [cache.ttl(off, snap.exact[a]) for a in ("cached", "uncached", "plain")] == [0, 0, 0]  # the project decides
+    assert cache.ttl(Optimization(response_cache_ttl=60, response_cache_models=("gw-*",)), snap.exact["cached"]) == 0
+    with pytest.raises(ConfigError) as error:
+        config_apply({**config, "models": [{**config["models"][0], "response_cache_ttl": -1}]})
+    assert any(p.startswith("models[0].response_cache_ttl") for p in error.value.problems), error.value.problems
