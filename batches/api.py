@@ -7,13 +7,12 @@ project's batch or file is not found (404).
 
 import orjson
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import FileResponse, HttpRequest, JsonResponse
 from ninja import Router
 
 from proxy import routing
 from proxy.auth import GatewayKey
-from proxy.errors import InvalidRequest, RequestTooLarge
+from proxy.errors import UPLOAD_PATHS, InvalidRequest, RequestTooLarge, body_limit, too_large
 
 from . import selectors, services, validate, wire
 from .models import Batch, BatchFile
@@ -23,16 +22,24 @@ KEY = GatewayKey()
 
 
 def _json_body(request: HttpRequest) -> dict:
-    length = request.META.get("CONTENT_LENGTH")
-    if length and length.isdigit() and int(length) > settings.GATEWAY_MAX_BODY_BYTES:
-        raise RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+    length, limit = request.META.get("CONTENT_LENGTH"), body_limit(request.path_info)
+    if length and length.isdigit() and int(length) > limit:
+        raise too_large(limit)
     try:
-        body = orjson.loads(request.body or b"{}")
+        body = orjson.loads(_raw_body(request) or b"{}")
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     return body
+
+
+def _raw_body(request: HttpRequest) -> bytes:
+    """request.body refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE (the general limit): an upload path's body,
+    already held to its own limit as it was read (gateway_site/asgi.py), is read from its stream instead."""
+    if request.path_info in UPLOAD_PATHS and not hasattr(request, "_body"):
+        return request.read()
+    return request.body
 
 
 def _limit(request: HttpRequest, default: int = 20, most: int = 1000) -> int:

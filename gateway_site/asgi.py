@@ -11,8 +11,9 @@ stock handler spends most of the gateway's CPU on threads, not on the request:
   queries it makes run in executor threads of their own), so those receivers — reset_queries and
   close_old_connections — find no connection here and can run inline.
 The lean handler also guards the API (issue 14): it authenticates from the headers before reading a byte of the
-body (`_gate`: 401, 429 for a throttled address, 413 for a Content-Length over GATEWAY_MAX_BODY_BYTES), reads the
-body with the limit enforced as it arrives (a chunked body gets its 413 too), and turns any error that is not
+body (`_gate`: 401, 429 for a throttled address, 413 for a Content-Length over the path's limit,
+proxy.errors.body_limit), reads the body with the limit enforced as it arrives (a chunked body gets its 413 too;
+an upload is spooled to disk rather than held in memory), and turns any error that is not
 already JSON (405, Django's 400s) into the caller's format (`_api_json`). Under daphne, whose twisted server
 buffers bodies before the app runs, gateway_site/daphne_guard.py does the header checks as the headers arrive.
 Websockets go to Channels.
@@ -23,6 +24,7 @@ import gc
 import io
 import os
 import sys
+import tempfile
 from http import HTTPStatus
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
@@ -45,7 +47,8 @@ from django.conf import settings  # noqa: E402
 from gateway_site.routing import websocket_urlpatterns  # noqa: E402
 from proxy import api as proxy_api  # noqa: E402
 from proxy import auth  # noqa: E402
-from proxy.errors import GatewayError, RequestTooLarge, unexpected  # noqa: E402
+from proxy.errors import UPLOAD_PATHS, GatewayError, RequestTooLarge, unexpected  # noqa: E402
+from proxy.errors import body_limit, too_large  # noqa: E402
 
 # The paths served without middleware: the model API and the probes. Everything else (the admin, its static
 # files, /docs, /openapi.json and whatever is added later) goes through settings.MIDDLEWARE as usual.
@@ -101,7 +104,7 @@ class BareASGIHandler(ASGIHandler):
             await self.send_response(_secured(scope, refusal), send)
             return
         try:
-            body_file = await self.read_body(receive)
+            body_file = await self.read_body(receive, scope["path"])
         except RequestAborted:
             return
         except RequestTooLarge as err:
@@ -144,10 +147,13 @@ class BareASGIHandler(ASGIHandler):
         body_file.close()
 
 
-    async def read_body(self, receive):
-        """The body, refused with RequestTooLarge as soon as it passes GATEWAY_MAX_BODY_BYTES (a chunked body has no
-        Content-Length to check up front). Kept in memory: the API parses every body whole anyway."""
-        limit = settings.GATEWAY_MAX_BODY_BYTES
+    async def read_body(self, receive, path=""):
+        """The body, refused with RequestTooLarge as soon as it passes the path's limit (errors.body_limit; a chunked
+        body has no Content-Length to check up front). The model API parses every body whole, so it is kept in
+        memory; an upload (errors.UPLOAD_PATHS) is spooled instead (_spooled_body)."""
+        limit = body_limit(path)
+        if path in UPLOAD_PATHS:
+            return await _spooled_body(receive, limit)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -157,11 +163,39 @@ class BareASGIHandler(ASGIHandler):
             if chunk:
                 size += len(chunk)
                 if size > limit:
-                    raise RequestTooLarge(f"request body exceeds {limit} bytes")
+                    raise too_large(limit)
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return io.BytesIO(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+async def _spooled_body(receive, limit: int):
+    """An upload's body (up to GATEWAY_MAX_UPLOAD_BYTES), kept as Django's own ASGIHandler.read_body keeps it: in
+    memory up to FILE_UPLOAD_MAX_MEMORY_SIZE, then in a temporary file (written on the loop, as Django does: the
+    writes land in the page cache). Never held whole in memory, nor twice: the multipart parser reads it from this
+    file and streams the file part to a temporary file of its own."""
+    body_file = tempfile.SpooledTemporaryFile(
+        max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b", dir=settings.FILE_UPLOAD_TEMP_DIR
+    )
+    size = 0
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            body_file.write(chunk)
+            if not message.get("more_body", False):
+                break
+    except BaseException:
+        body_file.close()
+        raise
+    body_file.seek(0)
+    return body_file
 
 
 # API paths that need no key: the probes and Claude Code's telemetry sink.
@@ -182,9 +216,9 @@ async def _gate(scope):
     client = scope.get("client")
     try:
         scope[auth.SCOPE_KEY] = await auth.authenticate_request(headers, client[0] if client else None)
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > settings.GATEWAY_MAX_BODY_BYTES:
-            raise RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+        length, limit = headers.get("content-length", ""), body_limit(scope["path"])
+        if length.isdigit() and int(length) > limit:
+            raise too_large(limit)
     except GatewayError as err:
         return _error(scope, err)
     return None

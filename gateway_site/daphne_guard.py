@@ -23,12 +23,12 @@ uvicorn needs none of this: it hands the body to the app as it arrives, with flo
 import asyncio
 import logging
 
-from django.conf import settings
 from twisted.internet import reactor
 
 from proxy import api as proxy_api
 from proxy import auth
-from proxy.errors import GatewayError, RequestTooLarge
+from proxy.errors import GatewayError, body_limit
+from proxy.errors import too_large as make_too_large
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +62,15 @@ def install(is_api_path, security_headers) -> None:
             return  # daphne's own checks answer a malformed request line
         if not is_api_path(path):
             return
-        self._gh_path = path
+        self._gh_path, self._gh_limit = path, body_limit(path)
         headers = _headers(self)
         refusal = auth.precheck(headers, _client(self, headers), known_bad=True)
         if refusal is not None:
             _refuse(self, headers, refusal)
             return
         too_large = None
-        if length is not None and length > settings.GATEWAY_MAX_BODY_BYTES:
-            too_large = RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+        if length is not None and length > self._gh_limit:
+            too_large = make_too_large(self._gh_limit)
         if (length is None or length > LOOKUP_ABOVE_BYTES) and not auth.known_good(headers):
             _look_up_first(self, headers, too_large)  # the key's 401 before the size's 413
         elif too_large is not None:
@@ -80,9 +80,8 @@ def install(is_api_path, security_headers) -> None:
         if self._gh_refused:
             return  # drained, never kept
         self._gh_size += len(data)
-        if self._gh_path is not None and self._gh_size > settings.GATEWAY_MAX_BODY_BYTES:
-            limit = settings.GATEWAY_MAX_BODY_BYTES
-            _refuse(self, _headers(self), RequestTooLarge(f"request body exceeds {limit} bytes"))
+        if self._gh_path is not None and self._gh_size > self._gh_limit:
+            _refuse(self, _headers(self), make_too_large(self._gh_limit))
             return
         handle_chunk(self, data)
 

@@ -255,6 +255,8 @@ GATEWAY_CACHE_TTL = env_float("GATEWAY_CACHE_TTL", 3.0)
 GATEWAY_MANAGEMENT_RATE = os.environ.get("GATEWAY_MANAGEMENT_RATE", "600/m")
 GATEWAY_IDEMPOTENCY_HOURS = env_int("GATEWAY_IDEMPOTENCY_HOURS", 24)
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)
+# POST /v1/files and /v1/messages/batches only (proxy/errors.py body_limit): batch inputs are larger than model calls.
+GATEWAY_MAX_UPLOAD_BYTES = env_int("GATEWAY_MAX_UPLOAD_BYTES", 256 * 1024 * 1024)
 GATEWAY_DEFAULT_MAX_TOKENS = env_int("GATEWAY_DEFAULT_MAX_TOKENS", 4096)
 GATEWAY_LEDGER_FLUSH_SECONDS = env_float("GATEWAY_LEDGER_FLUSH_SECONDS", 0.2)
 # On SIGTERM the server stops accepting and lets requests in flight finish for this long; streams still running
@@ -292,6 +294,9 @@ GATEWAY_OAUTH_REDIRECT_URI = os.environ.get(
 )
 GATEWAY_OAUTH_CLIENT_ID = os.environ.get("GATEWAY_OAUTH_CLIENT_ID", "9d1c250a-e61b-44d9-88ed-5944d1962f5e")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Django's own cap on a body read whole (request.body, form fields; file parts are not counted). It stays at the
+# general limit, which also guards the admin's forms: the upload paths never read their body through request.body
+# (batches/api.py), and their file parts stream to temporary files.
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 
 # --- Admin, static, i18n ------------------------------------------------------------------------------------

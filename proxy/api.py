@@ -10,14 +10,13 @@ To add an endpoint: a function here with `auth=KEY`, calling a module that raise
 
 import logging
 
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Router
 from ninja import errors as ninja_errors
 
 from . import catalog, core, errors, formats, ids, openapi, responses_store, validate
 from .auth import GatewayKey
-from .errors import GatewayError, InvalidRequest, NotFound, RequestTooLarge
+from .errors import GatewayError, InvalidRequest, NotFound
 from .formats import model_list
 
 log = logging.getLogger(__name__)
@@ -136,9 +135,9 @@ def read_json_body(request) -> dict:
 
 
 def _check_length(request) -> None:
-    length = request.META.get("CONTENT_LENGTH")
-    if length and length.isdigit() and int(length) > settings.GATEWAY_MAX_BODY_BYTES:
-        raise RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+    length, limit = request.META.get("CONTENT_LENGTH"), errors.body_limit(request.path_info)
+    if length and length.isdigit() and int(length) > limit:
+        raise errors.too_large(limit)
 
 
 def _models_api(request) -> str:

@@ -26,11 +26,10 @@ from datetime import date
 from typing import AsyncIterator
 
 import orjson
-from django.conf import settings
 from django.utils import timezone
 
 from . import attempts, formats, ids, optimize, policies, relay, routing, validate
-from .errors import GatewayError, InvalidRequest, RequestTooLarge, unexpected
+from .errors import GatewayError, InvalidRequest, body_limit, too_large, unexpected
 from .metering import Call, outcome_of
 
 log = logging.getLogger(__name__)
@@ -110,8 +109,8 @@ async def run_to_end(key, ingress_api: str, body: dict, **kwargs) -> Result:
 
 
 def parse_body(raw: bytes, ingress_api: str = "") -> dict:
-    if len(raw) > settings.GATEWAY_MAX_BODY_BYTES:
-        raise RequestTooLarge(f"request body exceeds {settings.GATEWAY_MAX_BODY_BYTES} bytes")
+    if len(raw) > body_limit():  # a model call: the general limit
+        raise too_large(body_limit())
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

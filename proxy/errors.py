@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 
 import orjson
+from django.conf import settings
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,22 @@ class NotFound(GatewayError):
 
 class RequestTooLarge(GatewayError):
     kind = "request_too_large"
+
+
+# The endpoints that take batch inputs: OpenAI's Files API takes batch files up to 200 MB and Anthropic's Message
+# Batches bodies up to 256 MB, far more than any model call needs. Only these get GATEWAY_MAX_UPLOAD_BYTES, so
+# the model API keeps its smaller limit (GATEWAY_MAX_BODY_BYTES).
+UPLOAD_PATHS = frozenset({"/v1/files", "/v1/messages/batches"})
+
+
+def body_limit(path: str = "") -> int:
+    """The most bytes a request body to `path` may have: the one rule every size check uses (the header checks in
+    gateway_site/asgi.py and daphne_guard.py, the body read, the views)."""
+    return settings.GATEWAY_MAX_UPLOAD_BYTES if path in UPLOAD_PATHS else settings.GATEWAY_MAX_BODY_BYTES
+
+
+def too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"request body exceeds {limit} bytes")
 
 
 class RateLimited(GatewayError):

@@ -35,7 +35,7 @@ from django.utils import timezone
 from . import catalog, formats, routing, tokens, upstreams
 from .attempts import target_options
 from .core import parse_body
-from .errors import GatewayError, InvalidRequest, NotFound
+from .errors import GatewayError, InvalidRequest, NotFound, body_limit
 from .formats import sse
 from .formats.responses import ids as responses_ids
 
@@ -130,7 +130,7 @@ def _terminal(data: bytes) -> bool:
 
 
 async def begin(key, raw: bytes) -> Turn:
-    if len(raw) > settings.GATEWAY_MAX_BODY_BYTES:
+    if len(raw) > body_limit():
         return Turn(key, raw)
     try:
         body = orjson.loads(raw)

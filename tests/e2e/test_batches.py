@@ -29,6 +29,7 @@ BATCH_ENV = {
     "GATEWAY_BATCH_MAX_ITEMS": "50",
     "GATEWAY_BATCH_LIVE_RESERVE": "0.5",
     "GATEWAY_BATCH_PROJECT_CHUNKS": "1",
+    "GATEWAY_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),  # the batch bodies' own limit (production: 256 MB)
 }
 
 
@@ -253,7 +254,8 @@ def test_a_bad_item_refuses_the_batch_naming_its_custom_id(bw, committed):
 
 
 def test_limits_refuse_a_batch_past_them_with_a_clear_error(bw, committed):
-    """The test server takes 50 items and a 2 MB body (production: 100,000 items, 256 MB)."""
+    """The test server takes 50 items and a 2 MB batch body (production: 100,000 items, 256 MB;
+    tests/e2e/test_large_uploads.py sends larger ones)."""
     client = bw.anthropic()
     with pytest.raises(anthropic.BadRequestError) as too_many:
         client.messages.batches.create(
