@@ -101,28 +101,26 @@ class BareASGIHandler(ASGIHandler):
         except Exception as exc:  # the key store unreachable (database down): an error in the caller's format
             refusal = _error(scope, unexpected(exc, "checking an API key"))
         if refusal is not None:
-            await self.send_response(_secured(scope, refusal), send)
+            await self.send_response(_sized(_secured(scope, refusal)), send)
             return
         try:
             body_file = await self.read_body(receive, scope["path"])
         except RequestAborted:
             return
         except RequestTooLarge as err:
-            await self.send_response(_secured(scope, _error(scope, err)), send)
+            await self.send_response(_sized(_secured(scope, _error(scope, err))), send)
             return
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
             body_file.close()
-            error_response = _secured(scope, _api_json(scope, error_response))
+            error_response = _sized(_secured(scope, _api_json(scope, error_response)))
             await self.send_response(error_response, send)
             error_response.close()
             return
 
         async def process_request():
-            response = _secured(scope, _api_json(scope, await self.run_get_response(request)))
-            if not response.streaming and not response.has_header("Content-Length"):
-                response["Content-Length"] = str(len(response.content))  # CommonMiddleware's job, skipped here
+            response = _sized(_secured(scope, _api_json(scope, await self.run_get_response(request))))
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:
@@ -222,6 +220,15 @@ async def _gate(scope):
     except GatewayError as err:
         return _error(scope, err)
     return None
+
+
+def _sized(response):
+    """A complete answer carries its Content-Length (CommonMiddleware's job, skipped here): without it a server
+    such as uvicorn sends it chunked, and a refusal sent before the body was read must be delimited so that the
+    client reads all of it before the connection closes."""
+    if not response.streaming and not response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
+    return response
 
 
 def _headers(scope) -> dict[str, str]:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.conftest import ledger_row
+from tests.e2e.policy_world import wait_for_config
 
 EVENTS = [
     ("message_start", {"type": "message_start", "message": {
@@ -94,6 +95,7 @@ def gzip_world(gateway_server, django_db_blocker):
         RouteTarget.objects.create(route=route, provider=provider, remote_model="gz-model", priority=0)
         project = Project.objects.create(slug="gzip", name="Gzip")
         secret = key_create(project=project, name="gzip")[1]
+    wait_for_config(gateway_server.url, secret, "gz-claude")  # the server's route snapshot lives 0.5 s in tests
     yield gateway_server.url, secret, upstream
     upstream.stop()
 
