@@ -12,7 +12,6 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from fnmatch import fnmatchcase
 
 from asgiref.sync import sync_to_async
@@ -25,7 +24,7 @@ from accounts.models import ModelRoute, ProviderAccount
 from accounts.models import Provider as ProviderRow
 from accounts.presets import Capabilities, preset_for
 from usage.models import ModelPrice
-from usage.pricing import LONG_FIELDS
+from usage.pricing import Rates, rates
 
 from .errors import NotFound
 
@@ -76,29 +75,11 @@ class Route:
     cache_ttl: int | None = None  # the response cache's TTL for this route; None: the project's (proxy/optimize)
 
 
-@dataclass(frozen=True, slots=True)
-class Price:
-    effective_from: date
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    cache_write_1h: Decimal | None = None  # None: the 5-minute rate (usage.pricing)
-    batch_discount: Decimal = Decimal(0)
-    # The long-context tier (usage.pricing.tier decides when it applies); None threshold: one tier.
-    long_threshold: int | None = None
-    long_input: Decimal | None = None
-    long_output: Decimal | None = None
-    long_cache_read: Decimal | None = None
-    long_cache_write: Decimal | None = None
-    long_cache_write_1h: Decimal | None = None
-
-
 @dataclass(slots=True)
 class Snapshot:
     exact: dict[str, Route]
     patterns: list[Route]  # longest first
-    prices: dict[str, list[Price]]  # newest first
+    prices: dict[str, list[tuple[date, Rates]]]  # (effective from, rates), newest first
     loaded_at: float = field(default_factory=time.monotonic)
 
     def resolve(self, key: AuthenticatedKey, model: str) -> Route:
@@ -117,8 +98,8 @@ class Snapshot:
         """Exact aliases the key may use (patterns are not model names, so they are not listed)."""
         return [r for a, r in sorted(self.exact.items()) if _allowed(key.project_models, a) and _allowed(key.key_models, a)]
 
-    def price(self, remote_model: str, on: date) -> Price | None:
-        return next((p for p in self.prices.get(remote_model, ()) if p.effective_from <= on), None)
+    def price(self, remote_model: str, on: date) -> Rates | None:
+        return next((rates for since, rates in self.prices.get(remote_model, ()) if since <= on), None)
 
 
 def _allowed(patterns: tuple[str, ...], model: str) -> bool:
@@ -178,13 +159,9 @@ def _build() -> Snapshot:
         else:
             exact[row.alias] = route
     patterns.sort(key=lambda r: (-len(r.alias), r.alias))
-    prices: dict[str, list[Price]] = {}
+    prices: dict[str, list[tuple[date, Rates]]] = {}
     for p in ModelPrice.objects.order_by("model", "-effective_from"):
-        prices.setdefault(p.model, []).append(
-            Price(p.effective_from, p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok,
-                  p.cache_write_1h_per_mtok, p.batch_discount,
-                  **{attr: getattr(p, column) for column, attr in LONG_FIELDS.items()})  # fmt: skip
-        )
+        prices.setdefault(p.model, []).append((p.effective_from, rates(p)))
     return Snapshot(exact=exact, patterns=patterns, prices=prices)
 
 

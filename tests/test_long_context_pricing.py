@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.config import ConfigError, config_parse
 from proxy.canonical import Usage
-from proxy.routing import Price
+from proxy.routing import Snapshot
 from usage import pricing, services
 from usage.models import ModelPrice
 
@@ -63,12 +63,14 @@ def test_an_empty_one_hour_tier_rate_is_the_tier_cache_write_rate():
 def test_prices_without_a_tier_are_one_tier_whatever_the_prompt():
     flat = pricing.Rates(input=D(3), output=D(15), cache_read=D("0.3"), cache_write=D("3.75"))
     assert _cost(flat, inp=900_000) == D("2.70000000")
-    # The request path's Price keeps working for callers that give only the base rates (defaults are one tier)...
-    old_style = Price(date(2025, 1, 1), D(3), D(15), D("0.3"), D("3.75"))
+    # The request path's snapshot prices with Rates given only the base rates (defaults are one tier)...
+    since = date(2025, 1, 1)
+    snapshot = Snapshot(exact={}, patterns=[], prices={"m": [(since, flat)], "t": [(since, SONNET)]})
+    old_style = snapshot.price("m", date(2025, 6, 1))
     assert pricing.usage_cost(Usage(input_tokens=900_000), old_style) == D("2.70000000")
-    # ...and takes the tier the same way Rates does: usage_cost is the one place the tier is chosen.
-    tiered = Price(date(2025, 1, 1), D(3), D(15), D("0.3"), D("3.75"), D(6), D("0.5"),
-                   *(getattr(SONNET, a) for a in pricing.LONG_FIELDS.values()))  # fmt: skip
+    # ...and takes the tier the same way: usage_cost is the one place the tier is chosen.
+    tiered = snapshot.price("t", date(2025, 6, 1))
+    assert snapshot.price("t", date(2024, 12, 31)) is None  # not yet in effect
     long_usage = Usage(input_tokens=150_000, output_tokens=1000, cache_read_tokens=45_000, cache_write_tokens=5001)
     assert pricing.usage_cost(long_usage, tiered) == _cost(inp=150_000, out=1000, read=45_000, write=5001)
     assert pricing.usage_cost(long_usage, tiered, batch=True) == D("0.49350375")  # (0.9 + .0225 + .027 + .0375075) / 2

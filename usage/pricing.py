@@ -21,7 +21,7 @@ Cost rules (README "Finance report and rollups"):
   total over rows is then exactly the sum of the stored row costs.
 
 To add a rate (say, audio tokens): a field on ModelPrice (and its migration), one on Rates and
-proxy.routing.Price, a term in `cost`, a column on the ledger row; a rate with a long-context variant also gets
+a term in `cost`, a column on the ledger row; a rate with a long-context variant also gets
 a `long_` field and its place in LONG_FIELDS and `tier`.
 """
 
@@ -51,7 +51,7 @@ class Rates:
     long_cache_write_1h: Decimal | None = None
 
 
-# ModelPrice's tier columns, and the Rates/Price attribute each one becomes.
+# ModelPrice's tier columns, and the Rates attribute each one becomes.
 LONG_FIELDS = {
     "long_context_threshold": "long_threshold",
     "long_input_per_mtok": "long_input",

@@ -146,7 +146,8 @@ async def replay(requests, values: dict) -> Totals:
 
 def snapshot(fake, kind: str):
     """Routes claude-haiku* / claude-* / gpt-* / cheap to the fake as an upstream of `kind`, with PRICES."""
-    from proxy.routing import Account, Price, Provider, Route, Snapshot, Target
+    from proxy.routing import Account, Provider, Route, Snapshot, Target
+    from usage.pricing import Rates
 
     account = Account(id=1, name="main", credential="sk-replay", weight=1, priority=0)
     base_url = fake.url if kind == "anthropic" else fake.openai_url
@@ -159,7 +160,7 @@ def snapshot(fake, kind: str):
                      targets=(Target(provider, model, 0, 1),), created_at=0, account_ids=(1,))  # fmt: skip
 
     patterns = [route("claude-haiku*", small), route("claude-*", strong), route("gpt-*", strong)]
-    prices = {m: [Price(date(2020, 1, 1), *p)] for m, p in PRICES.items()}
+    prices = {m: [(date(2020, 1, 1), Rates(*p))] for m, p in PRICES.items()}
     return Snapshot(exact={"cheap": route("cheap", "fake-small")}, patterns=patterns, prices=prices,
                     loaded_at=time.monotonic() + 10**9)  # fmt: skip
 
