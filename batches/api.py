@@ -12,7 +12,7 @@ from ninja import Router
 
 from proxy import routing
 from proxy.auth import GatewayKey
-from proxy.errors import UPLOAD_PATHS, InvalidRequest, RequestTooLarge, body_limit, too_large
+from proxy.errors import UPLOAD_PATHS, InvalidRequest, RequestTooLarge, check_length
 
 from . import selectors, services, validate, wire
 from .models import Batch, BatchFile
@@ -22,9 +22,7 @@ KEY = GatewayKey()
 
 
 def _json_body(request: HttpRequest) -> dict:
-    length, limit = request.META.get("CONTENT_LENGTH"), body_limit(request.path_info)
-    if length and length.isdigit() and int(length) > limit:
-        raise too_large(limit)
+    check_length(request.META.get("CONTENT_LENGTH"), request.path_info)
     try:
         body = orjson.loads(_raw_body(request) or b"{}")
     except orjson.JSONDecodeError as exc:

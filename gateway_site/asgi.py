@@ -48,7 +48,7 @@ from gateway_site.routing import websocket_urlpatterns  # noqa: E402
 from proxy import api as proxy_api  # noqa: E402
 from proxy import auth  # noqa: E402
 from proxy.errors import UPLOAD_PATHS, GatewayError, RequestTooLarge, unexpected  # noqa: E402
-from proxy.errors import body_limit, too_large  # noqa: E402
+from proxy.errors import body_limit, check_length, too_large  # noqa: E402
 
 # The paths served without middleware: the model API and the probes. Everything else (the admin, its static
 # files, /docs, /openapi.json and whatever is added later) goes through settings.MIDDLEWARE as usual.
@@ -152,20 +152,26 @@ class BareASGIHandler(ASGIHandler):
         limit = body_limit(path)
         if path in UPLOAD_PATHS:
             return await _spooled_body(receive, limit)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise RequestAborted()
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        chunks = [chunk async for chunk in _chunks(receive, limit)]
         return io.BytesIO(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+async def _chunks(receive, limit: int):
+    """The body's chunks as they arrive; RequestTooLarge as soon as they pass `limit`, RequestAborted when the
+    client goes away."""
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            yield chunk
+        if not message.get("more_body", False):
+            return
 
 
 async def _spooled_body(receive, limit: int):
@@ -176,19 +182,9 @@ async def _spooled_body(receive, limit: int):
     body_file = tempfile.SpooledTemporaryFile(
         max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b", dir=settings.FILE_UPLOAD_TEMP_DIR
     )
-    size = 0
     try:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise RequestAborted()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
+        async for chunk in _chunks(receive, limit):
             body_file.write(chunk)
-            if not message.get("more_body", False):
-                break
     except BaseException:
         body_file.close()
         raise
@@ -214,9 +210,7 @@ async def _gate(scope):
     client = scope.get("client")
     try:
         scope[auth.SCOPE_KEY] = await auth.authenticate_request(headers, client[0] if client else None)
-        length, limit = headers.get("content-length", ""), body_limit(scope["path"])
-        if length.isdigit() and int(length) > limit:
-            raise too_large(limit)
+        check_length(headers.get("content-length"), scope["path"])
     except GatewayError as err:
         return _error(scope, err)
     return None

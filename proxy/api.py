@@ -135,9 +135,7 @@ def read_json_body(request) -> dict:
 
 
 def _check_length(request) -> None:
-    length, limit = request.META.get("CONTENT_LENGTH"), errors.body_limit(request.path_info)
-    if length and length.isdigit() and int(length) > limit:
-        raise errors.too_large(limit)
+    errors.check_length(request.META.get("CONTENT_LENGTH"), request.path_info)
 
 
 def _models_api(request) -> str:

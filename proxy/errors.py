@@ -122,6 +122,13 @@ def too_large(limit: int) -> RequestTooLarge:
     return RequestTooLarge(f"request body exceeds {limit} bytes")
 
 
+def check_length(content_length: str | None, path: str) -> None:
+    """RequestTooLarge when a request's declared Content-Length passes its path's limit (before the body is read)."""
+    limit = body_limit(path)
+    if content_length and content_length.isdigit() and int(content_length) > limit:
+        raise too_large(limit)
+
+
 class RateLimited(GatewayError):
     kind = "rate_limit"
 
