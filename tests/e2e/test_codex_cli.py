@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.sessions.record_codex import CONFIG
+
 from .conftest import FAKE_KEY
 
 CODEX = shutil.which("codex")
@@ -77,26 +79,7 @@ class Codex:
         self.work.mkdir(exist_ok=True)
         self.key = key
         (self.codex_home / "config.toml").write_text(
-            f"""model = "{model}"
-model_provider = "gateway"
-approval_policy = "never"
-sandbox_mode = "danger-full-access"
-check_for_update_on_startup = false
-
-[model_providers.gateway]
-name = "gateway"
-base_url = "{base_url}"
-env_key = "GATEWAY_API_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-
-[analytics]
-enabled = false
-
-[features]
-plugins = false
-"""
+            CONFIG.format(model=model, base_url=base_url, provider="gateway", env_key="GATEWAY_API_KEY")
         )
 
     def exec(self, prompt: str, *, resume: bool = False) -> Run:
