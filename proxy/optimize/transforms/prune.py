@@ -75,11 +75,9 @@ def apply(body: dict, fmt: str, opt, upstream: str) -> int | None:
     if not starts:
         return None
     first = human[0] if human else 0
-    cut = starts[-1]
-    for k in starts:  # the earliest cut that fits
-        dropped = sum(s for i, s in enumerate(sizes[first:k], first) if not _kept(messages[i]))
+    for cut in starts:  # the earliest cut that fits (else the latest: at least the last human turn stays)
+        dropped = sum(s for i, s in enumerate(sizes[first:cut], first) if not _kept(messages[i]))
         if total - tokens(dropped) <= ceiling:
-            cut = k
             break
     if cut <= first:
         return None
@@ -87,4 +85,4 @@ def apply(body: dict, fmt: str, opt, upstream: str) -> int | None:
     gone = [m for m in messages[first:cut] if not _kept(m)]
     note = f"[gateway: {len(gone)} earlier messages dropped to keep the context under {ceiling} tokens]"
     body[field] = messages[:first] + [_with_note(messages[cut], note, fmt)] + kept_system + messages[cut + 1:]
-    return sum(len(orjson.dumps(m)) for m in gone) - len(note)
+    return dropped - len(note)  # the sizes of `gone`, measured once above
