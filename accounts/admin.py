@@ -322,8 +322,8 @@ class ModelRouteAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ("alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens")}),
         ("Response cache", {"fields": ("response_cache_ttl",)}),
-        ("Account selection and retries", {"fields": ("strategy", "retry_max_attempts", "retry_base_ms",
-                                                      "retry_cap_ms", "retry_deadline_seconds")}),
+        ("Account selection and retries", {"fields": ("strategy", "on_all_open", "retry_max_attempts",
+                                                      "retry_base_ms", "retry_cap_ms", "retry_deadline_seconds")}),
     ]  # fmt: skip
     actions = ["enable", "disable"]
     inlines = [RouteTargetInline]

@@ -75,6 +75,7 @@ class RouteSpec:
     retry_cap_ms: int | None = None
     retry_deadline_seconds: float | None = None
     response_cache_ttl: int | None = None
+    on_all_open: str = ""  # "" = GATEWAY_BREAKER_ON_ALL_OPEN
     targets: list[TargetSpec] = field(default_factory=list)
 
 
@@ -278,9 +279,10 @@ PROVIDER_FIELDS = {"name", "preset", "capabilities", "kind", "base_url", "api_ke
                    "read_timeout", "extra_headers", "enabled"}  # fmt: skip
 ACCOUNT_FIELDS = {"name", "api_key_env", "api_key", "weight", "priority", "enabled"}
 ROUTE_FIELDS = {"alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens", "targets", "strategy",
-                "retry", "response_cache_ttl"}  # fmt: skip
+                "retry", "response_cache_ttl", "on_all_open"}  # fmt: skip
 RETRY_FIELDS = {"max_attempts", "base_ms", "cap_ms", "deadline_seconds"}
 STRATEGIES = ("priority", "weighted", "least_busy", "round_robin")
+ON_ALL_OPEN = ("panic", "fail_fast")
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
 PRICE_FIELDS = {"model", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
                 "cache_write_1h_per_mtok", "batch_discount", "effective_from", "long_context_threshold",
@@ -360,9 +362,12 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
             max_output_tokens=r.number(item, "max_output_tokens", path, None, minimum=1),
             strategy=r.string(item, "strategy", path, "priority"),
             response_cache_ttl=r.number(item, "response_cache_ttl", path, None),
+            on_all_open=r.string(item, "on_all_open", path, ""),
         )
         if route.strategy not in STRATEGIES:
             r.fail(f"{path}.strategy", f"invalid strategy {route.strategy!r} (expected one of: {', '.join(STRATEGIES)})")
+        if route.on_all_open not in ("", *ON_ALL_OPEN):
+            r.fail(f"{path}.on_all_open", f"invalid value {route.on_all_open!r} (expected one of: {', '.join(ON_ALL_OPEN)})")
         retry = item.get("retry")
         if retry is not None and r.mapping(retry, f"{path}.retry", RETRY_FIELDS) is not None:
             route.retry_max_attempts = r.number(retry, "max_attempts", f"{path}.retry", None, minimum=1)
@@ -573,6 +578,7 @@ FILE_OWNED_FIELDS = {
     "provideraccount": ("weight", "priority", "enabled", "credential"),
     "modelroute": ("display_name", "enabled", "default_max_tokens", "max_output_tokens", "strategy",
                    "retry_max_attempts", "retry_base_ms", "retry_cap_ms", "retry_deadline_seconds", "response_cache_ttl",
+                   "on_all_open",
                    "targets"),
     "project": ("name", "active", "rpm_limit", "tpm_limit", "monthly_budget_usd", "daily_budget_usd",
                 "budget_alert_percent", "allowed_models"),

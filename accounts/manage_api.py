@@ -408,6 +408,7 @@ def route_out(route: ModelRoute) -> dict:
         "strategy": route.strategy,
         "retry": {k: v for k, v in retry.items() if v is not None},
         "response_cache_ttl": route.response_cache_ttl,
+        "on_all_open": route.on_all_open,
         "targets": [
             {"provider": t.provider.name, "model": t.remote_model, "priority": t.priority, "weight": t.weight}
             for t in sorted(route.targets.all(), key=lambda t: t.id)

@@ -170,6 +170,10 @@ class RouteIn(Schema):
         None, description="Response cache TTL for this route (for projects with the cache on); 0 = never; null = the "
         "project's TTL.",
     )
+    on_all_open: str = Field(
+        "", description="When every account's circuit breaker is open: 'panic' sends the request anyway (the client "
+        "gets the provider's own answer), 'fail_fast' answers 529/503 at once; '' = GATEWAY_BREAKER_ON_ALL_OPEN.",
+    )
     targets: list[Target]
 
 

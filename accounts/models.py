@@ -226,6 +226,16 @@ class ModelRoute(models.Model):
     retry_deadline_seconds = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0.1)], help_text="Empty: GATEWAY_RETRY_DEADLINE_SECONDS."
     )
+    ON_ALL_OPEN_CHOICES = [
+        ("", "the setting (GATEWAY_BREAKER_ON_ALL_OPEN, default panic)"),
+        ("panic", "panic: still send, to the account whose cooldown ends first"),
+        ("fail_fast", "fail fast: answer 529/503 overloaded without an upstream call"),
+    ]
+    on_all_open = models.CharField(
+        "when every account is open", max_length=10, choices=ON_ALL_OPEN_CHOICES, default="", blank=True,
+        help_text="What a request gets when the circuit breaker of every account of this route is open. Panic "
+        "(the default) is never worse than calling the provider directly: the client gets the provider's answer.",
+    )
     response_cache_ttl = models.PositiveIntegerField(
         "response cache TTL (s)", null=True, blank=True,
         help_text="For projects that turned the response cache on: this route's answers are kept this many seconds "

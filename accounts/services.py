@@ -172,6 +172,7 @@ def _apply(config: Config, report: ApplyReport) -> None:
             "retry_cap_ms": spec.retry_cap_ms,
             "retry_deadline_seconds": spec.retry_deadline_seconds,
             "response_cache_ttl": spec.response_cache_ttl,
+            "on_all_open": spec.on_all_open,
         }
         route, state = _upsert(ModelRoute, {"alias": spec.alias}, values, path)
         wanted = [(providers[t.provider].pk, t.model, t.priority, t.weight) for t in spec.targets]

@@ -42,6 +42,13 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 DATA_DIR = Path(os.environ.get("GATEWAY_DATA_DIR") or BASE_DIR / "data")
 
 
@@ -278,6 +285,9 @@ GATEWAY_BREAKER_PROBE_SECONDS = env_float("GATEWAY_BREAKER_PROBE_SECONDS", 30.0)
 GATEWAY_BREAKER_RATE_LIMIT_SECONDS = env_float("GATEWAY_BREAKER_RATE_LIMIT_SECONDS", 1.0)  # a 429 without retry-after
 GATEWAY_CREDENTIAL_COOLDOWN_SECONDS = env_float("GATEWAY_CREDENTIAL_COOLDOWN_SECONDS", 300.0)
 GATEWAY_BREAKER_SYNC_SECONDS = env_float("GATEWAY_BREAKER_SYNC_SECONDS", 1.0)  # how stale another process's view may be
+# When every account of a route is open: "panic" still sends the request (the client gets the upstream's own
+# answer, never one the gateway made up); "fail_fast" answers 529/503 at once. A route may override it.
+GATEWAY_BREAKER_ON_ALL_OPEN = env_choice("GATEWAY_BREAKER_ON_ALL_OPEN", "panic", ("panic", "fail_fast"))
 # Shared policy state (limits, budgets, breakers) lives in Redis when REDIS_URL is set (proxy/policies/state.py).
 GATEWAY_POLICY_FAIL_CLOSED = env_bool("GATEWAY_POLICY_FAIL_CLOSED", False)  # refuse requests while Redis is down
 GATEWAY_REDIS_TIMEOUT = env_float("GATEWAY_REDIS_TIMEOUT", 1.0)  # a busy Redis is not a dead one

@@ -18,10 +18,20 @@ Every upstream outcome is classified once, by `classify`:
 
 The loop makes at most `max_attempts` upstream calls, all before the first byte reaches the client (a stream
 is never retried once it has started). Each call goes to the next candidate from proxy/selection.py (healthy
-accounts first); when every candidate has been tried it starts over with the ones still worth trying. A call
-to an account already tried in this request waits first: full-jitter exponential backoff (base x 2^n, at most
-cap), or the upstream's retry-after when that is longer; a wait that would end past the deadline ends the loop.
-When nothing succeeds the client gets the last upstream error in its own format, or 502/503 from the gateway.
+accounts first; when every account is open, all of them anyway: panic routing); when every candidate has been
+tried it starts over with the ones still worth trying. A call to an account already tried in this request waits
+first: full-jitter exponential backoff (base x 2^n, at most cap), or the upstream's retry-after when that is
+longer; a wait that would end past the deadline ends the loop.
+
+Retries do not multiply: a client that retries by itself says so (the official SDKs, and Claude Code built on
+one, number their attempts in `x-stainless-retry-count`). On such a retry the gateway calls each account at
+most once (failover, no backoff of its own), so the client's own backoff paces the retries and one client
+request never costs more than `max_attempts` upstream calls.
+
+When nothing succeeds the client gets the last upstream error in its own format (a 429 stays a 429 with its
+retry-after, a 529 stays overloaded, a 400 keeps the upstream's message), or one the gateway made for what it
+saw itself: its credential refused (502), no connection (502), a timeout (504), or, on a fail-fast route with
+every account open, 529/503 overloaded.
 """
 
 import asyncio
@@ -40,6 +50,8 @@ from .canonical import TargetOptions
 from .errors import GatewayError, Unavailable, UpstreamError
 from .formats.anthropic.upstream_request import with_identity
 from .upstreams import http
+
+CLIENT_RETRY_HEADER = "x-stainless-retry-count"  # 0 on a client's first attempt, n on its n-th retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +112,13 @@ class RetryPolicy:
             deadline_s=deadline or settings.GATEWAY_RETRY_DEADLINE_SECONDS,
         )
 
+    def calls(self, candidates, client_headers) -> int:
+        """How many upstream calls this request may make: max_attempts, or on a client's own retry one per
+        account (the client paces its retries; the gateway only fails over)."""
+        if client_headers.get(CLIENT_RETRY_HEADER, "0") not in ("0", ""):
+            return min(self.max_attempts, len({c.account.id for c in candidates}))
+        return self.max_attempts
+
     def backoff(self, retry_number: int) -> float:
         return random.uniform(0, min(self.cap_s, self.base_s * 2 ** (retry_number - 1)))
 
@@ -125,7 +144,7 @@ async def first_answer(call, route, body: dict, ingress, client_headers, health:
     last: GatewayError | None = None
     last_wait: float | None = None
     parsed = None
-    for _ in range(policy.max_attempts):
+    for _ in range(policy.calls(candidates, client_headers)):
         pick = _next(candidates, tried, burned)
         if pick is None:
             break
@@ -141,9 +160,13 @@ async def first_answer(call, route, body: dict, ingress, client_headers, health:
         if pick.probe and not await breaker.claim_probe(pick.account.id):
             burned.add(pick.account.id)
             continue
+        if pick.panic:
+            breaker.panicked(pick)
         tried.add(pick.account.id)
         parsed, result = await _attempt(call, route, pick, body, ingress, client_headers, parsed, operation)
         if isinstance(result, Answer):
+            if pick.panic:
+                breaker.panic_answered(pick.account.id)
             return result
         err, verdict = result
         last, last_wait = err, retry_after_seconds(err.raw.headers) if getattr(err, "raw", None) else None
@@ -279,6 +302,7 @@ def _final(last: GatewayError | None, route) -> GatewayError:
 
 
 def _all_cooling_down(health: dict, route) -> Unavailable:
+    """A fail-fast route (proxy/selection.py) with every account open: the gateway's own decision, said so."""
     now = time.time()
     soonest = min((s.open_until for s in health.values() if s.open_until > now), default=now + 1)
     wait = max(1, int(soonest - now + 0.999))

@@ -6,9 +6,12 @@
 A 429 opens it for the upstream's retry-after (reason "retry-after"); a rejected credential (401/403) for
 GATEWAY_CREDENTIAL_COOLDOWN_SECONDS (reason "auth"), and the account's last_error says so in the admin.
 
-Selection (proxy/selection.py) reads `health()` before each request: from the admit round trip when the key has
-limits, else from a cache at most GATEWAY_BREAKER_SYNC_SECONDS old, so a breaker opened by another process is
-seen within that time. Failures are written at once (one state call, only when an attempt failed).
+A breaker only orders accounts: selection (proxy/selection.py) skips open ones while another account of the
+route is healthy, and when none is sends the request anyway (panic routing; such a call counts as the account's
+probe: answered, it closes the breaker), unless the route fails fast. It reads `health()` before each request: from the admit
+round trip when the key has limits, else from a cache at most GATEWAY_BREAKER_SYNC_SECONDS old, so a breaker
+opened by another process is seen within that time. Failures are written at once (one state call, only when an
+attempt failed).
 """
 
 import asyncio
@@ -55,6 +58,30 @@ def remember(states: dict[int, BreakerState]) -> None:
         _cache[account_id] = (now, state)
         if before is None or before[1].state != state.state:  # the gauge moves only when the state does
             _gauge(account_id, state)
+
+
+def panicked(pick) -> None:
+    """Count a call sent although every account of its route is open (proxy/selection.py, panic routing)."""
+    metrics.breaker_panic.labels(pick.target.provider.name, pick.account.name).inc()
+
+
+def panic_answered(account_id: int) -> None:
+    """A call sent in panic routing was answered (2xx): it counts as the account's probe, so the breaker closes,
+    in the background (nothing waits for the state store before the first byte)."""
+    remember({account_id: CLOSED})
+    task = asyncio.get_running_loop().create_task(_close_quietly(account_id))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _close_quietly(account_id: int) -> None:
+    try:
+        await get_state().breaker_reset(account_id)
+    except StateUnavailable:
+        log.debug("breaker state unavailable; account %s not closed", account_id)
+
+
+_closing: set[asyncio.Task] = set()
 
 
 def is_recovering(account_id: int) -> bool:

@@ -73,6 +73,7 @@ class Route:
     retry: tuple = (None, None, None, None)  # max attempts, base ms, cap ms, deadline s; None = the setting
     account_ids: tuple[int, ...] = ()  # every account of every target (for breaker health)
     cache_ttl: int | None = None  # the response cache's TTL for this route; None: the project's (proxy/optimize)
+    on_all_open: str = ""  # "panic" | "fail_fast" | "" (GATEWAY_BREAKER_ON_ALL_OPEN): see proxy/selection.py
 
 
 @dataclass(slots=True)
@@ -153,6 +154,7 @@ def _build() -> Snapshot:
             retry=(row.retry_max_attempts, row.retry_base_ms, row.retry_cap_ms, row.retry_deadline_seconds),
             account_ids=tuple(dict.fromkeys(a.id for t in targets for a in t.provider.accounts)),
             cache_ttl=row.response_cache_ttl,
+            on_all_open=row.on_all_open,
         )
         if row.is_pattern:
             patterns.append(route)

@@ -2,7 +2,20 @@
 
     1. healthy accounts (breaker closed), ordered by the route's strategy;
     2. half-open accounts (cool-off over): tried only by the one request that claims the probe;
-    never: open accounts (failing, rate-limited by the upstream, or with a refused credential).
+    skipped: open accounts (failing, rate-limited by the upstream, or with a refused credential),
+             as long as one account of the route is healthy.
+
+Panic routing (the default): when no account of the route is healthy (a route with one account, or every
+account failing), the request is sent anyway, to every account in turn: half-open ones first, then open ones by
+the end of their cooldown, none waiting for a probe. The client gets the provider's own answer, never an error
+the gateway made up from a guess about the upstream. Such a call counts as the account's probe: answered (2xx),
+it closes the breaker (proxy/breaker.py panic_answered). A route (ModelRoute.on_all_open) or
+GATEWAY_BREAKER_ON_ALL_OPEN may choose "fail_fast" instead: nothing is sent and the client gets 529/503
+overloaded with retry-after (proxy/attempts.py).
+Why panic is the default: on the most common setup, one account per route, a breaker that refuses can only turn
+a provider's passing 429s and 529s into an outage the gateway made. Envoy's outlier detection does the same (its
+"panic threshold": too few healthy hosts, route to all of them) and LiteLLM never cools down a model group with
+a single deployment.
 
 Strategies (ModelRoute.strategy):
     priority     targets by priority, then their accounts by priority; equal priorities shuffled by weight
@@ -21,6 +34,8 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from .routing import Account, Route, Target
 
 
@@ -29,6 +44,7 @@ class Candidate:
     target: Target
     account: Account
     probe: bool = False  # half-open: must claim the probe before trying
+    panic: bool = False  # every account of the route is open: sent all the same (no probe to claim)
 
 
 _inflight: dict[int, int] = defaultdict(int)
@@ -46,14 +62,23 @@ def inflight(account_id: int) -> int:
 
 def order(route: Route, health: dict) -> list[Candidate]:
     pairs = STRATEGIES.get(route.strategy, _priority)(route)
-    healthy, probes = [], []
+    healthy, probes, unhealthy = [], [], []
     for target, account in pairs:
         state = health.get(account.id)
         if state is None or state.state == "closed":
             healthy.append(Candidate(target, account))
-        elif state.state == "half_open":
-            probes.append(Candidate(target, account, probe=True))
-    return healthy + probes
+        else:
+            if state.state == "half_open":
+                probes.append(Candidate(target, account, probe=True))
+            unhealthy.append((state.state != "half_open", state.open_until, target, account))
+    if healthy or fails_fast(route):
+        return healthy + probes
+    unhealthy.sort(key=lambda item: item[:2])  # half-open first, then by the end of the cooldown (stable)
+    return [Candidate(target, account, panic=True) for _, _, target, account in unhealthy]
+
+
+def fails_fast(route: Route) -> bool:
+    return (route.on_all_open or settings.GATEWAY_BREAKER_ON_ALL_OPEN) == "fail_fast"
 
 
 def _priority(route: Route) -> list[tuple[Target, Account]]:

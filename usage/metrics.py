@@ -14,6 +14,8 @@
                                                                                  failed attempt, retried or not
     gateway_rate_limit_hits_total            project, kind (rpm|tpm|conc)        proxy.policies.admit
     gateway_circuit_state                    provider, account                   proxy.breaker, on a change
+    gateway_breaker_panic_total              provider, account                   proxy.breaker.panicked: a call
+                                                                                 sent with every account open
     gateway_ledger_write_failures_total      -                                   usage.ledger
     gateway_ledger_backlog_rows              -                                   usage.ledger
     gateway_live_feed_dropped_total          reason                              usage.feed
@@ -71,6 +73,10 @@ circuit_state = Gauge(
     multiprocess_mode="livemax",
 )
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+breaker_panic = Counter(
+    "gateway_breaker_panic_total", "Upstream calls sent while every account of the route was open (panic routing)",
+    ["provider", "account"],
+)
 ledger_dropped = Counter("gateway_ledger_write_failures_total", "Usage records that could not be written")
 ledger_backlog = Gauge(  # usage.ledger: rows in the spool, not yet in the database (retried until they are)
     "gateway_ledger_backlog_rows", "Usage records waiting for the database", multiprocess_mode="livesum"

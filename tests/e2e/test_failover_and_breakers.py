@@ -104,7 +104,8 @@ def test_a_hung_account_times_out_and_the_request_fails_over(world, server, comm
 
 
 def test_the_breaker_opens_after_the_threshold_then_probes_and_closes(world, server, committed, ledger):
-    alias, secret, prov = pw.served_route(server.url, world.fake, route_fields={"retry_max_attempts": 1})
+    route = {"retry_max_attempts": 1, "on_all_open": "fail_fast"}  # the open breaker answers (panic: tests/e2e/test_never_worse.py)
+    alias, secret, prov = pw.served_route(server.url, world.fake, route_fields=route)
     for _ in range(3):
         assert pw.openai_chat(server.url, secret, alias, "FAIL: 500").status_code == 500
     marker = f"SAY: skipped-{uuid.uuid4().hex[:6]}"
@@ -141,7 +142,8 @@ def admin_session(url: str) -> httpx.Client:
 
 
 def test_the_admin_shows_breaker_state_and_resets_it(world, server, committed):
-    alias, secret, prov = pw.served_route(server.url, world.fake, route_fields={"retry_max_attempts": 1})
+    route = {"retry_max_attempts": 1, "on_all_open": "fail_fast"}
+    alias, secret, prov = pw.served_route(server.url, world.fake, route_fields=route)
     for _ in range(3):
         pw.openai_chat(server.url, secret, alias, "FAIL: 503")
     assert pw.openai_chat(server.url, secret, alias).status_code == 503

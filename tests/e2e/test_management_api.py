@@ -252,11 +252,13 @@ def test_provider_route_and_price_through_the_api_serve_requests(world, manage, 
 
     _error(manage.delete(f"/providers/{name}"), 409, "conflict")  # still a route's target
     read_back = manage.read.get(f"/routes/{route.json()['id']}").json()
-    assert read_back["response_cache_ttl"] is None  # the project's TTL
+    assert read_back["response_cache_ttl"] is None and read_back["on_all_open"] == ""  # the project's, the setting's
     put = manage.put(f"/routes/{route.json()['id']}", json={**read_back, "display_name": "From the API",
-                                                            "response_cache_ttl": 0})  # fmt: skip
+                                                            "response_cache_ttl": 0, "on_all_open": "fail_fast"})  # fmt: skip
     assert put.status_code == 200 and put.json()["display_name"] == "From the API"
-    assert put.json()["response_cache_ttl"] == 0
+    assert put.json()["response_cache_ttl"] == 0 and put.json()["on_all_open"] == "fail_fast"
+    _error(manage.put(f"/routes/{route.json()['id']}", json={**read_back, "on_all_open": "sometimes"}), 422,
+           "invalid_request_error")
     assert manage.delete(f"/routes/{route.json()['id']}").status_code == 204
     assert manage.delete(f"/providers/{name}").status_code == 204
     _error(manage.read.get(f"/providers/{name}"), 404, "not_found")

@@ -65,7 +65,7 @@ def test_a_keys_rpm_holds_across_two_processes(world, pair, committed):
 
 def test_a_breaker_opened_through_one_process_is_seen_by_the_other(world, pair, committed):
     with override_settings(REDIS_URL=SHARED_REDIS):
-        alias = _config(world, retry_max_attempts=1)
+        alias = _config(world, retry_max_attempts=1, on_all_open="fail_fast")  # the open breaker answers itself
         secret = pw.key(pw.project())
     _wait_everywhere(pair, secret, alias)
     first, second = pair
@@ -76,6 +76,31 @@ def test_a_breaker_opened_through_one_process_is_seen_by_the_other(world, pair, 
     refused = pw.openai_chat(second.url, secret, alias, marker)
     assert refused.status_code == 503 and "cooling down" in refused.json()["error"]["message"]
     assert not any(marker in str(r.get("body")) for r in world.fake.requests)
+
+
+def _panics(server) -> float:
+    text = httpx.get(server.url + "/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("gateway_breaker_panic_total{"))  # fmt: skip
+
+
+def test_a_panic_answer_through_one_process_closes_the_breaker_for_both(world, pair, committed):
+    """Panic routing (the default): the breaker opened through the first process does not refuse the second's
+    request; that request's answer closes the breaker in Redis, so the first process sends normally again."""
+    with override_settings(REDIS_URL=SHARED_REDIS):
+        alias = _config(world, retry_max_attempts=1)
+        secret = pw.key(pw.project())
+    _wait_everywhere(pair, secret, alias)
+    first, second = pair
+    for _ in range(2):
+        assert pw.openai_chat(first.url, secret, alias, "FAIL: 503").status_code == 503
+    time.sleep(0.3)
+    before = _panics(second), _panics(first)
+    assert pw.openai_chat(second.url, secret, alias, "SAY: through").json()["choices"][0]["message"]["content"] == "through"
+    assert _panics(second) == before[0] + 1  # sent although its breaker was open
+    time.sleep(0.3)
+    assert pw.openai_chat(first.url, secret, alias, "SAY: again").status_code == 200
+    assert _panics(first) == before[1]  # the first process saw it closed: a normal call
 
 
 def test_a_revoked_key_is_refused_by_both_processes_within_a_second(world, pair, committed):
