@@ -17,9 +17,10 @@ from django.core.validators import validate_slug
 
 from . import config_seeds
 from .models import Provider
+from . import presets
 from .presets import PRESETS, capability_problems, preset_for, preset_kind_problem
 
-KINDS = [kind for kind, _ in Provider.KIND_CHOICES]
+KINDS = list(presets.KINDS)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MISSING = object()

@@ -6,7 +6,9 @@ from django.db import models
 from django.utils import timezone
 
 from . import crypto
-from .presets import PRESET_CHOICES, capabilities_resolve, capability_problems, preset_for, preset_kind_problem
+from .presets import (
+    PRESET_CHOICES, capabilities_resolve, capability_problems, kind_choices, preset_for, preset_kind_problem,
+)
 
 alias_list_help = "Model aliases or patterns such as claude-*, separated by commas or new lines. Empty means all."
 
@@ -82,12 +84,6 @@ class ApiKey(models.Model):
 
 
 class Provider(models.Model):
-    KIND_CHOICES = [
-        ("anthropic", "Anthropic Messages API"),
-        ("openai", "OpenAI-compatible Chat Completions"),
-        ("openai_responses", "OpenAI Responses API"),
-    ]
-
     name = models.CharField(
         max_length=100, unique=True, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, - _ . only.")]
     )
@@ -96,7 +92,7 @@ class Provider(models.Model):
         help_text="Fills the kind, base URL and capabilities (see the README's preset table). Empty: the generic "
         "preset of the kind.",
     )
-    kind = models.CharField(max_length=20, choices=KIND_CHOICES, blank=True, help_text="Empty: the preset's.")
+    kind = models.CharField(max_length=20, choices=kind_choices, blank=True, help_text="Empty: the preset's.")
     base_url = models.CharField(
         max_length=500,
         blank=True,

@@ -24,7 +24,10 @@ Plain Python, no Django: the request path resolves a provider's capabilities onc
     auth                     bearer | api-key | x-api-key    how the credential is sent (proxy/upstreams)
     api_version              string                          Azure's `api-version` query parameter
 
-To add a preset: one entry in PRESETS (and a row in the README's preset table). To add a capability: a field on
+Provider kinds are registered here too (KINDS): a kind is a wire family plus the module of proxy/upstreams that
+speaks to it; the admin's kind choices, the config file's check and the request path's registry all read KINDS.
+To add a provider kind: its module in proxy/upstreams (the recipe is in that package's docstring) and one line in
+KINDS. To add a preset: one entry in PRESETS (and a row in the README's preset table). To add a capability: a field on
 Capabilities with a default that keeps today's behaviour, its values in CHOICES when it is an enum, then read it
 where the request is built (proxy/formats/* for the body, proxy/upstreams/* for URL and headers).
 """
@@ -111,13 +114,36 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}  # fmt: skip
 
 PRESET_CHOICES = [(p.name, p.label) for p in PRESETS.values()]
-DEFAULT_PRESET_BY_KIND = {"anthropic": "anthropic", "openai": "openai_compatible", "openai_responses": "openai"}
-KIND_FAMILY = {"anthropic": "anthropic", "openai": "openai", "openai_responses": "openai"}
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str  # Provider.kind
+    label: str
+    family: str  # presets of the same family fit it (an Anthropic preset never fits an OpenAI kind)
+    default_preset: str  # the generic preset of a provider of this kind that names none
+    upstream: str  # the class in proxy/upstreams that speaks to it (imported there, by dotted path)
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("anthropic", "Anthropic Messages API", "anthropic", "anthropic",
+         "proxy.upstreams.anthropic.AnthropicUpstream"),
+    Kind("openai", "OpenAI-compatible Chat Completions", "openai", "openai_compatible",
+         "proxy.upstreams.openai.OpenAIUpstream"),
+    Kind("openai_responses", "OpenAI Responses API", "openai", "openai",
+         "proxy.upstreams.openai_responses.OpenAIResponsesUpstream"),
+)}  # fmt: skip
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    """Provider.kind's choices (a callable, so a new kind needs no migration)."""
+    return [(k.name, k.label) for k in KINDS.values()]
 
 
 def preset_for(name: str, kind: str) -> Preset:
     """The provider's preset; an empty name means the generic preset of its kind (rows made before presets)."""
-    return PRESETS.get(name) or PRESETS[DEFAULT_PRESET_BY_KIND.get(kind, "openai_compatible")]
+    generic = KINDS[kind].default_preset if kind in KINDS else "openai_compatible"
+    return PRESETS.get(name) or PRESETS[generic]
 
 
 def preset_kind_problem(preset: str, kind: str) -> str | None:
@@ -125,7 +151,7 @@ def preset_kind_problem(preset: str, kind: str) -> str | None:
     found = PRESETS.get(preset)
     if found is None:
         return f"unknown preset {preset!r} (expected one of: {', '.join(PRESETS)})"
-    if kind and KIND_FAMILY.get(kind) != KIND_FAMILY[found.kind]:
+    if kind and (kind not in KINDS or KINDS[kind].family != KINDS[found.kind].family):
         return f"preset {preset!r} speaks the {found.kind} API; kind {kind!r} does not"
     return None
 

@@ -3,6 +3,8 @@
 the gateway submits ONE batch upstream (items translated where the caller's API differs), beat polls it
 (`tasks.tick`), and the results are mapped back by item, each recorded in the ledger with the provider's batch
 discount (usage.pricing.usage_cost(batch=True)). Otherwise the batch runs item by item (batches/runner.py).
+The provider's batch API itself (paths, upload, polling, result lines) is its Upstream's batch_* methods
+(proxy/upstreams), and each item's upstream body comes from the same Upstream.payload as live traffic.
 
     submit(batch_id)  -> True when the batch went upstream (the `start` task then has nothing to fan out)
     poll_all()        every native batch still open: fetch its upstream status, and its results once ended
@@ -34,7 +36,6 @@ from . import services
 from .models import Batch, BatchItem
 
 log = logging.getLogger(__name__)
-ENDED_OPENAI = ("completed", "failed", "expired", "cancelled")
 
 
 def submit(batch_id: str) -> bool:
@@ -51,7 +52,7 @@ def submit(batch_id: str) -> bool:
         return False
     provider, account, routed = chosen
     lines, models = _translate(batch, provider, routed)
-    upstream_id = _send(provider, account, lines)
+    upstream_id = upstreams.get(provider.kind).batch_submit(provider, account, lines)
     with transaction.atomic():
         Batch.objects.filter(id=batch_id).update(native={
             "id": upstream_id, "provider": provider.name, "account_id": account.id, "api": _api(provider),
@@ -86,92 +87,13 @@ def _api(provider) -> str:
 
 
 def _translate(batch, provider, routed) -> tuple[list[tuple[str, dict]], dict]:
-    ingress, upstream_format = formats.get(batch.ingress_api), formats.get(_api(provider))
+    ingress, upstream = formats.get(batch.ingress_api), upstreams.get(provider.kind)
     lines, models = [], {}
     for item, route, target in routed:
         options = target_options(route, target, item.body.get("model"))
-        if upstream_format.NAME == ingress.NAME:
-            payload = ingress.passthrough_request(item.body, options)
-        else:
-            payload = upstream_format.render_request(ingress.parse_request(item.body), options)
-        lines.append((f"i{item.id}", payload))
+        lines.append((f"i{item.id}", upstream.payload(ingress, item.body, options)[1]))
         models[str(item.id)] = [route.alias, options.remote_model]
     return lines, models
-
-
-# --- the upstream's batch APIs -----------------------------------------------------------------------------------
-
-
-def _client(provider) -> httpx.Client:
-    return httpx.Client(timeout=httpx.Timeout(provider.read_timeout, connect=provider.connect_timeout))
-
-
-def _headers(provider, account, json: bool = True) -> dict:
-    headers = upstreams.get(provider.kind).headers(provider, account, {})
-    if not json:
-        headers.pop("content-type", None)
-    return headers
-
-
-def _send(provider, account, lines: list[tuple[str, dict]]) -> str:
-    with _client(provider) as client:
-        if _api(provider) == "anthropic":
-            body = {"requests": [{"custom_id": cid, "params": params} for cid, params in lines]}
-            response = client.post(f"{provider.base_url}/v1/messages/batches", content=orjson.dumps(body),
-                                   headers=_headers(provider, account))
-            response.raise_for_status()
-            return response.json()["id"]
-        content = b"".join(orjson.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
-                                         "body": body}) + b"\n" for cid, body in lines)
-        uploaded = client.post(f"{provider.base_url}/files", data={"purpose": "batch"},
-                               files={"file": ("batch.jsonl", content, "application/jsonl")},
-                               headers=_headers(provider, account, json=False))
-        uploaded.raise_for_status()
-        response = client.post(f"{provider.base_url}/batches", headers=_headers(provider, account), content=orjson.dumps(
-            {"input_file_id": uploaded.json()["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}))
-        response.raise_for_status()
-        return response.json()["id"]
-
-
-def _upstream_results(provider, account, native: dict) -> list[tuple[str, str, int, dict | None]] | None:
-    """(upstream custom id, kind, status, body) per item once the upstream batch ended; None while it runs.
-    kind: succeeded | errored | canceled | expired."""
-    with _client(provider) as client:
-        headers = _headers(provider, account)
-        if native["api"] == "anthropic":
-            state = client.get(f"{provider.base_url}/v1/messages/batches/{native['id']}", headers=headers).json()
-            if state.get("processing_status") != "ended":
-                return None
-            raw = client.get(state["results_url"], headers=headers).content
-            return [_anthropic_line(orjson.loads(line)) for line in raw.splitlines() if line.strip()]
-        state = client.get(f"{provider.base_url}/batches/{native['id']}", headers=headers).json()
-        if state.get("status") not in ENDED_OPENAI:
-            return None
-        out = []
-        for file_id in (state.get("output_file_id"), state.get("error_file_id")):
-            if file_id:
-                raw = client.get(f"{provider.base_url}/files/{file_id}/content", headers=headers).content
-                out += [_openai_line(orjson.loads(line)) for line in raw.splitlines() if line.strip()]
-        return out
-
-
-def _anthropic_line(line: dict):
-    result = line["result"]
-    if result["type"] == "succeeded":
-        return line["custom_id"], "succeeded", 200, result["message"]
-    if result["type"] == "errored":
-        error_type = (result.get("error") or {}).get("error", {}).get("type", "api_error")
-        return line["custom_id"], "errored", 400 if error_type == "invalid_request_error" else 500, result.get("error")
-    return line["custom_id"], result["type"], 0, None
-
-
-def _openai_line(line: dict):
-    response = line.get("response")
-    if response is None:
-        code = (line.get("error") or {}).get("code", "")
-        return line["custom_id"], "expired" if code == "batch_expired" else "canceled", 0, None
-    status = response.get("status_code", 500)
-    return line["custom_id"], "succeeded" if status == 200 else "errored", status, response.get("body")
 
 
 def cancel(batch: Batch) -> None:
@@ -179,11 +101,8 @@ def cancel(batch: Batch) -> None:
     provider, account = _provider_account(native)
     if provider is None:
         return
-    path = (f"/v1/messages/batches/{native['id']}/cancel" if native["api"] == "anthropic"
-            else f"/batches/{native['id']}/cancel")
     try:
-        with _client(provider) as client:
-            client.post(provider.base_url + path, headers=_headers(provider, account))
+        upstreams.get(provider.kind).batch_cancel(provider, account, native["id"])
     except httpx.HTTPError as exc:
         log.warning("could not cancel upstream batch %s: %s", native["id"], exc)
 
@@ -215,16 +134,18 @@ def poll(batch: Batch) -> bool:
     provider, account = _provider_account(batch.native)
     if provider is None:
         return False
-    results = _upstream_results(provider, account, batch.native)
-    if results is None:
+    upstream = upstreams.get(provider.kind)
+    ended = upstream.batch_poll(provider, account, batch.native["id"])
+    if ended is None:
         return False
+    results = upstream.batch_results(provider, account, ended)
     snapshot = async_to_sync(routing.snapshot)()
     items = {f"i{item.id}": item for item in BatchItem.objects.filter(batch_id=batch.id, status="running")}
     spent = Decimal(0)
-    for custom_id, kind, status, body in results:
-        item = items.get(custom_id)
+    for result in results:
+        item = items.get(result.custom_id)
         if item is not None:
-            spent += _settle(batch, item, kind, status, body, snapshot)
+            spent += _settle(batch, item, result.kind, result.status, result.body, snapshot)
     if spent:  # native items were never admitted: their cost still counts against the key's and project's budgets
         policies.charge_now([(key_by_id(batch.api_key_id), spent)])
     services.finish_if_done(batch.id)
@@ -245,15 +166,13 @@ def _settle(batch, item, kind: str, status: int, body, snapshot) -> Decimal:
     alias, remote_model = batch.native["models"].get(str(item.id), ["", ""])
     price = snapshot.price(remote_model, timezone.localdate())
     cost = pricing.usage_cost(usage, price, batch=True)  # the provider's batch discount (ModelPrice.batch_discount)
-    row = dict(request_id=request_id, ingress_api=batch.ingress_api, http_status=fields["status_code"],
-               outcome="ok" if kind == "succeeded" else "client_error" if status < 500 else "upstream_error",
-               created_at=now, project_id=batch.project_id, api_key_id=batch.api_key_id, alias=alias[:200],
-               provider=batch.native["provider"], account=_account_name(batch), remote_model=remote_model[:200],
-               upstream_api=batch.native["api"], input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-               cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
-               cost_usd=cost, attempts=1, batch_id=batch.id, user_agent="gatehouse native batch",
-               error_type=error.kind if error else "", error_message=error.message[:300] if error else "")
-    ledger.record(ledger.LedgerRow(**row))
+    ledger.record(ledger.LedgerRow(
+        request_id=request_id, ingress_api=batch.ingress_api, http_status=fields["status_code"],
+        outcome="ok" if kind == "succeeded" else "client_error" if status < 500 else "upstream_error",
+        created_at=now, project_id=batch.project_id, api_key_id=batch.api_key_id, alias=alias[:200],
+        provider=batch.native["provider"], account=_account_name(batch), remote_model=remote_model[:200],
+        upstream_api=batch.native["api"], cost_usd=cost, attempts=1, batch_id=batch.id,
+        user_agent="gatehouse native batch", **ledger.usage_fields(usage), **ledger.error_fields(error)))
     return cost
 
 

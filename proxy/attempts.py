@@ -40,7 +40,6 @@ import time
 from dataclasses import dataclass, replace
 
 import httpx
-import orjson
 from django.conf import settings
 
 from accounts import oauth
@@ -49,7 +48,6 @@ from . import breaker, formats, optimize, selection, upstreams
 from .canonical import TargetOptions
 from .errors import GatewayError, Unavailable, UpstreamError
 from .formats.anthropic.upstream_request import with_identity
-from .upstreams import http
 
 CLIENT_RETRY_HEADER = "x-stainless-retry-count"  # 0 on a client's first attempt, n on its n-th retry
 
@@ -195,19 +193,18 @@ async def _attempt(call, route, pick, body, ingress, client_headers, parsed, ope
     upstream = upstreams.get(target.provider.kind)
     upstream_format = formats.get(upstream.api)
     options = target_options(route, target, body.get("model"))
-    if upstream.api == ingress.NAME:
-        chat, payload = None, ingress.passthrough_request(body, options)  # same API: pass-through, both ways
+    chat, payload = upstream.payload(ingress, body, options, parsed)
+    if chat is None:  # same API: pass-through, both ways
         if upstream.api != "anthropic" and "breakpoints" in call.reductions:  # marked for another target
             payload = optimize.for_non_anthropic(payload, ingress.NAME)
     else:
-        chat = parsed = parsed or ingress.parse_request(body)
-        payload = upstream_format.render_request(chat, options)
+        parsed = chat
     call.attempt_started(target, account, upstream.api, options.remote_model)
     try:
         if account.kind == OAUTH:
             response = await _send_oauth(upstream, target.provider, account, client_headers, payload, operation)
         else:
-            response = await send(upstream, target.provider, account, client_headers, payload, operation)
+            response = await upstream.send(target.provider, account, client_headers, payload, operation)
     except UpstreamError as err:
         call.attempt_failed(err)
         return parsed, (err, CREDENTIAL if err.kind == "authentication" else TRANSPORT)
@@ -243,12 +240,12 @@ async def _send_oauth(upstream, provider, account, client_headers, payload: dict
     if upstream.api == "anthropic" and operation == "chat":
         payload = with_identity(payload)
     account = await _oauth_token(account)
-    response = await send(upstream, provider, account, client_headers, payload, operation)
+    response = await upstream.send(provider, account, client_headers, payload, operation)
     if response.status_code != 401:
         return response
     await response.aclose()
     account = await _oauth_token(account, refused=True)
-    return await send(upstream, provider, account, client_headers, payload, operation)
+    return await upstream.send(provider, account, client_headers, payload, operation)
 
 
 async def _oauth_token(account, refused: bool = False):
@@ -269,22 +266,6 @@ def target_options(route, target, requested_model) -> TargetOptions:
         max_output_tokens=route.max_output_tokens,
         capabilities=target.provider.capabilities,
     )
-
-
-async def send(upstream, provider, account, client_headers, payload: dict, operation: str = "chat") -> httpx.Response:
-    client = http.client()
-    request = client.build_request(
-        "POST",
-        upstream.url(provider, operation),
-        content=orjson.dumps(payload),
-        headers=upstream.headers(provider, account, client_headers),
-        timeout=http.timeout(provider.connect_timeout, provider.read_timeout),
-    )
-    try:
-        return await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        kind, status, what = http.describe(exc)
-        raise UpstreamError(f"upstream {provider.name} {what}", kind=kind, status=status) from None
 
 
 def _final(last: GatewayError | None, route) -> GatewayError:

@@ -144,7 +144,6 @@ class Call:
         feed.publish(self, status, outcome, cost, elapsed)  # costs a clock read when nobody watches
 
     def row(self, status: int, outcome: str, error: GatewayError | None, cost) -> ledger.LedgerRow:
-        usage = self.usage
         return ledger.LedgerRow(
             created_at=self.created_at,
             request_id=self.request_id,
@@ -160,21 +159,16 @@ class Call:
             stream=self.stream,
             http_status=status,
             outcome=outcome,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            cache_write_1h_tokens=usage.cache_write_1h_tokens,
             cost_usd=cost,
             latency_ms=int((time.perf_counter() - self.started) * 1000),
             ttft_ms=self.ttft_ms,
             attempts=self.attempts,
-            error_type=error.kind if error else "",
-            error_message=error.message[:300] if error else "",
             user_agent=self.user_agent[:300],
             batch_id=self.batch_id,
             route_rule=self.route_rule,
             reductions=self.reductions[:200],
             tokens_saved=self.tokens_saved,
             saved_usd=self.saved_usd,
+            **ledger.usage_fields(self.usage),
+            **ledger.error_fields(error),
         )

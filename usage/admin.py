@@ -303,12 +303,16 @@ class LedgerChangeList(ChangeList):
         }
 
 
+INGRESS_CHOICES = [("anthropic", "Anthropic Messages"), ("openai", "OpenAI Chat Completions"),
+                   ("responses", "OpenAI Responses")]
+
+
 class IngressFilter(admin.SimpleListFilter):
     title = "ingress API"
     parameter_name = "ingress_api"
 
     def lookups(self, request, model_admin):  # fixed list: DISTINCT over the ledger would scan it all
-        return Provider.KIND_CHOICES
+        return INGRESS_CHOICES
 
     def queryset(self, request, queryset):
         return queryset.filter(ingress_api=self.value()) if self.value() else queryset

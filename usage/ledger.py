@@ -104,6 +104,21 @@ class LedgerRow:
     saved_usd: Decimal = Decimal(0)
 
 
+def usage_fields(usage) -> dict:
+    """A row's token columns from a usage object (proxy.canonical.Usage): the one mapping for live traffic, batch
+    items (both through proxy.metering) and native batch results (batches/native.py)."""
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
+            "cache_write_1h_tokens": usage.cache_write_1h_tokens}  # fmt: skip
+
+
+def error_fields(error) -> dict:
+    """A row's error columns from a proxy.errors.GatewayError, or none."""
+    if error is None:
+        return {"error_type": "", "error_message": ""}
+    return {"error_type": error.kind, "error_message": error.message[:300]}
+
+
 _ROW_FIELDS = {f.name: f for f in fields(LedgerRow)}
 _DECIMALS = ("cost_usd", "saved_usd")
 

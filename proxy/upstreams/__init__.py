@@ -1,16 +1,20 @@
-"""Upstream kinds: where to send a request and how to sign it. The body's shape belongs to proxy.formats.
+"""Provider kinds: one Upstream (proxy/upstreams/base.py, the provider interface) per kind, found through the
+kind registry (accounts.presets.KINDS). Body shapes belong to proxy.formats; an Upstream says where a call goes,
+how it is signed and sent, and how the provider's batch API works.
 
-To add a kind: a module here with a class exposing `api`, `url(provider, operation)` and
-`headers(provider, account, client_headers)`, one line in UPSTREAMS, and the Provider.kind choice.
+To add a provider kind (for example one whose calls need a signature or an envelope of their own):
+    1. a module here with a subclass of base.Upstream: `api` (the proxy.formats name its bodies use), `paths`
+       (or `url`), `headers`; override `payload` to wrap a format's body in the provider's envelope, `send` for a
+       transport or signature of its own, and `batch_*` if it has a batch API (and its presets say
+       supports_batches);
+    2. one line in accounts.presets.KINDS naming it (and its generic preset).
+Nothing else changes: the retry loop (proxy/attempts.py), native batches (batches/native.py), the connection
+checks (proxy/checks.py), the admin's kind choices and the config file read the registry.
 """
 
 from importlib import import_module
 
-UPSTREAMS = {
-    "anthropic": "proxy.upstreams.anthropic.AnthropicUpstream",
-    "openai": "proxy.upstreams.openai.OpenAIUpstream",
-    "openai_responses": "proxy.upstreams.openai_responses.OpenAIResponsesUpstream",
-}
+from accounts.presets import KINDS
 
 _loaded: dict = {}
 
@@ -18,6 +22,6 @@ _loaded: dict = {}
 def get(kind: str):
     upstream = _loaded.get(kind)
     if upstream is None:
-        module, _, name = UPSTREAMS[kind].rpartition(".")
+        module, _, name = KINDS[kind].upstream.rpartition(".")
         upstream = _loaded[kind] = getattr(import_module(module), name)()
     return upstream

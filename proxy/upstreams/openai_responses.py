@@ -11,3 +11,4 @@ PATHS = {"chat": "/responses", "models": "/models"}
 class OpenAIResponsesUpstream(OpenAIUpstream):
     api = "responses"
     paths = PATHS
+    batch_endpoint = "/v1/responses"

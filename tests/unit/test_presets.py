@@ -5,6 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from accounts.config import ConfigError, config_parse
+from accounts import presets
 from accounts.models import Provider
 from accounts.presets import CHOICES, PRESETS, Capabilities, capabilities_resolve, capability_problems, preset_for
 from proxy import routing, upstreams
@@ -23,7 +24,7 @@ from proxy.canonical import (
 from proxy.formats.openai import render_request
 from proxy.upstreams.anthropic import accepted_betas
 
-KINDS = {kind for kind, _ in Provider.KIND_CHOICES}
+KINDS = set(presets.KINDS)
 
 
 def caps(preset: str, **overrides) -> Capabilities:
