@@ -1,7 +1,8 @@
 """Upstream kinds: where to send a request and how to sign it. The body's shape belongs to proxy.formats.
 
 To add a kind: a module here with a class exposing `api`, `url(provider, operation)` and
-`headers(provider, account, client_headers)`, one line in UPSTREAMS, and the Provider.kind choice.
+`headers(provider, account, client_headers)` (ending with the hop header, proxy/hop.py: every upstream call
+builds its headers there), one line in UPSTREAMS, and the Provider.kind choice.
 """
 
 from importlib import import_module

@@ -3,6 +3,8 @@ token when the preset's `auth` capability says so, or the account is an OAuth on
 `anthropic-beta` values the provider does not accept
 (capability `anthropic_betas`, a list; null forwards every value) are dropped, never sent."""
 
+from .. import hop
+
 DEFAULT_VERSION = "2023-06-01"
 OAUTH_BETA = "oauth-2025-04-20"  # what an OAuth bearer token needs (accounts/oauth.py)
 PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens", "models": "/v1/models"}
@@ -32,6 +34,7 @@ class AnthropicUpstream:
             else:
                 headers["x-api-key"] = account.credential
         headers.update(provider.extra_headers)
+        headers[hop.HEADER] = hop.value(client_headers)  # after extra_headers: a provider setting cannot drop it
         return headers
 
 

@@ -3,6 +3,8 @@ local servers such as Ollama or vLLM). Azure OpenAI (preset azure_openai): the b
 every call carries `?api-version=`, and the key goes in an `api-key` header; both come from the provider's
 capabilities (accounts/presets.py), resolved once in the route snapshot."""
 
+from .. import hop
+
 PATHS = {"chat": "/chat/completions", "models": "/models"}
 
 
@@ -24,4 +26,5 @@ class OpenAIUpstream:
             else:
                 headers[auth] = account.credential
         headers.update(provider.extra_headers)
+        headers[hop.HEADER] = hop.value(client_headers)  # after extra_headers: a provider setting cannot drop it
         return headers
