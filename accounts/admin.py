@@ -4,14 +4,14 @@ Live state that other packages own is added to these pages there: account health
 spend against budgets, in proxy/admin.py."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Prefetch, Q
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import services
+from . import self_address, services
 from .admin_config import ConfigOwned
 from .admin_oauth import OAUTH_FIELDS, OAuthConnectAdmin
 from .admin_secret import SecretOnceAdmin, ShownOnce
@@ -277,6 +277,11 @@ class ProviderAdmin(ConfigOwned, _EnableActions, admin.ModelAdmin):
         return super().get_queryset(request).annotate(
             account_count=Count("accounts"), enabled_count=Count("accounts", filter=Q(accounts__enabled=True))
         )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if loop := self_address.warning(obj.name, obj.base_url):  # saved all the same: a warning, not a refusal
+            messages.warning(request, loop)
 
     @admin.display(description="accounts", ordering="account_count")
     def accounts_summary(self, obj):

@@ -15,7 +15,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 
-from . import config_seeds
+from . import config_seeds, self_address
 from .models import Provider
 from . import presets
 from .presets import PRESETS, capability_problems, preset_for, preset_kind_problem
@@ -328,6 +328,8 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
                     validate(provider.base_url)
             except ValidationError:
                 r.fail(f"{path}.base_url", f"not an http(s) URL: {provider.base_url!r}")
+            if loop := self_address.warning(provider.name, provider.base_url):
+                r.warnings.append(f"{path}.base_url: {loop}")
         if provider.name in {p.name for p in config.providers}:
             r.fail(f"{path}.name", f"duplicate provider {provider.name!r}")
         if "accounts" in item and ("api_key_env" in item or "api_key" in item):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from ninja import Router
 
 from . import manage_schemas as S
-from . import services
+from . import self_address, services
 from .manage_common import ManagementError, audited, config_item_apply, idempotent, invalid, json_body, not_found, page
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, split_aliases
 
@@ -273,6 +273,8 @@ def provider_out(provider: Provider) -> dict:
         },
         "enabled": provider.enabled,
         "accounts": [account_out(a) for a in provider.accounts.all()],
+        # Read-only: e.g. a base URL that is the gateway's own address (accounts/self_address.py)
+        "warnings": [w for w in (self_address.warning(provider.name, provider.base_url),) if w],
     }
     for optional in ("preset", "capabilities"):  # the provider presets' fields
         if hasattr(provider, optional):
@@ -302,7 +304,7 @@ def _provider(name: str) -> Provider:
 
 def _writable(body: dict) -> dict:
     """A provider body as the config file takes it: read-only fields dropped, hidden headers left as they are."""
-    body = {k: v for k, v in body.items() if k not in ("id",)}
+    body = {k: v for k, v in body.items() if k not in ("id", "warnings")}
     body["accounts"] = [
         {k: v for k, v in a.items() if k not in ("has_credential", "last_error", "last_error_at", "cooldown_until")}
         for a in body.get("accounts") or []

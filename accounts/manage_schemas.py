@@ -136,6 +136,7 @@ class ProviderOut(Schema):
     extra_headers: dict[str, str]
     enabled: bool
     accounts: list[AccountOut]
+    warnings: list[str] = Field([], description="Problems to fix, e.g. a base URL that is the gateway's own address")
 
 
 class ProviderPage(Schema):

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.http import FileResponse, HttpRequest, JsonResponse
 from ninja import Router
 
-from proxy import routing
+from proxy import hop, routing
 from proxy.auth import GatewayKey
 from proxy.errors import UPLOAD_PATHS, InvalidRequest, RequestTooLarge, check_length
 
@@ -78,6 +78,7 @@ def _json_request(schema: dict) -> dict:
 @router.post("/v1/messages/batches", auth=KEY, summary="Create a Message Batch (Anthropic)",
              openapi_extra=_json_request(ANTHROPIC_CREATE))
 async def anthropic_create(request: HttpRequest):
+    hop.check(request.headers)  # batches/native.py submitting to this gateway itself: 508, not a batch per tick
     body, snapshot = _json_body(request), await routing.snapshot()
     items = await sync_to_async(validate.anthropic_requests, thread_sensitive=False)(body, snapshot, request.auth)
     batch = await sync_to_async(services.create_anthropic)(request.auth, items)
@@ -201,6 +202,7 @@ def _openai_list(data: list[dict], has_more: bool) -> dict:
 @router.post("/v1/batches", auth=KEY, summary="Create a batch from an uploaded file (OpenAI)",
              openapi_extra=_json_request(OPENAI_CREATE))
 async def openai_create(request: HttpRequest):
+    hop.check(request.headers)
     body, snapshot = _json_body(request), await routing.snapshot()
     endpoint = body.get("endpoint")
     if endpoint not in validate.OPENAI_ENDPOINTS:

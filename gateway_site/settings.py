@@ -99,7 +99,9 @@ SECRET_KEY = env_secret("SECRET_KEY", lambda: secrets.token_urlsafe(50))
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
-PORT = env_int("PORT", 8000)
+HOST, PORT = os.environ.get("HOST", "127.0.0.1"), env_int("PORT", 8000)  # where bin/serve listens
+# This deployment's id in the x-gatehouse-hop header (proxy/hop.py); empty: derived from SECRET_KEY.
+GATEWAY_DEPLOYMENT_ID = os.environ.get("GATEWAY_DEPLOYMENT_ID", "")
 
 INSTALLED_APPS = [
     "daphne",

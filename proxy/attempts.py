@@ -12,9 +12,12 @@ Every upstream outcome is classified once, by `classify`:
     401, 403                              yes, on another      the credential is bad: cooled down for
                                           account only         GATEWAY_CREDENTIAL_COOLDOWN_SECONDS, marked in
                                                                the admin; never shown to the client as its own
+    508 (a gateway loop, proxy/hop.py)    yes, on another      a failure (the provider's URL leads back here)
+                                          account only
     400, 404, 413, 422, other 4xx         no: the client gets  none (the request was wrong, not the account)
                                           the upstream's error
-    `x-should-retry: true|false` from the upstream overrides "try again?" (as the official SDKs do).
+    `x-should-retry: true|false` from the upstream overrides "try again?" (as the official SDKs do), except for
+    401/403/508, which name the account's configuration, not the request.
 
 The loop makes at most `max_attempts` upstream calls, all before the first byte reaches the client (a stream
 is never retried once it has started). Each call goes to the next candidate from proxy/selection.py (healthy
@@ -66,6 +69,7 @@ BY_STATUS = {
     409: Verdict(True, "failure"),
     401: Verdict(True, "credential", same_account=False),
     403: Verdict(True, "credential", same_account=False),
+    508: Verdict(True, "failure", same_account=False),  # the refusing gateway says x-should-retry: false to its caller
 }
 CLIENT_ERROR = Verdict(False, "none")
 SERVER_ERROR = Verdict(True, "failure")
@@ -76,7 +80,7 @@ OAUTH = "anthropic_oauth"
 def classify(status: int, headers) -> Verdict:
     verdict = BY_STATUS.get(status) or (SERVER_ERROR if status >= 500 else CLIENT_ERROR)
     should_retry = headers.get("x-should-retry")
-    if should_retry in ("true", "false") and verdict.health != "credential":
+    if should_retry in ("true", "false") and verdict.health != "credential" and status != 508:
         verdict = Verdict(should_retry == "true", verdict.health, verdict.same_account)
     return verdict
 

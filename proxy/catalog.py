@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import orjson
 
-from . import attempts, breaker, formats, ids, routing, tokens
+from . import attempts, breaker, formats, hop, ids, routing, tokens
 from .errors import NotFound, UpstreamError
 from .formats import model_list
 from .metering import Call
@@ -37,6 +37,7 @@ def _int_param(value, default: int) -> int:
 async def count_tokens(key, body: dict, client_headers) -> dict:
     """Anthropic upstreams count exactly (forwarded, through the same retry and failover loop as chat requests);
     when the route's first choice is another kind, the local estimate in proxy.tokens answers."""
+    hop.check(client_headers)  # a gateway that counts through itself (not ledgered, like every count)
     anthropic = formats.get("anthropic")
     route = (await routing.snapshot()).resolve(key, body.get("model"))
     if route.targets[0].provider.kind != "anthropic":

@@ -2,6 +2,7 @@
 
     run(key, ingress, body) ->
         validate   the fields the gateway itself relies on, on every path (proxy/validate.py)
+        hop        refuse a request that already passed through this gateway: 508 (proxy/hop.py)
         [choose]   smart routing may pick another model for this project (proxy/optimize)
         route      the alias -> targets and accounts (proxy/routing.py)
         admit      rate limits, concurrency, budget reservation, account health (proxy/policies)
@@ -28,7 +29,7 @@ from typing import AsyncIterator
 import orjson
 from django.utils import timezone
 
-from . import attempts, formats, ids, optimize, policies, relay, routing, validate
+from . import attempts, formats, hop, ids, optimize, policies, relay, routing, validate
 from .errors import GatewayError, InvalidRequest, body_limit, too_large, unexpected
 from .metering import Call, outcome_of
 
@@ -62,6 +63,7 @@ async def run(
         body = parse_body(body, ingress_api) if isinstance(body, bytes) else validate.check(ingress_api, body)
         call.stream = body.get("stream") is True
         call.requested_model = str(body.get("model") or "")
+        hop.check(client_headers)  # the gateway is its own upstream: 508 here, not one more hop (proxy/hop.py)
         snapshot = await routing.snapshot()
         model = body.get("model") if key.optimize is None else optimize.choose_model(call, key.optimize, body, body_bytes)
         route = snapshot.resolve(key, model)

@@ -10,6 +10,8 @@ GatewayError                        kind                 status
  ├── BudgetExceeded                 billing              402 Anthropic / 429 insufficient_quota OpenAI
  ├── Unavailable                    overloaded           529 Anthropic / 503 OpenAI (every account cooling
  │                                                            down, or the policy store down and fail-closed)
+ ├── LoopDetected                   loop_detected        508  (the request already passed through this gateway:
+ │                                                            proxy/hop.py; an upstream's 508 parses to it too)
  └── UpstreamError                  any kind             the upstream's, mapped (see formats/*/errors)
       kinds only upstreams produce: api_error 500/502, overloaded 529/503, timeout 504
 
@@ -38,6 +40,7 @@ KIND_STATUS = {
     "api_error": 500,
     "overloaded": 529,
     "timeout": 504,
+    "loop_detected": 508,
 }
 
 
@@ -142,6 +145,10 @@ class BudgetExceeded(GatewayError):
 
 class Unavailable(GatewayError):
     kind = "overloaded"
+
+
+class LoopDetected(GatewayError):
+    kind = "loop_detected"
 
 
 class UpstreamError(GatewayError):

@@ -43,11 +43,12 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, server: str = "daphne") -> RunningServer:
-    """The gateway as bin/serve runs it (daphne, or uvicorn), on the test database."""
+def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, server: str = "daphne",
+                  port: int | None = None) -> RunningServer:
+    """The gateway as bin/serve runs it (daphne, or uvicorn), on the test database (on `port`, else a free one)."""
     from django.db import connection
 
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url(connection.settings_dict),

@@ -4,9 +4,9 @@ how it is signed and sent, and how the provider's batch API works.
 
 To add a provider kind (for example one whose calls need a signature or an envelope of their own):
     1. a module here with a subclass of base.Upstream: `api` (the proxy.formats name its bodies use), `paths`
-       (or `url`), `headers`; override `payload` to wrap a format's body in the provider's envelope, `send` for a
-       transport or signature of its own, and `batch_*` if it has a batch API (and its presets say
-       supports_batches);
+       (or `url`) and `own_headers` (the base adds the hop header, proxy/hop.py); override `payload` to wrap a
+       format's body in the provider's envelope, `send` for a transport or signature of its own, and `batch_*`
+       if it has a batch API (and its presets say supports_batches);
     2. one line in accounts.presets.KINDS naming it (and its generic preset).
 Nothing else changes: the retry loop (proxy/attempts.py), native batches (batches/native.py), the connection
 checks (proxy/checks.py), the admin's kind choices and the config file read the registry.

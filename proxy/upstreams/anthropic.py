@@ -18,7 +18,7 @@ class AnthropicUpstream(Upstream):
     api = "anthropic"
     paths = PATHS
 
-    def headers(self, provider, account, client_headers) -> dict[str, str]:
+    def own_headers(self, provider, account, client_headers) -> dict[str, str]:
         headers = {
             "content-type": "application/json",
             "anthropic-version": client_headers.get("anthropic-version") or DEFAULT_VERSION,

@@ -2,7 +2,8 @@
 
     api                       the wire format it speaks (a proxy.formats name): what the body looks like
     url(provider, operation)  where an operation ("chat", "count_tokens", "models") goes
-    headers(provider, account, client_headers)   how a call is signed
+    headers(provider, account, client_headers)   how a call is signed: the kind's own_headers, then the hop
+                              header (proxy/hop.py), last, so neither a kind nor extra_headers can drop it
     payload(ingress, body, options, chat)        the upstream body for a caller's body: the ONE payload builder,
                               used by live traffic (proxy/attempts.py) and native batches (batches/native.py)
     send(...)                 one call, answered as an httpx.Response whose body is still to read: the retry
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from .. import formats
+from .. import formats, hop
 from ..errors import UpstreamError
 from . import http
 
@@ -43,6 +44,11 @@ class Upstream:
         return provider.base_url + self.paths[operation]
 
     def headers(self, provider, account, client_headers) -> dict[str, str]:
+        headers = self.own_headers(provider, account, client_headers)
+        headers[hop.HEADER] = hop.value(client_headers)  # every upstream call builds its headers here
+        return headers
+
+    def own_headers(self, provider, account, client_headers) -> dict[str, str]:
         raise NotImplementedError
 
     def payload(self, ingress, body: dict, options, chat=None):

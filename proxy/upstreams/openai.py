@@ -22,7 +22,7 @@ class OpenAIUpstream(Upstream):
         version = provider.capabilities.api_version
         return f"{url}?api-version={version}" if version else url
 
-    def headers(self, provider, account, client_headers) -> dict[str, str]:
+    def own_headers(self, provider, account, client_headers) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         if account.credential:
             auth = provider.capabilities.auth

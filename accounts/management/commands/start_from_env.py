@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.config import ConfigError
 from accounts.config_seeds import from_environment
+from accounts.self_address import environment_problems
 from accounts.services import config_apply
 
 
@@ -20,6 +21,9 @@ class Command(BaseCommand):
         if document is None:
             self.stdout.write("No ANTHROPIC_API_KEY or OPENAI_API_KEY set: nothing to set up from the environment.")
             return
+        if loops := environment_problems(document):  # the gateway as its own upstream (accounts/self_address.py)
+            problems = "\n".join(f"  {p}" for p in loops)
+            raise CommandError(f"the environment was not applied (nothing changed):\n{problems}")
         try:
             report = config_apply(document)
         except ConfigError as e:

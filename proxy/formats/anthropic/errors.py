@@ -20,8 +20,9 @@ ERROR_TYPES = {
     "api_error": ("api_error", None),
     "overloaded": ("overloaded_error", 529),  # 529, not 503: Claude Code retries overloads on 529
     "timeout": ("timeout_error", 504),
+    "loop_detected": ("api_error", 508),  # no type of its own: the status names it (and parses back to it)
 }
-KINDS_BY_TYPE = {error_type: kind for kind, (error_type, _) in ERROR_TYPES.items()}
+KINDS_BY_TYPE = {error_type: kind for kind, (error_type, _) in ERROR_TYPES.items() if kind != "loop_detected"}
 KINDS_BY_STATUS = {
     400: "invalid_request",
     401: "authentication",
@@ -33,9 +34,11 @@ KINDS_BY_STATUS = {
     429: "rate_limit",
     503: "overloaded",
     504: "timeout",
+    508: "loop_detected",
     529: "overloaded",
 }
-NOT_RETRYABLE_KINDS = frozenset({"invalid_request", "authentication", "permission", "not_found", "billing"})
+NOT_RETRYABLE_KINDS = frozenset({"invalid_request", "authentication", "permission", "not_found", "billing",
+                                 "loop_detected"})  # fmt: skip
 RAW_HEADERS = ("retry-after", "retry-after-ms", "request-id", "x-should-retry")
 CONTEXT_OVERFLOW_MARKERS = ("prompt is too long", "exceed context limit")  # P-25 wordings
 
@@ -56,7 +59,7 @@ def render_error(err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
 
 def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
     error_type, message = _read(body)
-    kind = KINDS_BY_TYPE.get(error_type) or _kind_for_status(status)
+    kind = "loop_detected" if status == 508 else KINDS_BY_TYPE.get(error_type) or _kind_for_status(status)
     headers = {name.lower(): value for name, value in headers.items()}
     retryable = status in (408, 409, 429) or status >= 500
     if headers.get("x-should-retry") in ("true", "false"):

@@ -18,8 +18,9 @@ RENDERED_BY_KIND = {
     "api_error": (500, "server_error", None),
     "overloaded": (503, "server_error", "server_is_overloaded"),
     "timeout": (504, "server_error", None),
+    "loop_detected": (508, "server_error", "loop_detected"),
 }
-NOT_RETRYABLE_KINDS = ("invalid_request", "authentication", "permission", "not_found", "billing")
+NOT_RETRYABLE_KINDS = ("invalid_request", "authentication", "permission", "not_found", "billing", "loop_detected")
 KIND_BY_STATUS = {
     400: "invalid_request",
     401: "authentication",
@@ -34,6 +35,7 @@ KIND_BY_STATUS = {
     502: "overloaded",
     503: "overloaded",
     504: "timeout",
+    508: "loop_detected",
     529: "overloaded",
 }
 KEPT_HEADERS = ("retry-after", "retry-after-ms", "x-request-id", "x-should-retry")
