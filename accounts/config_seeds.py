@@ -1,9 +1,10 @@
 """Configurations people bring from the single-user gateways, read as they are and turned into Gatehouse's own
 config document (accounts/config.py), so one validator and one writer serve every source.
 
-    claude-proxy `config.json`      {"ak": "...", "providers": [{"name"?, "base_url", "api_key",
-                                     "models": [{"id", "display_name"?, "remote_id"?}]}]}
-        each provider -> a provider (its preset guessed from the URL), each model id -> a route alias with the
+    claude-proxy `config.json`      {"ak": "...", "upstream_timeout_seconds"?, "providers": [{"name"?, "base_url",
+                                     "api_key", "models": [{"id", "display_name"?, "remote_id"?}]}]}
+        each provider -> an OpenAI-kind provider at base_url + /v1 (claude-proxy calls
+        {base_url}/v1/chat/completions; its preset guessed from the URL), each model id -> a route alias with the
         provider's remote_id as target (the same id under two providers: failover in file order), `ak` -> a
         client key with exactly that secret, in project `claude-proxy`.
     the environment                 ANTHROPIC_API_KEY [+ ANTHROPIC_BASE_URL], OPENAI_API_KEY [+ OPENAI_BASE_URL,
@@ -62,11 +63,7 @@ def from_claude_proxy(data: dict) -> dict:
         item = item if isinstance(item, dict) else {}
         base_url = str(item.get("base_url") or "").rstrip("/")
         name = _slug(item.get("name") or urlsplit(base_url).hostname or "", f"provider-{i + 1}")
-        preset = preset_for_url(base_url, "anthropic" if "anthropic" in base_url else "openai_compatible")
-        provider = {"name": name, "preset": preset, "base_url": base_url or None, "api_key": item.get("api_key", "")}
-        if item.get("enabled") is False:
-            provider["enabled"] = False
-        providers.append(provider)
+        providers.append(_claude_proxy_provider(item, name, base_url, data.get("upstream_timeout_seconds")))
         for model in item.get("models") or []:
             model = model if isinstance(model, dict) else {"id": model}
             alias = model.get("id")
@@ -78,6 +75,22 @@ def from_claude_proxy(data: dict) -> dict:
     if data.get("ak"):
         document["inbound_keys"] = [{"project": "claude-proxy", "name": "claude-proxy ak", "secret": data["ak"]}]
     return document
+
+
+def _claude_proxy_provider(item: dict, name: str, base_url: str, timeout) -> dict:
+    """claude-proxy calls `{base_url}/v1/chat/completions` with a Bearer key, whatever the host (its README), and
+    an OpenAI-kind provider here calls `{base_url}/chat/completions`: the provider's base URL is base_url + /v1,
+    exactly as claude-proxy builds it (a base_url already ending in /v1 is doubled there, so it is here)."""
+    preset = PRESETS[preset_for_url(base_url)]
+    if preset.kind != "openai" or preset.capabilities.auth != "bearer":  # api.anthropic.com, Azure: claude-proxy
+        preset = PRESETS["openai_compatible"]  # speaks Chat Completions with a Bearer key to them too
+    provider = {"name": name, "preset": preset.name, "kind": "openai", "base_url": f"{base_url}/v1" if base_url else None,
+                "api_key": item.get("api_key", "")}  # fmt: skip
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        provider["read_timeout"] = timeout  # upstream_timeout_seconds, claude-proxy's only upstream setting
+    if item.get("enabled") is False:
+        provider["enabled"] = False
+    return provider
 
 
 def _slug(text: str, fallback: str) -> str:
