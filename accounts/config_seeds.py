@@ -135,6 +135,40 @@ def _route(alias: str, provider: str, model: str) -> dict:
     return {"alias": alias, "targets": [{"provider": provider, "model": model}]}
 
 
+def describe(document: dict) -> list[str]:
+    """What the environment's document makes, one line per object, for start_from_env to print."""
+    lines = [f"  provider {p['name']}: {p['base_url']} (preset {p['preset']}, key from {p['api_key_env']})"
+             for p in document.get("providers", [])]  # fmt: skip
+    for route in document.get("models", []):
+        target = route["targets"][0]
+        model = "the model asked for" if target["model"] == "*" else target["model"]
+        lines.append(f"  route {route['alias']} -> {target['provider']}, {model}")
+    lines += [f"  client key {k['name']} in project {k['project']}" for k in document.get("inbound_keys", [])]
+    return lines
+
+
+ENVIRONMENT_PROVIDERS = ("anthropic", "openai")  # the names from_environment gives its providers
+
+
+def left_by_environment(path: str) -> list[str]:
+    """Routes an environment-only start made (their alias is one of its aliases, every target on one of its
+    providers) that the config file at `path` does not name: they still take requests beside the file's."""
+    from .config import ConfigError, config_read
+    from .models import ModelRoute
+
+    try:
+        named = {m.get("alias") for m in translate(config_read(path)).get("models") or [] if isinstance(m, dict)}
+    except (ConfigError, AttributeError):
+        return []  # a bad file is reported when it is applied (bootstrap, apply_config)
+    aliases = {r["alias"] for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY") for r in from_environment({key: "-"})["models"]}
+    found = []
+    for route in ModelRoute.objects.filter(alias__in=aliases - named).prefetch_related("targets__provider"):
+        providers = {t.provider.name for t in route.targets.all()}
+        if providers and providers <= set(ENVIRONMENT_PROVIDERS):
+            found.append(route.alias)
+    return sorted(found)
+
+
 # --- client keys with a given secret ----------------------------------------------------------------------------
 
 MIN_SECRET_LENGTH = 8
