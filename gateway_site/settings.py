@@ -241,9 +241,10 @@ FERNET_HINT = '  python -c "from cryptography.fernet import Fernet; print(Fernet
 
 def _weak_secret(name: str, value: str, consequence: str) -> str | None:
     """What is wrong with a placeholder (`change-me` and the like) or a value too short to be random, else None.
+    Only a value the operator gave (NAME or NAME_FILE) is judged: one kept in the data dir was generated here.
     The value itself is never echoed."""
     plain = re.sub(r"[^a-z0-9]", "", value.lower())
-    if len(value) >= MIN_SECRET_LENGTH and len(set(value)) >= 5 and not plain.startswith(PLACEHOLDERS):
+    if not (os.environ.get(name) or os.environ.get(f"{name}_FILE")) or len(value) >= MIN_SECRET_LENGTH and len(set(value)) >= 5 and not plain.startswith(PLACEHOLDERS):
         return None
     return (
         f"{name} is a placeholder (such as .env.example's change-me) or too weak to be random (under "
