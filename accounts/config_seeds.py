@@ -84,8 +84,8 @@ def _claude_proxy_provider(item: dict, name: str, base_url: str, timeout) -> dic
     preset = PRESETS[preset_for_url(base_url)]
     if preset.kind != "openai" or preset.capabilities.auth != "bearer":  # api.anthropic.com, Azure: claude-proxy
         preset = PRESETS["openai_compatible"]  # speaks Chat Completions with a Bearer key to them too
-    provider = {"name": name, "preset": preset.name, "kind": "openai", "base_url": f"{base_url}/v1" if base_url else None,
-                "api_key": item.get("api_key", "")}  # fmt: skip
+    provider = {"name": name, "preset": preset.name, "kind": "openai",
+                "base_url": f"{base_url}/v1" if base_url else None, "api_key": item.get("api_key", "")}  # fmt: skip
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
         provider["read_timeout"] = timeout  # upstream_timeout_seconds, claude-proxy's only upstream setting
     if item.get("enabled") is False:
@@ -160,7 +160,8 @@ def left_by_environment(path: str) -> list[str]:
         named = {m.get("alias") for m in translate(config_read(path)).get("models") or [] if isinstance(m, dict)}
     except (ConfigError, AttributeError):
         return []  # a bad file is reported when it is applied (bootstrap, apply_config)
-    aliases = {r["alias"] for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY") for r in from_environment({key: "-"})["models"]}
+    aliases = {route["alias"] for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+               for route in from_environment({key: "-"})["models"]}  # fmt: skip
     found = []
     for route in ModelRoute.objects.filter(alias__in=aliases - named).prefetch_related("targets__provider"):
         providers = {t.provider.name for t in route.targets.all()}

@@ -244,7 +244,9 @@ def _weak_secret(name: str, value: str, consequence: str) -> str | None:
     Only a value the operator gave (NAME or NAME_FILE) is judged: one kept in the data dir was generated here.
     The value itself is never echoed."""
     plain = re.sub(r"[^a-z0-9]", "", value.lower())
-    if not (os.environ.get(name) or os.environ.get(f"{name}_FILE")) or len(value) >= MIN_SECRET_LENGTH and len(set(value)) >= 5 and not plain.startswith(PLACEHOLDERS):
+    given = os.environ.get(name) or os.environ.get(f"{name}_FILE")
+    weak = len(value) < MIN_SECRET_LENGTH or len(set(value)) < 5 or plain.startswith(PLACEHOLDERS)
+    if not (given and weak):
         return None
     return (
         f"{name} is a placeholder (such as .env.example's change-me) or too weak to be random (under "

@@ -48,8 +48,8 @@ class Command(BaseCommand):
         live = read_server(options["server"], options["token"]) if options["server"] else None
         rows, source = status_rows(live)
         if options["json"]:
-            write_json(self, {"accounts": rows, "breakers_from": source,
-                              "unhealthy": sum(1 for r in rows if r["health"] in ("unhealthy", "disabled"))})  # fmt: skip
+            unhealthy = sum(1 for r in rows if r["health"] in ("unhealthy", "disabled"))
+            write_json(self, {"accounts": rows, "breakers_from": source, "unhealthy": unhealthy})
         elif not rows:
             self.stdout.write("No provider accounts yet. Add one in the admin or with apply_config.")
         else:
