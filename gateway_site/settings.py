@@ -233,10 +233,10 @@ GATEWAY_ENCRYPTION_KEY = env_secret("GATEWAY_ENCRYPTION_KEY", _fernet_key)
 
 GATEWAY_KEY_PEPPER = env_secret("GATEWAY_KEY_PEPPER", lambda: secrets.token_urlsafe(32))
 # .env.example ships `change-me` for every secret: a deployment that keeps one must not start (issue 21).
-PLACEHOLDERS = ("changeme", "changethis", "replaceme", "yoursecret")  # as prefixes, after dropping -_. and case
-MIN_SECRET_LENGTH = 16
-SECRET_HINT = '  python -c "import secrets; print(secrets.token_urlsafe(50))"'
-FERNET_HINT = '  python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+_PLACEHOLDERS = ("changeme", "changethis", "replaceme", "yoursecret")  # as prefixes, after dropping -_. and case
+_MIN_SECRET_LENGTH = 16
+_SECRET_HINT = '  python -c "import secrets; print(secrets.token_urlsafe(50))"'
+_FERNET_HINT = '  python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 
 def _weak_secret(name: str, value: str, consequence: str) -> str | None:
@@ -245,12 +245,12 @@ def _weak_secret(name: str, value: str, consequence: str) -> str | None:
     The value itself is never echoed."""
     plain = re.sub(r"[^a-z0-9]", "", value.lower())
     given = os.environ.get(name) or os.environ.get(f"{name}_FILE")
-    weak = len(value) < MIN_SECRET_LENGTH or len(set(value)) < 5 or plain.startswith(PLACEHOLDERS)
+    weak = len(value) < _MIN_SECRET_LENGTH or len(set(value)) < 5 or plain.startswith(_PLACEHOLDERS)
     if not (given and weak):
         return None
     return (
         f"{name} is a placeholder (such as .env.example's change-me) or too weak to be random (under "
-        f"{MIN_SECRET_LENGTH} characters, or under 5 different ones). Generate one with:\n{SECRET_HINT}\n"
+        f"{_MIN_SECRET_LENGTH} characters, or under 5 different ones). Generate one with:\n{_SECRET_HINT}\n"
         f"or leave {name} unset to have one generated and kept in GATEWAY_DATA_DIR.{consequence}"
     )
 
@@ -266,7 +266,7 @@ def _bad_fernet_key(key: str) -> str | None:
     except (ValueError, TypeError):
         return (
             "GATEWAY_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes). Generate one "
-            f"with:\n{FERNET_HINT}\nor leave GATEWAY_ENCRYPTION_KEY unset to have one generated and kept in "
+            f"with:\n{_FERNET_HINT}\nor leave GATEWAY_ENCRYPTION_KEY unset to have one generated and kept in "
             "GATEWAY_DATA_DIR. Once credentials are stored, keep the key: they cannot be decrypted with another."
         )
 
