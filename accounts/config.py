@@ -300,7 +300,8 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
     if r.mapping(data, "", {"providers", "models", "prices", "projects", "inbound_keys"}) is None:
         raise ConfigError(r.problems)
     if seed:
-        r.warnings.append("read as a claude-proxy config.json")
+        r.warnings.append("read as a claude-proxy config.json: each provider at its base_url + /v1, as claude-proxy "
+                          "calls {base_url}/v1/chat/completions")  # fmt: skip
     r.problems.extend(config_seeds.inbound_key_problems(r.items(data, "inbound_keys", "")))
     config.inbound_keys = r.items(data, "inbound_keys", "")
 

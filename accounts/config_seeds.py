@@ -1,9 +1,10 @@
 """Configurations people bring from the single-user gateways, read as they are and turned into Gatehouse's own
 config document (accounts/config.py), so one validator and one writer serve every source.
 
-    claude-proxy `config.json`      {"ak": "...", "providers": [{"name"?, "base_url", "api_key",
-                                     "models": [{"id", "display_name"?, "remote_id"?}]}]}
-        each provider -> a provider (its preset guessed from the URL), each model id -> a route alias with the
+    claude-proxy `config.json`      {"ak": "...", "upstream_timeout_seconds"?, "providers": [{"name"?, "base_url",
+                                     "api_key", "models": [{"id", "display_name"?, "remote_id"?}]}]}
+        each provider -> an OpenAI-kind provider at base_url + /v1 (claude-proxy calls
+        {base_url}/v1/chat/completions; its preset guessed from the URL), each model id -> a route alias with the
         provider's remote_id as target (the same id under two providers: failover in file order), `ak` -> a
         client key with exactly that secret, in project `claude-proxy`.
     the environment                 ANTHROPIC_API_KEY [+ ANTHROPIC_BASE_URL], OPENAI_API_KEY [+ OPENAI_BASE_URL,
@@ -62,11 +63,7 @@ def from_claude_proxy(data: dict) -> dict:
         item = item if isinstance(item, dict) else {}
         base_url = str(item.get("base_url") or "").rstrip("/")
         name = _slug(item.get("name") or urlsplit(base_url).hostname or "", f"provider-{i + 1}")
-        preset = preset_for_url(base_url, "anthropic" if "anthropic" in base_url else "openai_compatible")
-        provider = {"name": name, "preset": preset, "base_url": base_url or None, "api_key": item.get("api_key", "")}
-        if item.get("enabled") is False:
-            provider["enabled"] = False
-        providers.append(provider)
+        providers.append(_claude_proxy_provider(item, name, base_url, data.get("upstream_timeout_seconds")))
         for model in item.get("models") or []:
             model = model if isinstance(model, dict) else {"id": model}
             alias = model.get("id")
@@ -78,6 +75,22 @@ def from_claude_proxy(data: dict) -> dict:
     if data.get("ak"):
         document["inbound_keys"] = [{"project": "claude-proxy", "name": "claude-proxy ak", "secret": data["ak"]}]
     return document
+
+
+def _claude_proxy_provider(item: dict, name: str, base_url: str, timeout) -> dict:
+    """claude-proxy calls `{base_url}/v1/chat/completions` with a Bearer key, whatever the host (its README), and
+    an OpenAI-kind provider here calls `{base_url}/chat/completions`: the provider's base URL is base_url + /v1,
+    exactly as claude-proxy builds it (a base_url already ending in /v1 is doubled there, so it is here)."""
+    preset = PRESETS[preset_for_url(base_url)]
+    if preset.kind != "openai" or preset.capabilities.auth != "bearer":  # api.anthropic.com, Azure: claude-proxy
+        preset = PRESETS["openai_compatible"]  # speaks Chat Completions with a Bearer key to them too
+    provider = {"name": name, "preset": preset.name, "kind": "openai",
+                "base_url": f"{base_url}/v1" if base_url else None, "api_key": item.get("api_key", "")}  # fmt: skip
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        provider["read_timeout"] = timeout  # upstream_timeout_seconds, claude-proxy's only upstream setting
+    if item.get("enabled") is False:
+        provider["enabled"] = False
+    return provider
 
 
 def _slug(text: str, fallback: str) -> str:
@@ -120,6 +133,41 @@ def from_environment(environ) -> dict | None:
 
 def _route(alias: str, provider: str, model: str) -> dict:
     return {"alias": alias, "targets": [{"provider": provider, "model": model}]}
+
+
+def describe(document: dict) -> list[str]:
+    """What the environment's document makes, one line per object, for start_from_env to print."""
+    lines = [f"  provider {p['name']}: {p['base_url']} (preset {p['preset']}, key from {p['api_key_env']})"
+             for p in document.get("providers", [])]  # fmt: skip
+    for route in document.get("models", []):
+        target = route["targets"][0]
+        model = "the model asked for" if target["model"] == "*" else target["model"]
+        lines.append(f"  route {route['alias']} -> {target['provider']}, {model}")
+    lines += [f"  client key {k['name']} in project {k['project']}" for k in document.get("inbound_keys", [])]
+    return lines
+
+
+ENVIRONMENT_PROVIDERS = ("anthropic", "openai")  # the names from_environment gives its providers
+
+
+def left_by_environment(path: str) -> list[str]:
+    """Routes an environment-only start made (their alias is one of its aliases, every target on one of its
+    providers) that the config file at `path` does not name: they still take requests beside the file's."""
+    from .config import ConfigError, config_read
+    from .models import ModelRoute
+
+    try:
+        named = {m.get("alias") for m in translate(config_read(path)).get("models") or [] if isinstance(m, dict)}
+    except (ConfigError, AttributeError):
+        return []  # a bad file is reported when it is applied (bootstrap, apply_config)
+    aliases = {route["alias"] for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+               for route in from_environment({key: "-"})["models"]}  # fmt: skip
+    found = []
+    for route in ModelRoute.objects.filter(alias__in=aliases - named).prefetch_related("targets__provider"):
+        providers = {t.provider.name for t in route.targets.all()}
+        if providers and providers <= set(ENVIRONMENT_PROVIDERS):
+            found.append(route.alias)
+    return sorted(found)
 
 
 # --- client keys with a given secret ----------------------------------------------------------------------------

@@ -147,6 +147,9 @@ def run_uvicorn(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from gateway_site.startup import settings_or_exit
+
+    settings_or_exit()
     if sys.argv[1:2] == ["uvicorn"]:
         run_uvicorn(sys.argv[2:])
     else:

@@ -1,6 +1,7 @@
 """Gatehouse settings. Everything comes from the environment, read once here (see README, "Configuration")."""
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -239,24 +240,59 @@ GATEWAY_ROLLUP_FIRST_DELAY_SECONDS = env_float("GATEWAY_ROLLUP_FIRST_DELAY_SECON
 GATEWAY_ENCRYPTION_KEY = env_secret("GATEWAY_ENCRYPTION_KEY", _fernet_key)
 
 
-def _check_fernet_key(key: str) -> None:
-    """A placeholder such as .env.example's `change-me` fails here, at start-up and in `manage.py check`, rather
-    than as a ValueError when the first credential is stored."""
+GATEWAY_KEY_PEPPER = env_secret("GATEWAY_KEY_PEPPER", lambda: secrets.token_urlsafe(32))
+# .env.example ships `change-me` for every secret: a deployment that keeps one must not start (issue 21).
+_PLACEHOLDERS = ("changeme", "changethis", "replaceme", "yoursecret")  # as prefixes, after dropping -_. and case
+_MIN_SECRET_LENGTH = 16
+_SECRET_HINT = '  python -c "import secrets; print(secrets.token_urlsafe(50))"'
+_FERNET_HINT = '  python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+
+
+def _weak_secret(name: str, value: str, consequence: str) -> str | None:
+    """What is wrong with a placeholder (`change-me` and the like) or a value too short to be random, else None.
+    Only a value the operator gave (NAME or NAME_FILE) is judged: one kept in the data dir was generated here.
+    The value itself is never echoed."""
+    plain = re.sub(r"[^a-z0-9]", "", value.lower())
+    given = os.environ.get(name) or os.environ.get(f"{name}_FILE")
+    weak = len(value) < _MIN_SECRET_LENGTH or len(set(value)) < 5 or plain.startswith(_PLACEHOLDERS)
+    if not (given and weak):
+        return None
+    return (
+        f"{name} is a placeholder (such as .env.example's change-me) or too weak to be random (under "
+        f"{_MIN_SECRET_LENGTH} characters, or under 5 different ones). Generate one with:\n{_SECRET_HINT}\n"
+        f"or leave {name} unset to have one generated and kept in GATEWAY_DATA_DIR.{consequence}"
+    )
+
+
+def _bad_fernet_key(key: str) -> str | None:
+    """A placeholder fails here, at start-up and in `manage.py check`, rather than as a ValueError when the
+    first credential is stored."""
     from cryptography.fernet import Fernet
 
     try:
         Fernet(key.encode())
+        return None
     except (ValueError, TypeError):
-        raise ImproperlyConfigured(
-            "GATEWAY_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes). Generate one with:\n"
-            '  python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"\n'
-            "or leave GATEWAY_ENCRYPTION_KEY unset to have one generated and kept in GATEWAY_DATA_DIR. Once "
-            "credentials are stored, keep the key: they cannot be decrypted with another."
-        ) from None
+        return (
+            "GATEWAY_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes). Generate one "
+            f"with:\n{_FERNET_HINT}\nor leave GATEWAY_ENCRYPTION_KEY unset to have one generated and kept in "
+            "GATEWAY_DATA_DIR. Once credentials are stored, keep the key: they cannot be decrypted with another."
+        )
 
 
-_check_fernet_key(GATEWAY_ENCRYPTION_KEY)
-GATEWAY_KEY_PEPPER = env_secret("GATEWAY_KEY_PEPPER", lambda: secrets.token_urlsafe(32))
+def _check_secrets() -> None:
+    """Every faulty secret at once, each named, so that .env.example copied as it is takes one round to fix."""
+    problems = [p for p in (
+        _weak_secret("SECRET_KEY", SECRET_KEY, ""),
+        _bad_fernet_key(GATEWAY_ENCRYPTION_KEY),
+        _weak_secret("GATEWAY_KEY_PEPPER", GATEWAY_KEY_PEPPER,
+                     " Client keys are digested with it: a deployment that already issued keys must issue them again."),
+    ) if p]  # fmt: skip
+    if problems:
+        raise ImproperlyConfigured("\n".join(problems))
+
+
+_check_secrets()
 # How long a process trusts its cached keys, routes and prices before re-checking (revocation latency bound).
 GATEWAY_CACHE_TTL = env_float("GATEWAY_CACHE_TTL", 3.0)
 # Management API (gateway_site/manage_api.py): calls per token (django-ninja throttle syntax), and how long an

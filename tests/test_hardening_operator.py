@@ -62,6 +62,31 @@ def test_placeholder_encryption_key_fails_manage_py_check_with_a_hint(tmp_path):
     assert valid.returncode == 0, valid.stdout + valid.stderr
 
 
+def test_placeholder_secret_key_and_pepper_fail_start_up_naming_the_variable(tmp_path):
+    """Issue 21: .env.example's change-me for SECRET_KEY or GATEWAY_KEY_PEPPER stops manage.py and the server
+    with one message naming the variable (every faulty one at once), not a traceback and not a running gateway."""
+    for name in ("SECRET_KEY", "GATEWAY_KEY_PEPPER"):
+        for placeholder in ("change-me", "CHANGE_ME_to_something_random", "short-secret", "ab" * 20):
+            result = manage(["check"], GATEWAY_DATA_DIR=str(tmp_path), **{name: placeholder})
+            output = result.stdout + result.stderr
+            assert result.returncode != 0, (name, placeholder, output)
+            assert f"ImproperlyConfigured: {name} is a placeholder" in output, output
+            assert "Traceback" not in output
+            assert placeholder == "change-me" or placeholder not in output  # the value is not echoed
+    every = manage(["migrate", "-v0"], GATEWAY_DATA_DIR=str(tmp_path), **{name: "change-me" for name in GENERATED})
+    lines = [line.split(" is ")[0] for line in (every.stdout + every.stderr).splitlines() if " is " in line]
+    assert every.returncode != 0 and lines == ["ImproperlyConfigured: SECRET_KEY", "GATEWAY_ENCRYPTION_KEY",
+                                               "GATEWAY_KEY_PEPPER"], every.stderr  # fmt: skip
+    with pytest.raises(RuntimeError) as refused:  # the server as bin/serve runs it exits before listening
+        start_gateway({"GATEWAY_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "GATEWAY_KEY_PEPPER": "change-me"},
+                      tmp_dir=tmp_path)  # fmt: skip
+    assert "ImproperlyConfigured: GATEWAY_KEY_PEPPER is a placeholder" in str(refused.value)
+    assert "Traceback" not in str(refused.value)
+    fine = manage(["check"], GATEWAY_DATA_DIR=str(tmp_path), SECRET_KEY=secrets.token_urlsafe(50),
+                  GATEWAY_KEY_PEPPER=secrets.token_urlsafe(32))  # fmt: skip
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+
+
 # --- 2. data dir, SQLite file and generated secrets are owner-only ----------------------------------------
 
 

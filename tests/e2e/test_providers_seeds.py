@@ -33,7 +33,7 @@ def test_claude_proxy_config_json_is_applied_as_it_is(world, tmp_path, committed
     config = {
         "ak": AK,
         "providers": [
-            {"name": "seed-up", "base_url": world.fake.openai_url, "api_key": FAKE_KEY,
+            {"name": "seed-up", "base_url": world.fake.url, "api_key": FAKE_KEY,  # claude-proxy adds /v1 itself
              "models": [{"id": "seed-sonnet", "display_name": "Seed Sonnet", "remote_id": "fake-gpt"},
                         {"id": "seed-plain"}]},
             {"base_url": "https://api.deepseek.com/v1", "api_key": "sk-deepseek-not-used",
@@ -65,6 +65,36 @@ def test_claude_proxy_config_json_is_applied_as_it_is(world, tmp_path, committed
         anthropic.Anthropic(base_url=world.url, api_key=AK + "x", max_retries=0).messages.create(
             model="seed-sonnet", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
+
+
+CLAUDE_PROXY_EXAMPLE = ROOT / "tests" / "fixtures" / "seeds" / "claude-proxy-config.json"
+
+
+def test_claude_proxy_readme_example_calls_base_url_v1_chat_completions(world, tmp_path, committed):
+    """Issue 21: claude-proxy sends {base_url}/v1/chat/completions and its example base URL has no /v1; the
+    import keeps that rule, so a migrated config reaches the same URL (not {base_url}/chat/completions, a 404)."""
+    from accounts.models import ModelRoute, Provider
+
+    example = json.loads(CLAUDE_PROXY_EXAMPLE.read_text())
+    out = StringIO()
+    call_command("apply_config", str(CLAUDE_PROXY_EXAMPLE), stdout=out, stderr=StringIO())  # as written
+    provider = Provider.objects.get(name="example")
+    assert (provider.kind, provider.base_url, provider.read_timeout) == ("openai", "https://api.example.com/v1", 300)
+    assert {r.alias: r.targets.get().remote_model for r in ModelRoute.objects.filter(alias__in=("glm", "minimax"))} \
+        == {"glm": "deepseek-chat", "minimax": "mimo-v2-flash"}  # fmt: skip
+
+    # The same file with its upstream moved to the fake (no /v1, as claude-proxy's users write it).
+    example["providers"][0].update(base_url=world.fake.url, api_key=FAKE_KEY)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(example))
+    call_command("apply_config", str(path), stdout=StringIO(), stderr=StringIO())
+    time.sleep(0.6)  # the test server's GATEWAY_CACHE_TTL
+    client = anthropic.Anthropic(base_url=world.url, api_key=example["ak"], max_retries=0)
+    message = client.messages.create(model="glm", max_tokens=20, messages=[{"role": "user", "content": "SAY: glm"}])
+    assert message.content[0].text == "glm"
+    sent = world.fake.requests[-1]
+    assert (sent["path"], sent["body"]["model"]) == ("/v1/chat/completions", "deepseek-chat")
+    assert sent["headers"]["authorization"] == f"Bearer {FAKE_KEY}"
 
 
 @pytest.fixture(scope="module")
