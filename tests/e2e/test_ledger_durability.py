@@ -35,13 +35,17 @@ START_COMMANDS = {
 }
 
 
-def gateway(tmp_path, name: str, command: list[str] | None = None, **env):
-    """A gateway of the test's own with its own data dir (its spool), on the shared test database and with the
-    test session's secrets (keys' digests, stored credentials); started by bin/serve unless `command` says."""
+def session_secrets() -> dict[str, str]:
+    """The test session's secrets (keys' digests, stored credentials), for a process with a data dir of its own."""
     from django.conf import settings
 
-    secrets = {name: getattr(settings, name) for name in ("SECRET_KEY", "GATEWAY_ENCRYPTION_KEY", "GATEWAY_KEY_PEPPER")}
-    env = {**secrets, "GATEWAY_DATA_DIR": str(tmp_path / name), **env}
+    return {name: getattr(settings, name) for name in ("SECRET_KEY", "GATEWAY_ENCRYPTION_KEY", "GATEWAY_KEY_PEPPER")}
+
+
+def gateway(tmp_path, name: str, command: list[str] | None = None, **env):
+    """A gateway of the test's own with its own data dir (its spool), on the shared test database and with the
+    test session's secrets; started by bin/serve unless `command` says."""
+    env = {**session_secrets(), "GATEWAY_DATA_DIR": str(tmp_path / name), **env}
     return start_gateway(env, tmp_dir=tmp_path, command=command)
 
 
@@ -58,17 +62,23 @@ def rows_for(request_ids, timeout: float = 15.0, count: int | None = None):
         time.sleep(0.1)
 
 
-def spooled_output(data_dir, request_id: str) -> int:
-    """The output tokens of the request's latest snapshot in the server's spool (0 before there is one)."""
-    tokens = 0
+def spooled(data_dir, request_id: str) -> list[dict]:
+    """The request's records in the spools of the process(es) on this data dir, oldest first."""
+    records = []
     for path in sorted(data_dir.glob("ledger/*/*.spool")):
         for line in path.read_bytes().splitlines():
             if request_id.encode() in line:
                 try:
-                    tokens = orjson.loads(line)["row"]["output_tokens"]
-                except (orjson.JSONDecodeError, KeyError):
+                    records.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
                     pass  # a line being written
-    return tokens
+    return records
+
+
+def spooled_output(data_dir, request_id: str) -> int:
+    """The output tokens of the request's latest snapshot in the server's spool (0 before there is one)."""
+    records = [r for r in spooled(data_dir, request_id) if "row" in r]
+    return records[-1]["row"]["output_tokens"] if records else 0
 
 
 def rows_after_a_restart(tmp_path, name: str, request_ids, start: str = "serve-daphne") -> list:
