@@ -49,9 +49,9 @@ def daphne_cli():
 
 def make_daphne_graceful() -> None:
     """Under the plain daphne command, have its command line build a GracefulServer (replay at start, drain on
-    SIGTERM) instead of daphne's Server. Under bin/serve (GracefulCLI), or when daphne serves without its command
-    line (e.g. `manage.py runserver`), there is nothing to do: the signal handlers are installed once, by
-    GracefulServer itself."""
+    SIGTERM) instead of daphne's Server. Under bin/serve GracefulCLI builds one already (the same class: setting it
+    here changes nothing); daphne serving without its command line (`manage.py runserver`) is left alone. Either
+    way one server installs the signal handlers, once, as it starts."""
     cli = sys.modules.get("daphne.cli")
     if cli is None:
         return
