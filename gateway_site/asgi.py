@@ -300,7 +300,8 @@ async def http(scope, receive, send):
 
 async def lifespan(scope, receive, send):
     """Servers that speak ASGI lifespan (uvicorn) end the process by re-raising SIGTERM after shutdown, so atexit
-    never runs there: drain the ledger here instead. Daphne has no lifespan and exits normally (atexit)."""
+    never runs there: drain the ledger here instead. Daphne has no lifespan: gateway_site/server.py's GracefulServer
+    starts and drains the ledger there, whether daphne runs through bin/serve or as the plain daphne command."""
     from proxy.upstreams import http as http_client
     from usage import ledger
 
@@ -317,9 +318,10 @@ async def lifespan(scope, receive, send):
 
 
 if "daphne.http_protocol" in sys.modules:  # served by daphne: refuse at the headers, before twisted reads a body
-    from gateway_site import daphne_guard
+    from gateway_site import daphne_guard, server
 
     daphne_guard.install(needs_key, _security_headers)
+    server.make_daphne_graceful()  # the plain daphne command: replay at start, drain on SIGTERM (as bin/serve)
 
 # No broker, no beat: the web process runs the nightly rollup itself (usage/scheduler.py says when).
 from usage import scheduler as usage_scheduler  # noqa: E402

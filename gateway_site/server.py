@@ -19,6 +19,10 @@ Daphne: GracefulServer does all four; a second signal skips the wait of step 2. 
 (its ASGI lifespan drains the ledger, gateway_site/asgi.py); GracefulUvicorn adds step 3. Both start the ledger
 writer at start-up, which replays the spools of processes that died (usage/ledger.py).
 
+The plain daphne command (`daphne ... gateway_site.asgi:application`, README "Operations") gets GracefulServer
+too: gateway_site/asgi.py calls make_daphne_graceful() as daphne's command line loads it, and that command line
+builds its server only after loading the application. So the ledger guarantee does not depend on bin/serve.
+
 Daphne's modules are imported only when daphne serves: gateway_site/asgi.py tells the servers apart by them.
 """
 
@@ -35,8 +39,40 @@ END_SECONDS = 5.0  # after the grace: time for the ended requests to send their 
 
 
 def daphne_cli():
+    from daphne.cli import CommandLineInterface  # imports daphne.server first, which installs twisted's reactor
+
+    class GracefulCLI(CommandLineInterface):
+        server_class = graceful_server()
+
+    return GracefulCLI()
+
+
+def make_daphne_graceful() -> None:
+    """Under the plain daphne command, have its command line build a GracefulServer (replay at start, drain on
+    SIGTERM) instead of daphne's Server. Under bin/serve GracefulCLI builds one already (the same class: setting it
+    here changes nothing); daphne serving without its command line (`manage.py runserver`) is left alone. Either
+    way one server installs the signal handlers, once, as it starts."""
+    cli = sys.modules.get("daphne.cli")
+    if cli is None:
+        return
+    graceful = graceful_server()
+    if not issubclass(cli.CommandLineInterface.server_class, graceful):
+        cli.CommandLineInterface.server_class = graceful
+
+
+_graceful_server = None
+
+
+def graceful_server():
+    """The GracefulServer class, built once (its base is daphne's Server, imported only when daphne serves)."""
+    global _graceful_server
+    if _graceful_server is None:
+        _graceful_server = _build_graceful_server()
+    return _graceful_server
+
+
+def _build_graceful_server():
     from daphne.server import Server  # first: it installs the asyncio reactor twisted must use
-    from daphne.cli import CommandLineInterface
     from daphne.ws_protocol import WebSocketProtocol
     from twisted.internet import reactor
 
@@ -110,10 +146,7 @@ def daphne_cli():
             while self.requests_in_flight() and loop.time() < deadline and not self.hurry.is_set():
                 await asyncio.sleep(0.05)
 
-    class GracefulCLI(CommandLineInterface):
-        server_class = GracefulServer
-
-    return GracefulCLI()
+    return GracefulServer
 
 
 def run_uvicorn(argv: list[str]) -> None:
@@ -150,7 +183,10 @@ if __name__ == "__main__":
     from gateway_site.startup import settings_or_exit
 
     settings_or_exit()
+    # Through the module gateway_site/asgi.py imports too, not this __main__ copy: one GracefulServer class.
+    from gateway_site import server
+
     if sys.argv[1:2] == ["uvicorn"]:
-        run_uvicorn(sys.argv[2:])
+        server.run_uvicorn(sys.argv[2:])
     else:
-        sys.exit(daphne_cli().run(sys.argv[1:]))
+        sys.exit(server.daphne_cli().run(sys.argv[1:]))

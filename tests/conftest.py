@@ -43,9 +43,13 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, server: str = "daphne",
-                  port: int | None = None) -> RunningServer:
-    """The gateway as bin/serve runs it (daphne, or uvicorn), on the test database (on `port`, else a free one)."""
+def start_gateway(
+    extra_env: dict | None = None, tmp_dir: Path | None = None, server: str = "daphne", command: list[str] | None = None,
+    port: int | None = None,
+) -> RunningServer:
+    """The gateway as bin/serve runs it (daphne, or uvicorn), on the test database (on `port`, else a free one);
+    `command` starts it another way (its "{port}" is filled in), e.g. the plain daphne command of README
+    "Operations"."""
     from django.db import connection
 
     port = port or free_port()
@@ -77,7 +81,7 @@ def start_gateway(extra_env: dict | None = None, tmp_dir: Path | None = None, se
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"gateway-{port}.log"
     process = subprocess.Popen(
-        [str(ROOT / "bin" / "serve")],
+        [part.replace("{port}", str(port)) for part in command] if command else [str(ROOT / "bin" / "serve")],
         cwd=ROOT,
         env=env,
         stdout=log_path.open("wb"),

@@ -586,8 +586,9 @@ def spool_dir() -> Path:
 
 
 def start() -> Writer:
-    """Start the writer (idempotent). Servers call it at start-up so dead processes' spools are replayed at
-    once; otherwise the first record starts it."""
+    """Start the writer (idempotent). The servers (gateway_site/server.py, the ASGI lifespan) and Celery's pool
+    processes (gateway_site/celery.py) call it as they start, so dead processes' spools are replayed at once;
+    anywhere else the first record starts it."""
     global _writer
     writer = _writer
     if writer is not None and writer.thread.is_alive():

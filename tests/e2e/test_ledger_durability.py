@@ -1,11 +1,14 @@
 """A ledger that loses nothing: real gateway processes killed (SIGKILL) and stopped (SIGTERM) mid-stream, a
 database that refuses writes for a while, streams cut mid-way; every request ends up in the ledger exactly once,
-with the tokens it carried and the status the client got."""
+with the tokens it carried and the status the client got. The kill and the stop are tried under every web start
+command the README shows (START_COMMANDS); the Celery worker's are in test_ledger_worker.py."""
 
 import signal
+import sys
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -22,13 +25,28 @@ MTOK = Decimal(1_000_000)
 ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
 
 
-def gateway(tmp_path, name: str, **env):
-    """A gateway of the test's own with its own data dir (its spool), on the shared test database and with the
-    test session's secrets (keys' digests, stored credentials)."""
+# The web start commands the README shows, as gateway() arguments. bin/run and the Docker image (CMD) exec bin/serve
+# after their set-up steps, so "serve-daphne" stands for them; "daphne" is the plain command of README "Operations".
+START_COMMANDS = {
+    "serve-daphne": {},
+    "serve-uvicorn": {"GATEWAY_SERVER": "uvicorn"},
+    "daphne": {"command": [str(Path(sys.executable).with_name("daphne")), "-b", "127.0.0.1", "-p", "{port}",
+                           "gateway_site.asgi:application"]},
+}
+
+
+def session_secrets() -> dict[str, str]:
+    """The test session's secrets (keys' digests, stored credentials), for a process with a data dir of its own."""
     from django.conf import settings
 
-    secrets = {name: getattr(settings, name) for name in ("SECRET_KEY", "GATEWAY_ENCRYPTION_KEY", "GATEWAY_KEY_PEPPER")}
-    return start_gateway({**secrets, "GATEWAY_DATA_DIR": str(tmp_path / name), **env}, tmp_dir=tmp_path)
+    return {name: getattr(settings, name) for name in ("SECRET_KEY", "GATEWAY_ENCRYPTION_KEY", "GATEWAY_KEY_PEPPER")}
+
+
+def gateway(tmp_path, name: str, command: list[str] | None = None, **env):
+    """A gateway of the test's own with its own data dir (its spool), on the shared test database and with the
+    test session's secrets; started by bin/serve unless `command` says."""
+    env = {**session_secrets(), "GATEWAY_DATA_DIR": str(tmp_path / name), **env}
+    return start_gateway(env, tmp_dir=tmp_path, command=command)
 
 
 def rows_for(request_ids, timeout: float = 15.0, count: int | None = None):
@@ -44,23 +62,29 @@ def rows_for(request_ids, timeout: float = 15.0, count: int | None = None):
         time.sleep(0.1)
 
 
-def spooled_output(data_dir, request_id: str) -> int:
-    """The output tokens of the request's latest snapshot in the server's spool (0 before there is one)."""
-    tokens = 0
+def spooled(data_dir, request_id: str) -> list[dict]:
+    """The request's records in the spools of the process(es) on this data dir, oldest first."""
+    records = []
     for path in sorted(data_dir.glob("ledger/*/*.spool")):
         for line in path.read_bytes().splitlines():
             if request_id.encode() in line:
                 try:
-                    tokens = orjson.loads(line)["row"]["output_tokens"]
-                except (orjson.JSONDecodeError, KeyError):
+                    records.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
                     pass  # a line being written
-    return tokens
+    return records
 
 
-def rows_after_a_restart(tmp_path, name: str, request_ids) -> list:
-    """Start a gateway on the data dir `name` (its writer replays the spools of dead processes there), wait for
-    these requests' rows, stop it."""
-    restarted = gateway(tmp_path, name)
+def spooled_output(data_dir, request_id: str) -> int:
+    """The output tokens of the request's latest snapshot in the server's spool (0 before there is one)."""
+    records = [r for r in spooled(data_dir, request_id) if "row" in r]
+    return records[-1]["row"]["output_tokens"] if records else 0
+
+
+def rows_after_a_restart(tmp_path, name: str, request_ids, start: str = "serve-daphne") -> list:
+    """Start a gateway on the data dir `name` with the start command `start` (its writer replays the spools of
+    dead processes there at start: no model request is sent), wait for these requests' rows, stop it."""
+    restarted = gateway(tmp_path, name, **START_COMMANDS[start])
     try:
         return rows_for(request_ids)
     finally:
@@ -87,14 +111,17 @@ def slow_anthropic_stream(url: str, key: str, model: str, content: str, chunks: 
 
 
 @pytest.mark.parametrize(
-    "model, usage_known",
-    [("gw-anthropic", True), ("gw-openai", False)],
-    ids=["anthropic-pass-through", "translated-to-openai"],
+    "model, usage_known, start",
+    [("gw-anthropic", True, "serve-daphne"), ("gw-openai", False, "serve-daphne"),
+     ("gw-anthropic", True, "serve-uvicorn"), ("gw-anthropic", True, "daphne")],
+    ids=["anthropic-pass-through", "translated-to-openai", "serve-uvicorn", "plain-daphne"],
 )
 def test_a_request_in_flight_when_the_process_is_killed_is_in_the_ledger_after_the_restart(
-    world, committed, tmp_path, model, usage_known
+    world, committed, tmp_path, model, usage_known, start
 ):
-    server = gateway(tmp_path, "data")
+    """Killed, then started again by the same command: the new process replays the dead one's spool as it
+    starts, before any model request reaches it."""
+    server = gateway(tmp_path, "data", **START_COMMANDS[start])
     try:
         script = "SLOW_CHUNKS: 200\nUSAGE: in=700 out=20"
         with slow_anthropic_stream(server.url, world.keys["alpha"], model, script) as response:
@@ -113,7 +140,7 @@ def test_a_request_in_flight_when_the_process_is_killed_is_in_the_ledger_after_t
     assert b"content_block_delta" in received
     assert rows_for([request_id], timeout=1) == []  # the killed process wrote nothing for it
 
-    (row,) = rows_after_a_restart(tmp_path, "data", [request_id])  # the same data dir: the dead process's spool
+    (row,) = rows_after_a_restart(tmp_path, "data", [request_id], start)  # the same data dir: the dead one's spool
     assert (row.outcome, row.http_status, row.stream) == ("interrupted", 200, True)
     assert row.alias == model and row.project.slug == "alpha" and row.error_type == "api_error"
     if usage_known:  # Anthropic's message_start had the exact input
@@ -172,11 +199,11 @@ def test_two_servers_on_one_data_dir_replay_only_a_dead_ones_spool(world, commit
 # --- SIGTERM ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
+@pytest.mark.parametrize("start", list(START_COMMANDS))
 def test_sigterm_lets_streams_finish_within_the_grace_and_ends_the_rest_with_an_error_event(
-    world, committed, tmp_path, server_kind
+    world, committed, tmp_path, start
 ):
-    server = gateway(tmp_path, "data", GATEWAY_SHUTDOWN_GRACE_SECONDS="4", GATEWAY_SERVER=server_kind)
+    server = gateway(tmp_path, "data", GATEWAY_SHUTDOWN_GRACE_SECONDS="4", **START_COMMANDS[start])
     results: dict[str, object] = {}
     streaming = [threading.Event() for _ in range(3)]
     asked = threading.Event()
