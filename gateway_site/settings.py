@@ -270,7 +270,7 @@ GATEWAY_LEDGER_FLUSH_SECONDS = env_float("GATEWAY_LEDGER_FLUSH_SECONDS", 0.2)
 # then end with an error event in the caller's format (gateway_site/server.py). Keep it below the orchestrator's
 # kill timeout (Kubernetes terminationGracePeriodSeconds, docker stop -t) by ~10 s.
 GATEWAY_SHUTDOWN_GRACE_SECONDS = env_float("GATEWAY_SHUTDOWN_GRACE_SECONDS", 20.0)
-# A translated stream whose upstream says nothing for this long gets a ping (protocols.md §5.11 A.2).
+# A translated stream whose upstream says nothing for this long gets a ping (docs/translation.md §5.11 A.2).
 GATEWAY_STREAM_PING_SECONDS = env_float("GATEWAY_STREAM_PING_SECONDS", 10.0)
 # Retries before the first byte (proxy/attempts.py); a route may override each.
 GATEWAY_RETRY_MAX_ATTEMPTS = env_int("GATEWAY_RETRY_MAX_ATTEMPTS", 3)  # upstream calls per request, failover included
