@@ -9,6 +9,10 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A source checkout (manage.py beside the packages) keeps its data and collected static files in the checkout, as
+# bin/run expects; an installed package must not write into site-packages: it uses the working directory.
+CHECKOUT = (BASE_DIR / "manage.py").is_file()
+WORK_DIR = BASE_DIR if CHECKOUT else Path.cwd()
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -49,7 +53,7 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-DATA_DIR = Path(os.environ.get("GATEWAY_DATA_DIR") or BASE_DIR / "data")
+DATA_DIR = Path(os.environ.get("GATEWAY_DATA_DIR") or WORK_DIR / "data")
 
 
 def ensure_data_dir() -> None:
@@ -142,7 +146,7 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [Path(__file__).resolve().parent / "templates"],  # in the package: the admin's overrides
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -311,7 +315,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 
 # --- Admin, static, i18n ------------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = WORK_DIR / "staticfiles"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
