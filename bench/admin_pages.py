@@ -3,7 +3,7 @@
     python -m bench.admin_pages --rows 1000000                       scratch SQLite file (see --database-url)
     python -m bench.admin_pages --rows 5000000 --database-url postgres://postgres@127.0.0.1:5432/adminbench
 
-Seeds the database up to --rows ledger rows with usage.synthetic (the rows already there are kept and counted,
+Seeds the database up to --rows ledger rows with bench.synthetic (the rows already there are kept and counted,
 so a second run reuses them), then opens each page in-process with Django's test client as a superuser and
 prints a markdown table: the median and the slowest of --repeat requests (after one unmeasured request), and
 how many queries the page ran. Server time only: no network, no browser. Without --database-url (and without
@@ -62,7 +62,7 @@ def setup(args) -> None:
 def seed(args) -> int:
     from django.db import connection
 
-    from usage import synthetic
+    from bench import synthetic
     from usage.models import UsageRecord
 
     have = UsageRecord.objects.count()
@@ -83,8 +83,8 @@ def seed(args) -> int:
 
 
 def busiest(args) -> tuple[int, int]:
-    """The project and the key with the most rows (usage.synthetic weighs keys 1, 1/2, 1/3… in World order)."""
-    from usage import synthetic
+    """The project and the key with the most rows (bench.synthetic weighs keys 1, 1/2, 1/3… in World order)."""
+    from bench import synthetic
 
     world = synthetic.world_ensure(projects=args.projects, keys_per_project=args.keys_per_project)
     weights: dict[int, float] = {}

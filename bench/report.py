@@ -7,8 +7,11 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from . import bodies
+
+ROOT = Path(__file__).resolve().parent.parent
 
 KEYS = ("rps", "p50", "p90", "p99", "ttfb50", "ttfb99", "gw_cpu_ms_per_req", "gw_cpu_pct", "rss_mb", "hwm_mb",
         "fake_cpu_pct", "fake_cpu_ms_per_req", "lg_cpu_pct", "other_cpu_pct", "d_rps", "d_p50", "d_p90", "d_p99", "d_ttfb50",
@@ -284,7 +287,7 @@ def summary(b) -> str:
 # --- profile digest ---------------------------------------------------------------------------------------
 
 AREAS = [
-    ("/work/main/proxy/", "gateway: proxy"), ("/proxy/", "gateway: proxy"), ("/accounts/", "gateway: accounts"),
+    ("/proxy/", "gateway: proxy"), ("/accounts/", "gateway: accounts"),
     ("/usage/", "gateway: usage"), ("/gateway_site/", "gateway: site"),
     ("/django/", "Django"), ("/ninja/", "django-ninja"), ("/pydantic", "pydantic"), ("/asgiref/", "asgiref"),
     ("/httpx_aiohttp/", "httpx-aiohttp"), ("/httpx/", "httpx"), ("/httpcore/", "httpcore"), ("/aiohttp/", "aiohttp"),
@@ -345,7 +348,7 @@ def profile_text(stats, point: dict, a, name: str) -> str:
 
 
 def _short(fn: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "/lib/python3."):
+    for marker in ("site-packages/", f"{ROOT}/", "/lib/python3."):  # ROOT: this checkout, wherever it is
         i = fn.find(marker)
         if i >= 0:
             rest = fn[i + len(marker):]

@@ -3,6 +3,7 @@
 import os
 import re
 import secrets
+import sysconfig
 from pathlib import Path
 
 import dj_database_url
@@ -10,6 +11,10 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A source checkout (manage.py beside the packages) keeps its data and collected static files in the checkout, as
+# bin/run expects; an installed package must not write into site-packages: it uses the working directory.
+CHECKOUT = (BASE_DIR / "manage.py").is_file()
+WORK_DIR = BASE_DIR if CHECKOUT else Path.cwd()
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -50,7 +55,7 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-DATA_DIR = Path(os.environ.get("GATEWAY_DATA_DIR") or BASE_DIR / "data")
+DATA_DIR = Path(os.environ.get("GATEWAY_DATA_DIR") or WORK_DIR / "data")
 
 
 def ensure_data_dir() -> None:
@@ -145,7 +150,8 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # the admin's overrides: templates/ in a checkout, the wheel's data files once installed (pyproject.toml)
+        "DIRS": [BASE_DIR / "templates" if CHECKOUT else Path(sysconfig.get_path("data")) / "share/gatehouse/templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -308,7 +314,7 @@ GATEWAY_LEDGER_FLUSH_SECONDS = env_float("GATEWAY_LEDGER_FLUSH_SECONDS", 0.2)
 # then end with an error event in the caller's format (gateway_site/server.py). Keep it below the orchestrator's
 # kill timeout (Kubernetes terminationGracePeriodSeconds, docker stop -t) by ~10 s.
 GATEWAY_SHUTDOWN_GRACE_SECONDS = env_float("GATEWAY_SHUTDOWN_GRACE_SECONDS", 20.0)
-# A translated stream whose upstream says nothing for this long gets a ping (protocols.md §5.11 A.2).
+# A translated stream whose upstream says nothing for this long gets a ping (docs/translation.md §5.11 A.2).
 GATEWAY_STREAM_PING_SECONDS = env_float("GATEWAY_STREAM_PING_SECONDS", 10.0)
 # Retries before the first byte (proxy/attempts.py); a route may override each.
 GATEWAY_RETRY_MAX_ATTEMPTS = env_int("GATEWAY_RETRY_MAX_ATTEMPTS", 3)  # upstream calls per request, failover included
@@ -349,7 +355,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 
 # --- Admin, static, i18n ------------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = WORK_DIR / "staticfiles"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -101,7 +101,7 @@ class ToolChoice:
     disable_parallel: bool = False
 
 
-# Policy (protocols.md §5.9): the thinking budget an effort level stands for, and the levels that mean "none".
+# Policy (docs/translation.md §5.9): the thinking budget an effort level stands for, and the levels that mean "none".
 EFFORT_BUDGETS = {"low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384}
 NO_THINKING_EFFORTS = frozenset({"none", "minimal"})
 

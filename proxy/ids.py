@@ -1,4 +1,4 @@
-"""Identifiers the gateway makes up, in the shapes each API's clients expect (protocols.md §5.5)."""
+"""Identifiers the gateway makes up, in the shapes each API's clients expect (docs/translation.md §5.5)."""
 
 import hashlib
 import random

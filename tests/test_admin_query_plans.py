@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, RouteTarget
-from usage import synthetic
+from bench import synthetic
 from usage.models import ModelPrice, UsageRecord
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from accounts import keys
 from accounts.models import Project
-from usage import pricing, report, selectors, services, synthetic
+from bench import synthetic
+from usage import pricing, report, selectors, services
 from tests.test_admin_query_plans import ledger_scans
 from usage.models import DailyRollup, ModelPrice, RolledDay, UsageRecord
 

@@ -1,7 +1,7 @@
-"""The admin index's dashboard (templates/admin/index.html, through the `usage_dashboard` tag): what a team lead
-checks first. Every figure is a bounded read: spend from usage.selectors (rollups + today's raw rows), the last
-hour and minute through the ledger's created_at index, accounts and budgets from their own small tables. Cached
-for CACHE_SECONDS, so a busy admin index costs the database one set of reads per half minute.
+"""The admin index's dashboard (templates/admin/index.html, through the `usage_dashboard` tag): what a
+team lead checks first. Every figure is a bounded read: spend from usage.selectors (rollups + today's raw rows),
+the last hour and minute through the ledger's created_at index, accounts and budgets from their own small tables.
+Cached for CACHE_SECONDS, so a busy admin index costs the database one set of reads per half minute.
 
 Unhealthy accounts come from ProviderAccount's own fields (cooldown_until, last_error_at), which the request path
 writes when a breaker opens or a credential is refused: usage imports accounts only, never proxy. Running batches

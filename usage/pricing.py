@@ -1,7 +1,7 @@
 """The only cost computation: tokens × the price in effect, in Decimal, no I/O. Prices are USD per million tokens.
 
     cost(...)       one request's cost from its token counts and a price (anything with the rate attributes
-                    below: proxy.routing.Price, a ModelPrice row via `rates`, usage.synthetic's prices)
+                    below: proxy.routing.Price, a ModelPrice row via `rates`, bench.synthetic's prices)
     rates(row)      a ModelPrice row -> Rates, the frozen value the rest of the code passes around
     price_on(...)   the ModelPrice row in effect for a model on a day (effective-dated: the newest row whose
                     effective_from is on or before the day)
@@ -92,7 +92,7 @@ def rates(row) -> Rates:
 
 def tier(price, prompt_tokens: int) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
     """(input, output, cache read, cache write, 1-hour cache write) rates for a request whose prompt is
-    `prompt_tokens` long. Prices without the tier attributes (usage.synthetic's) are one tier."""
+    `prompt_tokens` long. Prices without the tier attributes (bench.synthetic's) are one tier."""
     threshold = getattr(price, "long_threshold", None)
     if threshold is None or prompt_tokens <= threshold:
         one_hour = getattr(price, "cache_write_1h", None)

@@ -1,4 +1,4 @@
-"""GET /v1/models in both APIs' shapes (protocols.md §6.2). Which one a caller gets depends on its headers:
+"""GET /v1/models in both APIs' shapes (docs/translation.md §6.2). Which one a caller gets depends on its headers:
 Anthropic clients always send anthropic-version (policy: or x-api-key)."""
 
 from datetime import datetime, timezone

@@ -8,7 +8,7 @@ by default, read from the key snapshot: with all of them off a request pays one 
 
 How to add a layer: a token-reduction layer is a module in transforms/ (its docstring has the recipe); a new
 kind of step (one that may answer or must see the answer) gets a module here and a line in `prepare` / Plan.
-Savings are measured by `manage.py replay_savings` (recorded sessions through the real gateway and the fake
+Savings are measured by `python -m bench.replay_savings` (recorded sessions through the real gateway and the fake
 upstream's prompt-cache simulation); see the README's "Cost optimization".
 """
 

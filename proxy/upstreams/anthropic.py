@@ -24,7 +24,7 @@ class AnthropicUpstream(Upstream):
             "anthropic-version": client_headers.get("anthropic-version") or DEFAULT_VERSION,
         }
         # Betas only make sense for a request that came from an Anthropic client (pass-through); they enable
-        # the beta fields in its body, so they travel together (protocols.md §1.1).
+        # the beta fields in its body, so they travel together (docs/translation.md §1.1).
         beta = accepted_betas(client_headers.get("anthropic-beta"), provider.capabilities.anthropic_betas)
         if account.kind == "anthropic_oauth":
             beta = beta if OAUTH_BETA in beta.split(",") else ",".join(filter(None, (OAUTH_BETA, beta)))

@@ -1,7 +1,7 @@
 """One pooled HTTP client per running event loop (an AsyncClient must not cross loops: encode/httpx#2473).
 
 The transport is aiohttp's connection pool behind the httpx API: it costs about a third of the CPU of httpx's own
-pool per request (../shared/perf-notes.md). Tests may install another transport with `use_transport`.
+pool per request (docs/stack-calibration.md). Tests may install another transport with `use_transport`.
 """
 
 import asyncio

@@ -138,7 +138,7 @@ def test_stop_sequence_is_reported(world, model):
     assert message.content[0].text == "before"
     if model == "gw-anthropic":
         assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "###")
-    else:  # an OpenAI upstream does not say which sequence matched (protocols.md §5.6)
+    else:  # an OpenAI upstream does not say which sequence matched (docs/translation.md §5.6)
         assert message.stop_reason == "end_turn"
 
 

@@ -309,7 +309,7 @@ def test_fixtures_still_match_what_codex_sends(fake_upstream, tmp_path):
 
 
 def test_the_recorded_session_still_matches_what_codex_sends():
-    """tests/fixtures/sessions/codex-recorded.json (replayed by `manage.py replay_savings`) is recorded again
+    """tests/fixtures/sessions/codex-recorded.json (replayed by `python -m bench.replay_savings`) is recorded again
     with the installed CLI: the same requests, item kinds and tools, the multi-step turns scripted by the fake's
     THEN lines (tests/fakes/upstream/steps.py) included, and apply_patch really edited the file (record asserts it)."""
     from tests.fixtures.sessions import record_codex

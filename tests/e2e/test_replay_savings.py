@@ -1,15 +1,18 @@
-"""`manage.py replay_savings` on the session recorded with the real Claude Code CLI: every request answered, every
-layer that claims a saving makes one, and all layers together (tool descriptions cut to 500 characters) cost at
-least 50% less than no layer, the issue's target (measured: -51.4% to Anthropic, -51.8% translated to OpenAI)."""
+"""`python -m bench.replay_savings` on the session recorded with the real Claude Code CLI: every request
+answered, every layer that claims a saving makes one, and all layers together (tool descriptions cut to 500
+characters) cost at least 50% less than no layer, the issue's target (measured: -51.4% to Anthropic, -51.8%
+translated to OpenAI)."""
 
 from io import StringIO
 
 from django.core.management import call_command
 
+from bench import replay_savings
+
 
 def _table(*sessions) -> dict:
     out = StringIO()
-    call_command("replay_savings", *[arg for s in sessions for arg in ("--session", s)], stdout=out)
+    call_command(replay_savings.Command(), *[arg for s in sessions for arg in ("--session", s)], stdout=out)
     lines = out.getvalue().splitlines()
     assert "failed" not in out.getvalue()
     return {tuple(line.split()[:3]): line.split() for line in lines[1:] if line.strip()}

@@ -1,6 +1,6 @@
 """The recorded Claude Code session (tests/fixtures/sessions, recorded with the real CLI) sent over real HTTP
 through the real server, twice: by a project with no layer and by one with every layer on, to an Anthropic fake
-with provider prompt caching simulated. What `manage.py replay_savings` measures in process must hold through the
+with provider prompt caching simulated. What `python -m bench.replay_savings` measures in process must hold through the
 server: every request answered, each row's reductions recorded, and the ledger's cost at least 50% lower
 (measured: $0.2541 -> $0.1236, -51.4%, the same as in process)."""
 
@@ -9,7 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from proxy.management.commands import replay_savings
+from bench import replay_savings
 from tests.e2e import policy_world as pw
 from tests.e2e.conftest import FAKE_KEY
 from tests.e2e.optimize_world import key_with

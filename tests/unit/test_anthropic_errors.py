@@ -1,4 +1,4 @@
-"""Anthropic error JSON, both directions (protocols.md §2.5, §5.12)."""
+"""Anthropic error JSON, both directions (docs/translation.md §2.5, §5.12)."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""Pass-through streaming (protocols.md §5.0 step 2): bytes relayed unchanged, watched for usage, end and errors."""
+"""Pass-through streaming (docs/translation.md §5.0 step 2): bytes relayed unchanged, watched for usage, end and
+errors."""
 
 import random
 

@@ -1,4 +1,4 @@
-"""Anthropic caller requests -> ChatRequest (protocols.md §1, §5.1, §8)."""
+"""Anthropic caller requests -> ChatRequest (docs/translation.md §1, §5.1, §8)."""
 
 import copy
 import json
@@ -23,7 +23,7 @@ from proxy.canonical import (
 from proxy.errors import InvalidRequest
 from proxy.formats import anthropic
 
-FIXTURES = Path("/work/shared/fixtures/claude-code")
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "claude-code"
 CAPTURES = sorted(p for p in FIXTURES.glob("*.json") if json.loads(p.read_text())["body"] is not None)
 
 

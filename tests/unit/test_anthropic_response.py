@@ -1,4 +1,4 @@
-"""Non-streaming Messages responses, both directions (protocols.md §2.1–2.3, §5.6–5.8, §5.10)."""
+"""Non-streaming Messages responses, both directions (docs/translation.md §2.1–2.3, §5.6–5.8, §5.10)."""
 
 import json
 

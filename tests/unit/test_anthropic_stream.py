@@ -1,5 +1,5 @@
-"""Anthropic SSE both ways (protocols.md §2.4, §5.11, P-1, P-22): StreamEncoder for Anthropic callers, StreamDecoder
-for Anthropic upstreams, checked against the official SDK's SSE decoder and message accumulator."""
+"""Anthropic SSE both ways (docs/translation.md §2.4, §5.11, P-1, P-22): StreamEncoder for Anthropic callers,
+StreamDecoder for Anthropic upstreams, checked against the official SDK's SSE decoder and message accumulator."""
 
 import json
 import random

@@ -1,4 +1,4 @@
-"""ChatRequest -> Anthropic upstream body (protocols.md §5.3, §5.4, P-rules), and same-format pass-through."""
+"""ChatRequest -> Anthropic upstream body (docs/translation.md §5.3, §5.4, P-rules), and same-format pass-through."""
 
 import json
 from pathlib import Path
@@ -348,7 +348,8 @@ def test_four_or_fewer_breakpoints_are_untouched():
 
 
 def test_passthrough_swaps_only_the_model_and_keeps_key_order():
-    capture = json.loads(Path("/work/shared/fixtures/claude-code/messages-tool-result-turn.json").read_text())
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "claude-code" / "messages-tool-result-turn.json"
+    capture = json.loads(fixture.read_text())
     body = capture["body"]
     forwarded = anthropic.passthrough_request(body, TARGET)
     assert list(forwarded) == list(body)

@@ -1,4 +1,4 @@
-"""formats.openai render_error / parse_error (protocols.md §4.4, §5.12)."""
+"""formats.openai render_error / parse_error (docs/translation.md §4.4, §5.12)."""
 
 import json
 

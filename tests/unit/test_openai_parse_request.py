@@ -1,4 +1,4 @@
-"""formats.openai.parse_request: an OpenAI caller's body -> ChatRequest (protocols.md §5.3, §5.4)."""
+"""formats.openai.parse_request: an OpenAI caller's body -> ChatRequest (docs/translation.md §5.3, §5.4)."""
 
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ from proxy.canonical import Document, Image, Text, ToolResult, ToolUse
 from proxy.errors import InvalidRequest
 from proxy.formats.openai import parse_request
 
-FIXTURES = Path("/work/shared/fixtures/openai-clients")
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "openai-clients"
 
 
 def fixture_body(name: str) -> dict:

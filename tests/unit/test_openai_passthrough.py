@@ -1,4 +1,4 @@
-"""formats.openai pass-through: passthrough_request and Relay (protocols.md §5.0)."""
+"""formats.openai pass-through: passthrough_request and Relay (docs/translation.md §5.0)."""
 
 import json
 

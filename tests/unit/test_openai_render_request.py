@@ -1,4 +1,5 @@
-"""formats.openai.render_request: ChatRequest -> an OpenAI-compatible upstream's body (protocols.md §5.1, §5.2)."""
+"""formats.openai.render_request: ChatRequest -> an OpenAI-compatible upstream's body (docs/translation.md §5.1,
+§5.2)."""
 
 import json
 from pathlib import Path
@@ -25,7 +26,7 @@ from proxy.canonical import (
 from proxy.formats.openai import render_request, tool_name_map
 from proxy.formats.openai.tool_names import shorten
 
-CLAUDE_CODE = Path("/work/shared/fixtures/claude-code")
+CLAUDE_CODE = Path(__file__).resolve().parent.parent / "fixtures" / "claude-code"
 ANTHROPIC_ONLY_KEYS = {
     "thinking", "output_config", "context_management", "metadata", "cache_control", "top_k", "system",
     "stop_sequences", "anthropic_beta", "betas", "signature", "redacted_thinking", "tool_use", "tool_result",

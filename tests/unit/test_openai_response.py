@@ -1,4 +1,4 @@
-"""formats.openai render_response / parse_response / usage (protocols.md §4.1, §5.6, §5.7, §5.10)."""
+"""formats.openai render_response / parse_response / usage (docs/translation.md §4.1, §5.6, §5.7, §5.10)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""formats.openai.StreamDecoder: an upstream's chunk stream -> canonical events (protocols.md §5.11 A)."""
+"""formats.openai.StreamDecoder: an upstream's chunk stream -> canonical events (docs/translation.md §5.11 A)."""
 
 import json
 import random

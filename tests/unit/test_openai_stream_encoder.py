@@ -1,4 +1,4 @@
-"""formats.openai.StreamEncoder: canonical events -> chat.completion.chunk SSE (protocols.md §4.2, §5.11 B).
+"""formats.openai.StreamEncoder: canonical events -> chat.completion.chunk SSE (docs/translation.md §4.2, §5.11 B).
 
 The strongest check runs the encoder's bytes through the official openai SDK (streaming parser and its
 chunk accumulator) over an httpx MockTransport: no server, no network.

@@ -1,5 +1,5 @@
-"""formats.responses.parse_request: a Responses caller's body -> canonical request (responses.md R-3..R-8,
-protocols.md §5.3), with the Codex CLI's request shape (../shared/clients/codex.md) as the main customer."""
+"""formats.responses.parse_request: a Responses caller's body -> canonical request (docs/responses.md R-3..R-8,
+docs/translation.md §5.3), with the Codex CLI's request shape (tests/fixtures/codex/README.md) as the main customer."""
 
 import copy
 
@@ -59,7 +59,7 @@ def rejected_param(request_body: dict) -> str:
     return raised.value.param
 
 
-# What Codex 0.171 sends (codex.md "What it sends"): no instructions, a developer message, the environment
+# What Codex 0.171 sends (tests/fixtures/codex/README.md): no instructions, a developer message, the environment
 # context, the prompt; function tools, apply_patch as a custom tool with a Lark grammar, and hosted tools.
 CODEX_TOOLS = [
     {

@@ -1,4 +1,4 @@
-"""formats.responses render_response, usage and errors (responses.md R-3, R-5, R-9, R-10), checked against the
+"""formats.responses render_response, usage and errors (docs/responses.md R-3, R-5, R-9, R-10), checked against the
 official openai SDK's types: every rendered object must pass `Response.model_validate`."""
 
 import json

@@ -1,4 +1,4 @@
-"""formats.responses StreamEncoder and Relay (responses.md R-1, R-2, R-3, R-5, R-10): canonical events -> the
+"""formats.responses StreamEncoder and Relay (docs/responses.md R-1, R-2, R-3, R-5, R-10): canonical events -> the
 Responses SSE grammar, checked with the official openai SDK (its SSE decoder, its event types in strict mode,
 and its `responses.stream()` accumulator) over an httpx MockTransport, split at every byte boundary."""
 

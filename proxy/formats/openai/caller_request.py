@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions request (from a caller) -> ChatRequest (protocols.md §5.3, §5.4).
+"""OpenAI Chat Completions request (from a caller) -> ChatRequest (docs/translation.md §5.3, §5.4).
 
 Validation errors name the offending field with OpenAI-style paths ("messages[2].tool_calls[0].function.arguments")
 because that is what OpenAI SDK users see from OpenAI itself.

@@ -1,4 +1,4 @@
-"""OpenAI error bodies, both directions (protocols.md §4.4, §5.12)."""
+"""OpenAI error bodies, both directions (docs/translation.md §4.4, §5.12)."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""A caller's OpenAI `messages` -> canonical messages (protocols.md §5.4).
+"""A caller's OpenAI `messages` -> canonical messages (docs/translation.md §5.4).
 
 Messages stay one-for-one and in place: system/developer messages keep their position (aider sends one last), and
 `tool`/`function` messages become user messages holding one ToolResult each. Grouping runs into Anthropic turns

@@ -1,4 +1,4 @@
-"""Canonical messages -> OpenAI `messages` for an upstream (protocols.md §5.2).
+"""Canonical messages -> OpenAI `messages` for an upstream (docs/translation.md §5.2).
 
 Each canonical message is rendered on its own, then the list is normalised: every tool call gets exactly one
 answer right after its assistant message (P-3, P-4), and same-role user/assistant neighbours are merged (P-7).

@@ -1,5 +1,5 @@
 """OpenAI caller -> OpenAI-compatible upstream: the body goes through with only `model` swapped, and the stream
-is relayed byte for byte, inspected for usage and errors on the way (protocols.md §5.0)."""
+is relayed byte for byte, inspected for usage and errors on the way (docs/translation.md §5.0)."""
 
 import orjson
 

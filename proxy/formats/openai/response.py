@@ -1,4 +1,4 @@
-"""Non-streaming `chat.completion` bodies, both directions (protocols.md §4.1, §5.10)."""
+"""Non-streaming `chat.completion` bodies, both directions (docs/translation.md §4.1, §5.10)."""
 
 import time
 

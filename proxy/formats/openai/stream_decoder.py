@@ -1,4 +1,4 @@
-"""An upstream's `chat.completion.chunk` SSE -> canonical stream events (protocols.md §5.11 A).
+"""An upstream's `chat.completion.chunk` SSE -> canonical stream events (docs/translation.md §5.11 A).
 
 Canonical streams follow Anthropic's grammar, which is stricter than OpenAI's: blocks have contiguous indices,
 start and stop once, and never interleave. OpenAI streams may interleave the argument fragments of parallel tool

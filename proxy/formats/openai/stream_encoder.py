@@ -1,4 +1,4 @@
-"""Canonical stream events -> `chat.completion.chunk` SSE for an OpenAI caller (protocols.md §4.2, §5.11 B)."""
+"""Canonical stream events -> `chat.completion.chunk` SSE for an OpenAI caller (docs/translation.md §4.2, §5.11 B)."""
 
 import time
 

@@ -1,4 +1,4 @@
-"""ChatRequest -> body for an OpenAI-compatible upstream (protocols.md §5.1).
+"""ChatRequest -> body for an OpenAI-compatible upstream (docs/translation.md §5.1).
 
 Only OpenAI Chat Completions fields come out: nothing Anthropic-only (thinking, output_config, metadata,
 context_management, cache_control, top_k) survives, because strict compatible servers reject unknown fields.

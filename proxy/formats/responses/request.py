@@ -1,6 +1,6 @@
 """A caller's `POST /v1/responses` body -> ResponsesRequest (a ChatRequest plus what the response echoes back).
 
-Parameters map as Chat Completions' do (protocols.md §5.3): `instructions` -> system (R-7), `max_output_tokens`
+Parameters map as Chat Completions' do (docs/translation.md §5.3): `instructions` -> system (R-7), `max_output_tokens`
 -> max_tokens, `reasoning.effort` -> thinking through the same budget table (R-6), `text.format` -> response
 format, `parallel_tool_calls: false` -> disable_parallel. Tools: `function` tools as they are; `custom`
 (freeform) tools become a function with one required string parameter (R-3); the function and custom tools of

@@ -1,4 +1,4 @@
-"""Provider prompt caching, simulated, so that savings can be measured (manage.py replay_savings): the fake
+"""Provider prompt caching, simulated, so that savings can be measured (python -m bench.replay_savings): the fake
 remembers the prompt prefixes it has seen and reports the part of a new prompt it could have read from a cache
 in each wire format's usage (Anthropic cache_read/cache_creation_input_tokens, OpenAI cached_tokens, Responses
 input_tokens_details.cached_tokens). Off unless the fake is started with `prompt_cache=True` or a request

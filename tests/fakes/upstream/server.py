@@ -233,7 +233,7 @@ def _openai_model(mid: str) -> dict:
 
 
 async def models(request: web.Request) -> web.Response:
-    """Anthropic shape if the request carries anthropic-version or x-api-key (protocols.md §0), else OpenAI."""
+    """Anthropic shape if the request carries anthropic-version or x-api-key (docs/translation.md §0), else OpenAI."""
     state = request.app[STATE]
     rid = f"req_fake_{next(state.ids):06d}"
     _record(request, state, None)

@@ -1,4 +1,4 @@
-"""Anthropic Messages wire format (protocols.md §2, §6.1): request reading, bodies, SSE events, errors."""
+"""Anthropic Messages wire format (docs/translation.md §2, §6.1): request reading, bodies, SSE events, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions wire format (protocols.md §4): request reading, bodies, chunks, errors."""
+"""OpenAI Chat Completions wire format (docs/translation.md §4): request reading, bodies, chunks, errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`manage.py replay_savings`: what each cost-optimization layer saves on recorded client sessions.
+"""`python -m bench.replay_savings`: what each cost-optimization layer saves on recorded client sessions.
+Development tooling, run from a checkout (it needs the fake upstream and the sessions in tests/): not part of the
+installed package.
 
 Each session in tests/fixtures/sessions (recorded with the real Claude Code, aider and Codex CLIs: record_*.py; and
 two built from the captures' shapes by build.py, one with Claude Code's background haiku calls) is replayed request
@@ -18,16 +20,17 @@ import asyncio
 import copy
 import hashlib
 import json
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-FIXTURES = Path(settings.BASE_DIR) / "tests" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 D = Decimal
 # remote model: input, output, cache read, cache write ($/Mtok), list prices of the models they stand for
 PRICES = {
@@ -69,10 +72,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, markdown=False, session=None, tool_description_chars=TOOL_DESCRIPTION_CHARS, drop_tools="",
                **options):
-        try:
-            from tests.fakes.upstream import FakeUpstream
-        except ImportError:
-            raise CommandError("replay_savings runs from a checkout: it needs tests/ (the fake upstream, the sessions)")
+        from tests.fakes.upstream import FakeUpstream
 
         drop = tuple(p.strip() for p in drop_tools.split(",") if p.strip())
         variants = layers(tool_description_chars, drop)
@@ -288,3 +288,11 @@ def render(rows, markdown: bool) -> str:
         return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines]) + "\n"
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in [head, *lines]) + "\n"
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
+    import django
+
+    django.setup()
+    Command().run_from_argv(["python -m", "bench.replay_savings", *sys.argv[1:]])  # prog: python -m bench.…

@@ -1,8 +1,11 @@
+"""`python -m bench.seed_ledger N`: append N realistic synthetic rows to the usage ledger (README "The admin at
+scale"). Development tooling, run from a checkout: not part of the installed package."""
+
+import os
+import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-
-from usage import synthetic
 
 
 class Command(BaseCommand):
@@ -24,6 +27,8 @@ class Command(BaseCommand):
     def handle(self, *args, rows, days, projects, keys_per_project, seed, batch_size, **options):
         if rows < 0 or days <= 0 or projects < 1 or keys_per_project < 1 or batch_size < 1:
             raise CommandError("rows must be >= 0; --days, --projects, --keys-per-project, --batch-size >= 1")
+        from bench import synthetic  # imports the ledger's models: only once the apps are loaded
+
         started = time.perf_counter()
         written = synthetic.ledger_seed(rows, days=days, projects=projects, keys_per_project=keys_per_project,
                                         seed=seed, batch_size=batch_size)  # fmt: skip
@@ -33,3 +38,11 @@ class Command(BaseCommand):
             f"Seeded {written:,} ledger rows over {days:g} days from {projects} projects x {keys_per_project} keys "
             f"in {elapsed:.1f} s ({rate:,.0f} rows/s)."
         )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
+    import django
+
+    django.setup()
+    Command().run_from_argv(["python -m", "bench.seed_ledger", *sys.argv[1:]])  # prog: python -m bench.…

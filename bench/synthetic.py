@@ -1,4 +1,5 @@
-"""Synthetic ledger traffic for tests, benchmarks and demos (`manage.py seed_ledger`).
+"""Synthetic ledger traffic for tests, benchmarks and demos (`python -m bench.seed_ledger`). Development tooling:
+not part of the installed package.
 
     world_ensure   the projects, keys, providers, accounts and prices the rows point at (made if missing)
     ledger_rows    N ledger rows as tuples in COLUMNS order, oldest first, spread over the last `days` days
@@ -27,8 +28,8 @@ from decimal import Decimal
 from django.db import connections, transaction
 from django.utils import timezone
 
-from . import pricing
-from .models import ModelPrice, UsageRecord
+from usage import pricing
+from usage.models import ModelPrice, UsageRecord
 
 COLUMNS = (
     "created_at", "request_id", "project_id", "api_key_id", "alias", "provider", "account", "remote_model",
