@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from . import crypto
 from .presets import (
-    PRESET_CHOICES, capabilities_resolve, capability_problems, kind_choices, preset_for, preset_kind_problem,
+    capabilities_resolve, capability_problems, kind_choices, preset_choices, preset_for, preset_kind_problem,
 )
 
 alias_list_help = "Model aliases or patterns such as claude-*, separated by commas or new lines. Empty means all."
@@ -88,7 +88,7 @@ class Provider(models.Model):
         max_length=100, unique=True, validators=[RegexValidator(r"^[A-Za-z0-9_.-]+$", "Letters, digits, - _ . only.")]
     )
     preset = models.CharField(
-        max_length=30, choices=PRESET_CHOICES, blank=True,
+        max_length=30, choices=preset_choices, blank=True,
         help_text="Fills the kind, base URL and capabilities (see the README's preset table). Empty: the generic "
         "preset of the kind.",
     )

@@ -113,7 +113,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("openai_compatible", "Any OpenAI-compatible server", "openai", "", Capabilities()),
 )}  # fmt: skip
 
-PRESET_CHOICES = [(p.name, p.label) for p in PRESETS.values()]
+
+def preset_choices() -> list[tuple[str, str]]:
+    """Provider.preset's choices (a callable, like kind_choices, so a new preset needs no migration)."""
+    return [(p.name, p.label) for p in PRESETS.values()]
 
 
 @dataclass(frozen=True, slots=True)

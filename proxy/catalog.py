@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import orjson
 
-from . import attempts, breaker, formats, hop, ids, routing, tokens
+from . import attempts, breaker, formats, hop, ids, routing, tokens, upstreams
 from .errors import NotFound, UpstreamError
 from .formats import model_list
 from .metering import Call
@@ -34,15 +34,21 @@ def _int_param(value, default: int) -> int:
         return default
 
 
+def counts_tokens(target) -> bool:
+    upstream = upstreams.get(target.provider.kind)
+    return upstream.api == "anthropic" and "count_tokens" in upstream.paths
+
+
 async def count_tokens(key, body: dict, client_headers) -> dict:
-    """Anthropic upstreams count exactly (forwarded, through the same retry and failover loop as chat requests);
-    when the route's first choice is another kind, the local estimate in proxy.tokens answers."""
+    """Upstreams that speak Anthropic's API and offer a count (`count_tokens` in their Upstream's paths) count
+    exactly (forwarded, through the same retry and failover loop as chat requests); when the route's first
+    choice cannot, the local estimate in proxy.tokens answers."""
     hop.check(client_headers)  # a gateway that counts through itself (not ledgered, like every count)
     anthropic = formats.get("anthropic")
     route = (await routing.snapshot()).resolve(key, body.get("model"))
-    if route.targets[0].provider.kind != "anthropic":
+    if not counts_tokens(route.targets[0]):
         return {"input_tokens": tokens.estimate_input_tokens(anthropic.parse_count_tokens_request(body))}
-    route = replace(route, targets=tuple(t for t in route.targets if t.provider.kind == "anthropic"))
+    route = replace(route, targets=tuple(t for t in route.targets if counts_tokens(t)))
     call = Call(ids.request_id(), "anthropic", client_headers.get("user-agent", ""), key=key)
     try:
         health = await breaker.health(route.account_ids)

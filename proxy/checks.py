@@ -1,6 +1,7 @@
 """Checking an upstream account by hand (the admin's "Test connection", `manage.py check_providers`): one
 tiny real call, signed exactly as the request path signs its calls (proxy.upstreams): the model list, or, for a
-provider whose preset has no model list (Azure deployments), a one-token request to a model it is routed to."""
+provider whose preset has no model list (models_endpoint false: Azure deployments, the clouds), a one-token request
+to a model it is routed to, built by the kind's Upstream.request like a live call."""
 
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from accounts.models import Provider, ProviderAccount, RouteTarget
 from accounts.presets import preset_for
 
 from . import routing, upstreams
+from .errors import UpstreamError
 
 CHECK_TIMEOUT = 10.0
 
@@ -44,13 +46,14 @@ ONE_TOKEN = {  # the smallest request each API takes
 }
 
 
-def probe_request(provider: Provider, credential: str, kind: str = "api_key") -> tuple[str, str, dict, dict | None]:
-    """(method, URL, headers, body) of the cheapest call that proves this account works."""
+def probe_request(provider: Provider, credential: str, kind: str = "api_key") -> tuple[str, str, dict, bytes | None]:
+    """(method, URL, headers, body bytes) of the cheapest call that proves this account works. The one-token
+    request is built by the provider's Upstream.request, as a live call is (a signature over the bytes, a model
+    in the path)."""
     if preset_for(provider.preset, provider.kind).models_endpoint:
         return ("GET", *models_request(provider, credential, kind), None)
     upstream = upstreams.get(provider.kind)
     target = routing.provider_view(provider)
-    headers = upstream.headers(target, routing.Account(0, "check", credential, 1, 0, kind=kind), {})
     model = (
         RouteTarget.objects.filter(provider=provider).exclude(remote_model="*").values_list("remote_model", flat=True)
         .first() or "gpt-4o-mini"
@@ -58,7 +61,8 @@ def probe_request(provider: Provider, credential: str, kind: str = "api_key") ->
     body = ONE_TOKEN[upstream.api](model)
     if upstream.api == "openai" and target.capabilities.max_tokens_param != "max_tokens":
         body[target.capabilities.max_tokens_param] = body.pop("max_tokens")
-    return "POST", upstream.url(target, "chat"), headers, body
+    account = routing.Account(0, "check", credential, 1, 0, kind=kind)
+    return "POST", *upstream.request(target, account, {}, body, "chat")
 
 
 def account_check(account: ProviderAccount, *, timeout: float = CHECK_TIMEOUT, transport=None) -> CheckResult:
@@ -85,7 +89,11 @@ def probe_plan(account: ProviderAccount) -> ProbePlan:
         credential = account.credential
     except ValueError as e:  # the credential cannot be decrypted
         return ProbePlan("", provider.connect_timeout, None, str(e))
-    return ProbePlan(credential, provider.connect_timeout, probe_request(provider, credential, account.kind))
+    try:
+        request = probe_request(provider, credential, account.kind)
+    except UpstreamError as e:  # the kind could not sign the call (a malformed credential, a refused token)
+        return ProbePlan(credential, provider.connect_timeout, None, e.message)
+    return ProbePlan(credential, provider.connect_timeout, request)
 
 
 def probe(plan: ProbePlan, *, timeout: float = CHECK_TIMEOUT, transport=None) -> CheckResult:
@@ -97,7 +105,7 @@ def probe(plan: ProbePlan, *, timeout: float = CHECK_TIMEOUT, transport=None) ->
     try:
         client_timeout = httpx.Timeout(timeout, connect=min(plan.connect_timeout, timeout))
         with httpx.Client(timeout=client_timeout, transport=transport, follow_redirects=False) as client:
-            response = client.request(method, url, headers=headers, json=body)
+            response = client.request(method, url, headers=headers, content=body)
         ok = response.status_code == 200
         if not ok:
             detail = f"HTTP {response.status_code}: {_error_text(response)}"

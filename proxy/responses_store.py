@@ -229,7 +229,7 @@ async def count_input_tokens(key, raw: bytes, client_headers) -> dict:
     route = (await routing.snapshot()).resolve(key, body.get("model"))
     request = responses.parse_request(body)
     target = route.targets[0]
-    if target.provider.kind == "anthropic":
+    if catalog.counts_tokens(target):
         rendered = formats.get("anthropic").render_request(request, target_options(route, target, request.model))
         counted = {name: rendered[name] for name in COUNT_TOKENS_FIELDS if name in rendered}
         answer = await catalog.count_tokens(key, {**counted, "model": request.model}, client_headers)

@@ -14,6 +14,7 @@ upstream's prompt-cache simulation); see the README's "Cost optimization".
 
 from dataclasses import dataclass
 
+from .. import upstreams
 from . import cache, smart_routing, transforms
 
 
@@ -65,7 +66,7 @@ async def prepare(call, opt, route, body: dict, ingress, headers: dict) -> Plan 
                 return Plan(hit=hit)
             plan = Plan(key=key, ttl=keep_for)
     if opt.reduces:
-        upstream = route.targets[0].provider.kind if route.targets else ""
+        upstream = upstreams.get(route.targets[0].provider.kind).api if route.targets else ""  # the wire format
         changed, saved = transforms.reduce(body, fmt, opt, upstream)
         if changed:
             call.reductions, call.tokens_saved = ",".join(changed), saved

@@ -6,8 +6,14 @@
                               header (proxy/hop.py), last, so neither a kind nor extra_headers can drop it
     payload(ingress, body, options, chat)        the upstream body for a caller's body: the ONE payload builder,
                               used by live traffic (proxy/attempts.py) and native batches (batches/native.py)
+    request(provider, account, client_headers, payload, operation)
+                              (URL, headers, body bytes) of one call: what send() sends and what the connection
+                              check (proxy/checks.py) probes with; a kind whose URL depends on the body (the model
+                              in the path) or whose signature covers the bytes overrides this one method
     send(...)                 one call, answered as an httpx.Response whose body is still to read: the retry
-                              loop reads it whole for a complete answer, or relays it as a stream
+                              loop reads it whole for a complete answer, or relays it as a stream; a kind whose
+                              answers are not Anthropic's or OpenAI's bytes (another stream framing, another
+                              error shape) overrides send to hand back a Response in its `api`'s wire format
     batch_submit / batch_poll / batch_results / batch_cancel
                               the provider's own batch API, for a provider whose preset says supports_batches
                               (sync: they run in Celery tasks)
@@ -59,15 +65,17 @@ class Upstream:
         chat = chat or ingress.parse_request(body)
         return chat, formats.get(self.api).render_request(chat, options)
 
+    def request(self, provider, account, client_headers, payload: dict, operation: str = "chat"):
+        """(URL, headers, body bytes) of one call."""
+        return self.url(provider, operation), self.headers(provider, account, client_headers), orjson.dumps(payload)
+
     async def send(self, provider, account, client_headers, payload: dict, operation: str = "chat") -> httpx.Response:
         """One upstream call, with the headers received and the body still to read. A transport failure (no
         connection, a timeout) raises UpstreamError; an HTTP error status is returned for the loop to classify."""
+        url, headers, content = self.request(provider, account, client_headers, payload, operation)
         client = http.client()
         request = client.build_request(
-            "POST",
-            self.url(provider, operation),
-            content=orjson.dumps(payload),
-            headers=self.headers(provider, account, client_headers),
+            "POST", url, content=content, headers=headers,
             timeout=http.timeout(provider.connect_timeout, provider.read_timeout),
         )
         try:
