@@ -111,6 +111,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("lmstudio", "LM Studio", "openai", "http://localhost:1234/v1",
            Capabilities(stream_usage=False, parallel_tool_calls=False)),
     Preset("openai_compatible", "Any OpenAI-compatible server", "openai", "", Capabilities()),
+    Preset("bedrock", "Claude on AWS Bedrock", "bedrock", "https://bedrock-runtime.us-east-1.amazonaws.com",
+           Capabilities(), models_endpoint=False),
 )}  # fmt: skip
 
 
@@ -135,6 +137,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          "proxy.upstreams.openai.OpenAIUpstream"),
     Kind("openai_responses", "OpenAI Responses API", "openai", "openai",
          "proxy.upstreams.openai_responses.OpenAIResponsesUpstream"),
+    Kind("bedrock", "Claude on AWS Bedrock", "anthropic", "bedrock", "proxy.upstreams.bedrock.BedrockUpstream"),
 )}  # fmt: skip
 
 
