@@ -113,6 +113,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("openai_compatible", "Any OpenAI-compatible server", "openai", "", Capabilities()),
     Preset("bedrock", "Claude on AWS Bedrock", "bedrock", "https://bedrock-runtime.us-east-1.amazonaws.com",
            Capabilities(), models_endpoint=False),
+    Preset("vertex", "Claude on Google Vertex AI", "vertex", "https://us-east5-aiplatform.googleapis.com",
+           Capabilities(), models_endpoint=False),
 )}  # fmt: skip
 
 
@@ -138,6 +140,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("openai_responses", "OpenAI Responses API", "openai", "openai",
          "proxy.upstreams.openai_responses.OpenAIResponsesUpstream"),
     Kind("bedrock", "Claude on AWS Bedrock", "anthropic", "bedrock", "proxy.upstreams.bedrock.BedrockUpstream"),
+    Kind("vertex", "Claude on Google Vertex AI", "anthropic", "vertex", "proxy.upstreams.vertex.VertexUpstream"),
 )}  # fmt: skip
 
 
