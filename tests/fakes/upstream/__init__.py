@@ -1,5 +1,5 @@
 """Scripted fake model upstream: speaks Anthropic Messages, OpenAI Chat Completions and OpenAI Responses over
-real HTTP.
+real HTTP, and Claude as AWS Bedrock and Google Vertex AI serve it (the same script engine behind each).
 
 Run:   python -m tests.fakes.upstream --host 127.0.0.1 --port 9100 [--chunks 20] [--key sk-fake] [--coalesce]
        (prints "FAKE_UPSTREAM_READY http://HOST:PORT" when listening; --port 0 picks a free port).
@@ -11,6 +11,10 @@ Endpoints: POST /v1/messages[?beta=true], POST /v1/messages/count_tokens, POST /
 POST /v1/responses (stream or not; its script is read like Chat's, from `input`: see wire_responses.py),
 GET /v1/models[/{id}] (Anthropic shape when anthropic-version or x-api-key is sent, else OpenAI),
 GET|DELETE /_fake/requests (last 200), GET /_fake/stats, POST /_fake/reset, GET /_fake/health;
+POST /model/{id}/invoke | /invoke-with-response-stream | /count-tokens (Claude on AWS Bedrock: SigV4 recomputed
+with botocore, binary event-stream framing; wire_bedrock.py), POST /v1/projects/{p}/locations/{r}/publishers/
+anthropic/models/{model}:rawPredict | :streamRawPredict and count-tokens:rawPredict, POST /vertex/token,
+GET /_fake/vertex/service_account, POST /_fake/vertex/expire (Claude on Vertex AI; wire_vertex.py);
 any other path: recorded, 404 in the error JSON of the API the request looks like.
 Auth: the configured key ("" disables auth) as x-api-key or Authorization: Bearer (Anthropic routes),
 Authorization: Bearer (OpenAI). Anthropic routes also need an anthropic-version header.

@@ -17,7 +17,10 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from . import script, wire_anthropic, wire_batches, wire_dialects, wire_oauth, wire_openai, wire_responses
+from . import (
+    script, wire_anthropic, wire_batches, wire_bedrock, wire_dialects, wire_oauth, wire_openai, wire_responses,
+    wire_vertex,
+)
 from .prompt_cache import PromptCache
 
 DEFAULT_KEY = "sk-fake"
@@ -85,6 +88,8 @@ def _error(wire, status: int, rid: str, message: str | None = None) -> web.Respo
     headers = {wire.REQUEST_ID_HEADER: rid}
     if status in (429, 529):
         headers["retry-after"] = "1"
+    if hasattr(wire, "error_headers"):  # a cloud's error names its exception in a header (wire_bedrock)
+        headers.update(wire.error_headers(status))
     return web.Response(status=status, body=wire.error_body(status, message, rid), content_type=JSON,
                         headers=headers)
 
@@ -106,7 +111,12 @@ async def _generate(request: web.Request, wire, anthropic: bool) -> web.StreamRe
     raw, body, ok = await _read(request, state)
     if not wire.auth_ok(request.headers, state.key):
         return _error(wire, 401, rid)
-    if anthropic and "anthropic-version" not in request.headers:
+    envelope = getattr(wire, "envelope", None)  # a cloud's envelope: the model (and stream) in the URL
+    if envelope is not None and ok:
+        problem, body = envelope(request, body)
+        if problem:
+            return _error(wire, 400, rid, problem)
+    elif anthropic and "anthropic-version" not in request.headers:
         return _error(wire, 400, rid, "anthropic-version: header is required")
     problem = wire.validate(body) if ok else "request body is not valid JSON"
     if problem:
@@ -156,7 +166,7 @@ async def _generate(request: web.Request, wire, anthropic: bool) -> web.StreamRe
         return resp
 
     events, cut = wire.render_stream(p, ctx)
-    headers["Content-Type"] = SSE
+    headers["Content-Type"] = getattr(wire, "STREAM_CONTENT_TYPE", SSE)
     headers["Cache-Control"] = "no-cache"
     resp = web.StreamResponse(headers=headers)
     await resp.prepare(request)
@@ -311,6 +321,8 @@ def create_app(state: State | None = None) -> web.Application:
     wire_dialects.register(app.router)  # vendor dialects under their own prefixes
     wire_oauth.register(app)  # Anthropic OAuth: token endpoint and a Bearer-checking messages endpoint
     wire_batches.register(app)  # native batch APIs of both kinds
+    wire_bedrock.register(app)  # Claude on AWS Bedrock: SigV4, the model in the path, event-stream framing
+    wire_vertex.register(app)  # Claude on Vertex AI: service-account tokens, rawPredict / streamRawPredict
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
