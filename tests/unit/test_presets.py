@@ -49,7 +49,7 @@ def test_every_preset_is_valid_data(name):
 def test_the_issue_lists_every_preset():
     assert set(PRESETS) == {
         "anthropic", "openai", "azure_openai", "deepseek", "openrouter", "groq", "mistral", "together",
-        "gemini_openai", "vllm", "ollama", "lmstudio", "openai_compatible",
+        "gemini_openai", "vllm", "ollama", "lmstudio", "openai_compatible", "bedrock", "vertex",
     }
 
 

@@ -30,6 +30,7 @@ from google.auth import jwt
 
 from . import wire_anthropic
 from .wire_dialects import _variant
+from .wire_oauth import _json
 
 VERSION = "vertex-2023-10-16"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -56,10 +57,6 @@ class VertexState:
 
 
 VERTEX = web.AppKey("vertex", VertexState)
-
-
-def _json(body, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
 async def service_account(request: web.Request) -> web.Response:
@@ -143,7 +140,6 @@ async def configure(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     state = request.app[VERTEX]
-    state.key()
     return _json({"tokens_issued": len(state.tokens), "refused": state.refused})
 
 
