@@ -73,8 +73,9 @@ def test_bedrock_stream_is_event_stream_frames(world, model):
     assert world.upstream_requests()[-1]["body"]["stream"] is True
 
 
-def test_bedrock_stream_failure_is_an_exception_frame(world):
-    response = replay(world, "bedrock-invoke-with-response-stream.json", "gw-anthropic", "SAY: cut\nFAIL: midstream")
+@pytest.mark.parametrize("model", [BEDROCK_MODEL, "gw-anthropic"])
+def test_bedrock_stream_failure_is_an_exception_frame(world, model):
+    response = replay(world, "bedrock-invoke-with-response-stream.json", model, "SAY: cut\nFAIL: midstream")
     assert response.status_code == 200
     last_headers, last_payload = frames(response)[-1]
     assert last_headers[":message-type"] == "exception" and last_headers[":exception-type"].endswith("Exception")
@@ -159,3 +160,37 @@ def test_ledger_names_the_ingress(world, ledger):
     response = replay(world, "vertex-rawPredict.json", "gw-anthropic", "SAY: on the books")
     row = ledger(response.headers["request-id"])
     assert row.ingress_api == "vertex" and row.session_id == "34ad9d44-9007-46bf-b9a8-d2df8e527343"
+
+
+@pytest.mark.parametrize("path, body, status", [
+    (f"/bedrock/model/{BEDROCK_MODEL}/invoke", b"{not json", 400),
+    (f"/bedrock/model/{BEDROCK_MODEL}/invoke-with-response-stream", b"[]", 400),
+    (f"/bedrock/model/{BEDROCK_MODEL}/invoke", b'{"anthropic_beta": "not-a-list", "max_tokens": 5}', 400),
+    ("/vertex/v1/projects/p/locations/l/publishers/anthropic/models/claude-x@1:predict", b"{}", 404),
+    ("/bedrock/model/x/converse", b"{}", 404),
+])  # fmt: skip
+def test_malformed_envelopes_are_anthropic_errors(world, path, body, status):
+    response = httpx.post(world.url + path, content=body, headers={"x-api-key": world.keys["alpha"]})
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["type"] in ("invalid_request_error", "not_found_error") and error["message"]
+
+
+def test_a_bedrock_stream_is_cached_and_replayed_in_frames(world, committed):
+    """The response cache reads a Bedrock caller's stream with the format's own decoder (frames -> events) and
+    answers a repeat in frames again."""
+    from tests.e2e.optimize_world import key_with, marker, upstream_calls
+
+    secret, mark = key_with(response_cache_ttl=60), marker()
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "temperature": 0,
+            "messages": [{"role": "user", "content": f"SAY: framed {mark}"}]}  # fmt: skip
+    url = f"{world.url}/bedrock/model/gw-anthropic/invoke-with-response-stream"
+    first, second = (httpx.post(url, json=body, headers={"authorization": f"Bearer {secret}"}) for _ in range(2))
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    assert len(upstream_calls(world.fake, mark)) == 1
+
+    def text(response):
+        return "".join(e["delta"].get("text", "") for e in events(response) if e["type"] == "content_block_delta")
+
+    assert text(second) == text(first) == f"framed {mark}"
+    assert events(second)[-1]["type"] == "message_stop"
