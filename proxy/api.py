@@ -101,7 +101,8 @@ async def models_without_v1(request: HttpRequest):
 
 
 async def _list_models(request) -> dict:
-    return await catalog.list_models(request.auth, _models_api(request), request.GET, request.headers.get("user-agent", ""))
+    user_agent = request.headers.get("user-agent", "")
+    return await catalog.list_models(request.auth, _models_api(request), request.GET, user_agent)
 
 
 @router.get("/v1/models/{path:model_id}", auth=KEY, summary="One model")
@@ -169,7 +170,8 @@ async def chat(request: HttpRequest, ingress_api: str) -> HttpResponse:
 
 def _http_response(result: core.Result, stream_type: str = SSE) -> HttpResponse:
     if result.chunks is not None:
-        return StreamingHttpResponse(result.chunks, content_type=stream_type, headers={**STREAM_HEADERS, **result.headers})
+        headers = {**STREAM_HEADERS, **result.headers}
+        return StreamingHttpResponse(result.chunks, content_type=stream_type, headers=headers)
     return HttpResponse(result.content, status=result.status, content_type="application/json", headers=result.headers)
 
 

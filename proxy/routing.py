@@ -6,6 +6,8 @@ so a warm request makes no query. Which target and account serve a request is pr
 
 Alias matching: an exact alias wins; otherwise the longest matching glob pattern (`claude-*` beats `*`), ties
 broken alphabetically. A target whose remote model is `*` passes the client's model name through.
+`anthropic/<alias>` names the alias too: Claude Code's model discovery shows only ids starting with `claude` or
+`anthropic`, so `claude_models` lists other aliases that way (README "Use with Claude Code").
 """
 
 import asyncio
@@ -88,7 +90,7 @@ class Snapshot:
             raise NotFound("model: a model name is required", param="model", code="model_not_found")
         if model.startswith(LISTED_PREFIX) and model not in self.exact:
             model = model[len(LISTED_PREFIX) :]  # an alias as Claude Code's model discovery lists it (below)
-        if not (_allowed(key.project_models, model) and _allowed(key.key_models, model)):
+        if not _key_may(key, model):
             raise NotFound(f"model: {model} is not available to this key", param="model", code="model_not_found")
         route = self.exact.get(model)
         if route is None:
@@ -99,7 +101,7 @@ class Snapshot:
 
     def visible_routes(self, key: AuthenticatedKey) -> list[Route]:
         """Exact aliases the key may use (patterns are not model names, so they are not listed)."""
-        return [r for a, r in sorted(self.exact.items()) if _allowed(key.project_models, a) and _allowed(key.key_models, a)]
+        return [r for a, r in sorted(self.exact.items()) if _key_may(key, a)]
 
     def claude_models(self, key: AuthenticatedKey) -> list[Route]:
         """What Claude Code can pick (its model discovery lists only ids starting with `claude` or `anthropic`):
@@ -109,13 +111,11 @@ class Snapshot:
                   for r in self.visible_routes(key)]  # fmt: skip
         seen = {r.alias for r in listed}
         for name in sorted(self.prices):
-            if name.startswith(CLAUDE_IDS) and name not in seen and _allowed(key.project_models, name) and _allowed(
-                key.key_models, name
-            ):
-                route = next((r for r in self.patterns if fnmatchcase(name, r.alias)), None)
-                if route is not None and route.targets:
-                    listed.append(replace(route, alias=name, display_name=display_name(name)))
-                    seen.add(name)
+            if not name.startswith(CLAUDE_IDS) or name in seen or not _key_may(key, name):
+                continue
+            route = next((r for r in self.patterns if fnmatchcase(name, r.alias)), None)  # as resolve() picks
+            if route is not None and route.targets:
+                listed.append(replace(route, alias=name, display_name=display_name(name)))
         return listed
 
     def price(self, remote_model: str, on: date) -> Rates | None:
@@ -136,6 +136,10 @@ def display_name(model: str) -> str:
         else:
             out.append(word.capitalize() if not word.isdigit() else word)
     return " ".join(out)
+
+
+def _key_may(key: AuthenticatedKey, model: str) -> bool:
+    return _allowed(key.project_models, model) and _allowed(key.key_models, model)
 
 
 def _allowed(patterns: tuple[str, ...], model: str) -> bool:

@@ -18,7 +18,8 @@ CLAUDE = shutil.which("claude")
 if CLAUDE is None:
     if os.environ.get("CI"):
         raise RuntimeError("the Claude Code CLI is missing: .ci/run installs it with npm")
-    pytest.skip("the Claude Code CLI is not installed (npm install -g @anthropic-ai/claude-code)", allow_module_level=True)
+    pytest.skip("the Claude Code CLI is not installed (npm install -g @anthropic-ai/claude-code)",
+                allow_module_level=True)
 
 OFFLINE = {"DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1",
            "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY": "1"}  # fmt: skip
@@ -46,8 +47,9 @@ def claude(world, home: Path, mode: str, model: str, prompt: str, key: str | Non
         env.update(ANTHROPIC_VERTEX_BASE_URL=f"{world.url}/vertex/v1", ANTHROPIC_CUSTOM_HEADERS=f"x-api-key: {key}")
     work = home / "work"
     work.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([CLAUDE, *(["--continue"] if resume else []), "-p", prompt], cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+    argv = [CLAUDE, *(["--continue"] if resume else []), "-p", prompt]
+    return subprocess.run(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
 
 
 def _model(mode: str, upstream: str) -> str:

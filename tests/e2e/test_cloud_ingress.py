@@ -109,7 +109,8 @@ def test_bedrock_inference_profiles_list_the_keys_claude_models(world, django_db
             price.delete()
     (profile,) = [p for p in listed if p["inferenceProfileId"] == "us.anthropic.claude-sonnet-4-5-20250929-v1:0"]
     assert profile["inferenceProfileName"] == "Claude Sonnet 4.5" and profile["status"] == "ACTIVE"
-    beta = httpx.get(f"{world.url}/bedrock/inference-profiles", headers={"authorization": f"Bearer {world.keys['beta']}"})
+    beta = httpx.get(f"{world.url}/bedrock/inference-profiles",
+                     headers={"authorization": f"Bearer {world.keys['beta']}"})  # fmt: skip
     assert beta.json() == {"inferenceProfileSummaries": []}  # beta may use gw-anthropic only
 
 

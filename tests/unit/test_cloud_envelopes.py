@@ -68,7 +68,8 @@ def test_bedrock_relay_frames_each_event_and_watches_usage():
 def test_bedrock_body_betas_join_the_header_once():
     body = {"anthropic_version": "bedrock-2023-05-31", "anthropic_beta": ["b1", "claude-code-20250219"],
             "messages": [], "max_tokens": 5}  # fmt: skip
-    body, headers = bedrock.envelope(body, "us.anthropic.claude-x-v1:0", True, {"anthropic-beta": "claude-code-20250219"})
+    sent = {"anthropic-beta": "claude-code-20250219"}
+    body, headers = bedrock.envelope(body, "us.anthropic.claude-x-v1:0", True, sent)
     assert headers["anthropic-beta"] == "claude-code-20250219,b1"
     assert body == {"messages": [], "max_tokens": 5, "model": "claude-x", "stream": True}
     body, same = vertex.envelope({"anthropic_version": "vertex-2023-10-16", "stream": True}, "claude-x@1", False, {})

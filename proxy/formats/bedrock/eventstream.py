@@ -58,11 +58,16 @@ class Decoder:
             if len(self._buffer) < total:
                 break
             raw, self._buffer = self._buffer[:total], self._buffer[total:]
-            if zlib.crc32(raw[:-4]) != struct.unpack(">I", raw[-4:])[0] or zlib.crc32(raw[:8]) != struct.unpack(">I", raw[8:12])[0]:
+            if _crc(raw, 8, 8) or _crc(raw, len(raw) - 4, len(raw) - 4):
                 raise ValueError("event-stream message with a bad CRC")
             start = PRELUDE.size + 4
             out.append((_headers(raw[start : start + headers_length]), raw[start + headers_length : -4]))
         return out
+
+
+def _crc(raw: bytes, covered: int, at: int) -> bool:
+    """True when the CRC32 stored at `at` does not match the first `covered` bytes."""
+    return zlib.crc32(raw[:covered]) != struct.unpack_from(">I", raw, at)[0]
 
 
 def _headers(raw: bytes) -> dict[str, str]:

@@ -17,7 +17,9 @@ EXCEPTIONS = {  # error kind -> the exception type Bedrock's stream names it wit
     "timeout": "modelTimeoutException",
     "overloaded": "serviceUnavailableException",
 }
-PING = eventstream.message({":event-type": "ping", ":content-type": "application/json", ":message-type": "event"}, b"{}")
+PING = eventstream.message(
+    {":event-type": "ping", ":content-type": "application/json", ":message-type": "event"}, b"{}"
+)
 
 
 def exception_frame(err) -> bytes:
