@@ -15,7 +15,7 @@ from ninja import Router
 from ninja import errors as ninja_errors
 
 from . import catalog, core, errors, formats, ids, openapi, responses_store, validate
-from .auth import GatewayKey
+from .auth import GatewayKey, credential_from_headers
 from .errors import GatewayError, InvalidRequest, NotFound
 from .formats import model_list
 
@@ -129,9 +129,12 @@ async def bedrock_invoke_stream(request: HttpRequest, model_id: str):
     return await enveloped(request, "bedrock", model_id, stream=True)
 
 
-@router.get("/bedrock/inference-profiles", auth=KEY, summary="Bedrock ListInferenceProfiles: the key's Claude models")
+@router.get("/bedrock/inference-profiles", summary="Bedrock ListInferenceProfiles: the key's Claude models")
 async def bedrock_inference_profiles(request: HttpRequest):
-    return JsonResponse(await catalog.inference_profiles(request.auth))
+    # Claude Code asks with the AWS SDK, which sends no key with CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 (its custom
+    # headers go to the Messages calls only): an empty list lets it go on, without an auth failure on every start.
+    key = await KEY.authenticate(request) if credential_from_headers(request.headers) else None
+    return JsonResponse(await catalog.inference_profiles(key))
 
 
 @router.post("/vertex/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model_operation}",

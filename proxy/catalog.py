@@ -34,8 +34,9 @@ async def one_model(key, api: str, model_id: str) -> dict:
 
 async def inference_profiles(key) -> dict:
     """Bedrock's ListInferenceProfiles, as Claude Code's Bedrock mode reads it at start: the key's Claude models,
-    each under the Bedrock id that proxy/formats/envelope.py maps back to it."""
-    models = [r for r in (await routing.snapshot()).claude_models(key) if r.alias.startswith("claude")]
+    each under the Bedrock id that proxy/formats/envelope.py maps back to it; without a key, none."""
+    listed = [] if key is None else (await routing.snapshot()).claude_models(key)
+    models = [r for r in listed if r.alias.startswith("claude")]
     return {"inferenceProfileSummaries": [model_list.inference_profile(r) for r in models]}
 
 

@@ -34,13 +34,17 @@ MODES = {
 UPSTREAMS = {"openai": "fake-gpt", "anthropic": "fake-claude"}
 
 
-def claude(world, home: Path, mode: str, model: str, prompt: str, key: str | None = None, resume: bool = False):
-    """One `claude -p` run in `mode`; returns the finished process."""
-    key = key or world.keys["alpha"]
+def claude(world, home: Path, mode: str, model: str, prompt: str, resume: bool = False, skip_auth: bool = False):
+    """One `claude -p` run in `mode`; returns the finished process. `skip_auth`: Bedrock mode without AWS auth, the
+    key in ANTHROPIC_CUSTOM_HEADERS (what Vertex mode always does here)."""
+    key = world.keys["alpha"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "AWS_", "CLOUD_ML"))}
     env.update(OFFLINE, HOME=str(home), ANTHROPIC_MODEL=model, **MODES[mode][0])
     if mode == "plain":
         env.update(ANTHROPIC_BASE_URL=world.url, ANTHROPIC_API_KEY=key)
+    elif mode == "bedrock" and skip_auth:
+        env.update(ANTHROPIC_BEDROCK_BASE_URL=f"{world.url}/bedrock", CLAUDE_CODE_SKIP_BEDROCK_AUTH="1",
+                   ANTHROPIC_CUSTOM_HEADERS=f"x-api-key: {key}")  # fmt: skip
     elif mode == "bedrock":
         env.update(ANTHROPIC_BEDROCK_BASE_URL=f"{world.url}/bedrock", AWS_BEARER_TOKEN_BEDROCK=key)
     else:
@@ -74,6 +78,18 @@ def test_a_session_through_each_transport(world, tmp_path, mode, upstream, djang
     rows = _rows_since(django_db_blocker, started)
     assert rows and {r.ingress_api for r in rows} == {"anthropic" if mode == "plain" else mode}
     assert all(r.outcome == "ok" for r in rows) and any(r.session_id for r in rows)
+
+
+def test_bedrock_mode_without_aws_auth(world, tmp_path):
+    """CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 with the key in ANTHROPIC_CUSTOM_HEADERS: the AWS SDK's inference-profile
+    list comes without a key (an empty list, not a 401 counted as an auth failure), the conversation with it."""
+    from .test_metrics import scrape, value
+
+    missing = value(scrape(world.url), "gateway_auth_failures_total", reason="missing")
+    done = claude(world, tmp_path, "bedrock", "gw-anthropic", "SAY: no aws auth", skip_auth=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "no aws auth"
+    assert value(scrape(world.url), "gateway_auth_failures_total", reason="missing") == missing
 
 
 def test_session_id_reaches_the_ledger(world, tmp_path, django_db_blocker):
@@ -132,3 +148,4 @@ def _rows_since(django_db_blocker, started, timeout: float = 5.0) -> list:
                 return rows
             time.sleep(0.1)
     return []
+

@@ -112,6 +112,9 @@ def test_bedrock_inference_profiles_list_the_keys_claude_models(world, django_db
     beta = httpx.get(f"{world.url}/bedrock/inference-profiles",
                      headers={"authorization": f"Bearer {world.keys['beta']}"})  # fmt: skip
     assert beta.json() == {"inferenceProfileSummaries": []}  # beta may use gw-anthropic only
+    url = f"{world.url}/bedrock/inference-profiles"
+    assert httpx.get(url).json() == {"inferenceProfileSummaries": []}  # no key (CLAUDE_CODE_SKIP_BEDROCK_AUTH)
+    assert httpx.get(url, headers={"authorization": "Bearer gh_not-a-key-at-all-000000"}).status_code == 401
 
 
 def _profiles_eventually(world, wanted: str, tries: int = 40) -> list[dict]:
