@@ -34,7 +34,8 @@ MODES = {
 UPSTREAMS = {"openai": "fake-gpt", "anthropic": "fake-claude"}
 
 
-def claude(world, home: Path, mode: str, model: str, prompt: str, resume: bool = False, skip_auth: bool = False):
+def claude(world, home: Path, mode: str, model: str, prompt: str, resume: bool = False, skip_auth: bool = False,
+           args=()):
     """One `claude -p` run in `mode`; returns the finished process. `skip_auth`: Bedrock mode without AWS auth, the
     key in ANTHROPIC_CUSTOM_HEADERS (what Vertex mode always does here)."""
     key = world.keys["alpha"]
@@ -51,7 +52,7 @@ def claude(world, home: Path, mode: str, model: str, prompt: str, resume: bool =
         env.update(ANTHROPIC_VERTEX_BASE_URL=f"{world.url}/vertex/v1", ANTHROPIC_CUSTOM_HEADERS=f"x-api-key: {key}")
     work = home / "work"
     work.mkdir(parents=True, exist_ok=True)
-    argv = [CLAUDE, *(["--continue"] if resume else []), "-p", prompt]
+    argv = [CLAUDE, *(["--continue"] if resume else []), *args, "-p", prompt]
     return subprocess.run(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
 
@@ -78,6 +79,22 @@ def test_a_session_through_each_transport(world, tmp_path, mode, upstream, djang
     rows = _rows_since(django_db_blocker, started)
     assert rows and {r.ingress_api for r in rows} == {"anthropic" if mode == "plain" else mode}
     assert all(r.outcome == "ok" for r in rows) and any(r.session_id for r in rows)
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS)
+@pytest.mark.parametrize("mode", ["bedrock", "vertex"])
+def test_a_tool_runs_and_its_result_goes_back(world, tmp_path, mode, upstream):
+    """An agent turn in the cloud modes: the model's Bash call comes back to Claude Code (in event-stream frames
+    in Bedrock mode), Claude Code runs it, and the command's output goes back to the model."""
+    world.fake.state.reset()
+    command = {"command": "echo cloud-was-here > proof.txt && cat proof.txt", "description": "Write the proof"}
+    done = claude(world, tmp_path, mode, _model(mode, upstream), f"USE_TOOL: Bash {json.dumps(command)}",
+                  args=("--allowedTools", "Bash"))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "work" / "proof.txt").read_text() == "cloud-was-here\n"
+    last = world.upstream_requests()[-1]
+    assert "cloud-was-here" in json.dumps(last["body"]["messages"][-1])  # the tool's output, back to the model
+    assert last["body"]["model"] == UPSTREAMS[upstream]
 
 
 def test_bedrock_mode_without_aws_auth(world, tmp_path):
