@@ -123,10 +123,11 @@ def test_session_id_reaches_the_ledger(world, tmp_path, django_db_blocker):
     assert sessions[1] == sessions[0] and sessions[2].isdisjoint(sessions[0])
 
 
-def test_model_discovery_lists_the_routes_under_claude_style_ids(world, tmp_path):
+def test_model_discovery_lists_the_routes_under_claude_style_ids(world, tmp_path, claude_price):
     """CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1: Claude Code keeps the gateway's GET /v1/models entries whose
     ids start with claude/anthropic (its /model picker). The world's aliases are named otherwise, so they are
-    listed as anthropic/<alias> with their display names, and that id routes like the alias."""
+    listed as anthropic/<alias> with their display names, and that id routes like the alias; the `claude-*`
+    pattern route shows as the priced Claude model it serves."""
     world.fake.state.reset()
     done = claude(world, tmp_path, "plain", "anthropic/gw-anthropic", "SAY: picked from the list")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -134,6 +135,7 @@ def test_model_discovery_lists_the_routes_under_claude_style_ids(world, tmp_path
     cached = json.loads((tmp_path / ".claude" / "cache" / "gateway-models.json").read_text())
     listed = {m["id"]: m["display_name"] for m in cached["models"]}
     assert listed["anthropic/gw-anthropic"] == "Fake Claude" and listed["anthropic/gw-openai"] == "Fake GPT"
+    assert listed[claude_price] == "Claude Sonnet 4.5"
     asked = [r for r in world.upstream_requests() if "picked from the list" in json.dumps(r["body"])]
     assert asked and {(r["path"], r["body"]["model"]) for r in asked} == {("/v1/messages", "fake-claude")}
 
