@@ -192,8 +192,9 @@ async def _spooled_body(receive, limit: int):
     return body_file
 
 
-# API paths that need no key: the probes and Claude Code's telemetry sink.
-OPEN_PREFIXES = ("/api/event_logging/",)
+# API paths that need no key: the probes, Claude Code's telemetry sink, and Bedrock's inference-profile list
+# (proxy/api.py checks a key there only when one is sent).
+OPEN_PREFIXES = ("/api/event_logging/", "/bedrock/inference-profiles")
 
 
 def needs_key(path: str) -> bool:

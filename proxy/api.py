@@ -15,17 +15,18 @@ from ninja import Router
 from ninja import errors as ninja_errors
 
 from . import catalog, core, errors, formats, ids, openapi, responses_store, validate
-from .auth import GatewayKey
+from .auth import GatewayKey, credential_from_headers
 from .errors import GatewayError, InvalidRequest, NotFound
 from .formats import model_list
 
 log = logging.getLogger(__name__)
 
 # Every path this router serves starts with one of these (gateway_site/asgi.py serves them without middleware).
-PATH_PREFIXES = ("/v1/", "/chat/completions", "/models", "/responses", "/api/event_logging/")
+PATH_PREFIXES = ("/v1/", "/chat/completions", "/models", "/responses", "/api/event_logging/", "/bedrock/", "/vertex/")
 router = Router()
 KEY = GatewayKey()
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE = "text/event-stream; charset=utf-8"
 
 
 @router.post("/v1/messages", auth=KEY, summary="Anthropic Messages (stream or not)",
@@ -91,12 +92,17 @@ async def response_input_items(request: HttpRequest, response_id: str):
 
 @router.get("/v1/models", auth=KEY, summary="Models this key may use (Anthropic or OpenAI shape)")
 async def models(request: HttpRequest):
-    return JsonResponse(await catalog.list_models(request.auth, _models_api(request), request.GET))
+    return JsonResponse(await _list_models(request))
 
 
 @router.get("/models", auth=KEY, include_in_schema=False)
 async def models_without_v1(request: HttpRequest):
-    return JsonResponse(await catalog.list_models(request.auth, _models_api(request), request.GET))
+    return JsonResponse(await _list_models(request))
+
+
+async def _list_models(request) -> dict:
+    user_agent = request.headers.get("user-agent", "")
+    return await catalog.list_models(request.auth, _models_api(request), request.GET, user_agent)
 
 
 @router.get("/v1/models/{path:model_id}", auth=KEY, summary="One model")
@@ -107,6 +113,50 @@ async def model(request: HttpRequest, model_id: str):
 @router.get("/models/{path:model_id}", auth=KEY, include_in_schema=False)
 async def model_without_v1(request: HttpRequest, model_id: str):
     return JsonResponse(await catalog.one_model(request.auth, _models_api(request), model_id))
+
+
+# --- the Messages API in Bedrock's and Vertex's envelopes (proxy/formats/bedrock, proxy/formats/vertex) ---------
+
+
+@router.post("/bedrock/model/{path:model_id}/invoke", auth=KEY, summary="Bedrock InvokeModel (Anthropic models)")
+async def bedrock_invoke(request: HttpRequest, model_id: str):
+    return await enveloped(request, "bedrock", model_id, stream=False)
+
+
+@router.post("/bedrock/model/{path:model_id}/invoke-with-response-stream", auth=KEY,
+             summary="Bedrock InvokeModelWithResponseStream (Anthropic models; AWS event-stream frames)")
+async def bedrock_invoke_stream(request: HttpRequest, model_id: str):
+    return await enveloped(request, "bedrock", model_id, stream=True)
+
+
+@router.get("/bedrock/inference-profiles", summary="Bedrock ListInferenceProfiles: the key's Claude models")
+async def bedrock_inference_profiles(request: HttpRequest):
+    # Claude Code asks with the AWS SDK, which sends no key with CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 (its custom
+    # headers go to the Messages calls only): an empty list lets it go on, without an auth failure on every start.
+    key = await KEY.authenticate(request) if credential_from_headers(request.headers) else None
+    return JsonResponse(await catalog.inference_profiles(key))
+
+
+@router.post("/vertex/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model_operation}",
+             auth=KEY, summary="Vertex AI rawPredict / streamRawPredict (Anthropic models), count-tokens:rawPredict")
+async def vertex_predict(request: HttpRequest, project: str, location: str, model_operation: str):
+    model_id, _, operation = model_operation.rpartition(":")
+    if model_id == "count-tokens" and operation == "rawPredict":
+        body = read_json_body(request)  # the model is in the body here
+        body, headers = formats.get("vertex").envelope(body, str(body.get("model") or ""), False, request.headers)
+        body = validate.check("anthropic", body, count_tokens=True)
+        return JsonResponse(await catalog.count_tokens(request.auth, body, headers))
+    if operation not in ("rawPredict", "streamRawPredict"):
+        raise NotFound(f"No route for POST {request.path}")
+    return await enveloped(request, "vertex", model_id, stream=operation == "streamRawPredict")
+
+
+async def enveloped(request: HttpRequest, ingress_api: str, model_id: str, stream: bool) -> HttpResponse:
+    """A Messages request in a cloud envelope: unwrapped by its format, then the same core as /v1/messages."""
+    fmt = formats.get(ingress_api)
+    body, headers = fmt.envelope(read_json_body(request), model_id, stream, request.headers)
+    result = await core.run(request.auth, ingress_api, body, client_headers=headers)
+    return _http_response(result, getattr(fmt, "STREAM_MEDIA_TYPE", SSE))
 
 
 @router.post("/api/event_logging/batch", include_in_schema=False)
@@ -121,11 +171,10 @@ async def chat(request: HttpRequest, ingress_api: str) -> HttpResponse:
     return _http_response(result)
 
 
-def _http_response(result: core.Result) -> HttpResponse:
+def _http_response(result: core.Result, stream_type: str = SSE) -> HttpResponse:
     if result.chunks is not None:
-        return StreamingHttpResponse(
-            result.chunks, content_type="text/event-stream; charset=utf-8", headers={**STREAM_HEADERS, **result.headers}
-        )
+        headers = {**STREAM_HEADERS, **result.headers}
+        return StreamingHttpResponse(result.chunks, content_type=stream_type, headers=headers)
     return HttpResponse(result.content, status=result.status, content_type="application/json", headers=result.headers)
 
 
@@ -150,6 +199,8 @@ def caller_format_of(path: str, headers) -> str:
     """The API the caller speaks, from the path (model lists: from the headers, both SDKs use the same path)."""
     if path.startswith("/v1/messages"):
         return "anthropic"
+    if path.startswith(("/bedrock/", "/vertex/")):
+        return path[1 : path.index("/", 1)]
     if path.startswith(("/v1/responses", "/responses")):
         return "responses"
     if path.startswith(("/v1/models", "/models")):

@@ -10,9 +10,14 @@ from .errors import NotFound, UpstreamError
 from .formats import model_list
 from .metering import Call
 
+CLAUDE_CODE = "claude-code/"  # the user agent of Claude Code's model discovery (its chat requests say claude-cli/)
 
-async def list_models(key, api: str, params) -> dict:
-    visible = (await routing.snapshot()).visible_routes(key)
+
+async def list_models(key, api: str, params, user_agent: str = "") -> dict:
+    """The key's aliases; for Claude Code's model discovery (its user agent), the Claude-style list it can pick
+    from (routing.Snapshot.claude_models)."""
+    snapshot = await routing.snapshot()
+    visible = snapshot.claude_models(key) if user_agent.startswith(CLAUDE_CODE) else snapshot.visible_routes(key)
     limit = _int_param(params.get("limit"), 20 if api == "anthropic" else 1000)
     return model_list.render_list(
         api, visible, limit=limit, after_id=params.get("after_id"), before_id=params.get("before_id")
@@ -25,6 +30,14 @@ async def one_model(key, api: str, model_id: str) -> dict:
     if route is None:
         raise NotFound(f"model: {model_id} not found", param="model", code="model_not_found")
     return model_list.render_one(api, route)
+
+
+async def inference_profiles(key) -> dict:
+    """Bedrock's ListInferenceProfiles, as Claude Code's Bedrock mode reads it at start: the key's Claude models,
+    each under the Bedrock id that proxy/formats/envelope.py maps back to it; without a key, none."""
+    listed = [] if key is None else (await routing.snapshot()).claude_models(key)
+    models = [r for r in listed if r.alias.startswith("claude")]
+    return {"inferenceProfileSummaries": [model_list.inference_profile(r) for r in models]}
 
 
 def _int_param(value, default: int) -> int:

@@ -36,6 +36,7 @@ from .metering import Call, outcome_of
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = {"anthropic": "request-id", "openai": "x-request-id", "responses": "x-request-id"}
+SESSION_HEADER = "x-claude-code-session-id"  # Claude Code's session, on the ledger row (README "Claude Code")
 
 
 @dataclass(slots=True)
@@ -57,10 +58,11 @@ async def run(
     ingress = formats.get(ingress_api)
     call = Call(request_id or ids.request_id(), ingress_api, client_headers.get("user-agent", ""), key=key,
                 batch_id=batch_id)
-    headers = {REQUEST_ID_HEADER[ingress_api]: call.request_id}
+    call.session_id = client_headers.get(SESSION_HEADER) or ""
+    headers = {REQUEST_ID_HEADER[ingress.NAME]: call.request_id}
     try:
         body_bytes = len(body) if isinstance(body, bytes) else 0
-        body = parse_body(body, ingress_api) if isinstance(body, bytes) else validate.check(ingress_api, body)
+        body = parse_body(body, ingress.NAME) if isinstance(body, bytes) else validate.check(ingress.NAME, body)
         call.stream = body.get("stream") is True
         call.requested_model = str(body.get("model") or "")
         hop.check(client_headers)  # the gateway is its own upstream: 508 here, not one more hop (proxy/hop.py)

@@ -59,6 +59,7 @@ class Call:
     busy_account: int | None = None  # counted in flight for least_busy selection
     recorded: bool = False
     batch_id: str = ""  # the batch this request is an item of (batches/runner.py), on its ledger row
+    session_id: str = ""  # the client's session (Claude Code's x-claude-code-session-id), set by proxy.core
     # cost optimization (proxy/optimize): what chose the model, what changed the request, what it saved
     route_rule: str = ""
     reductions: str = ""
@@ -165,6 +166,7 @@ class Call:
             attempts=self.attempts,
             user_agent=self.user_agent[:300],
             batch_id=self.batch_id,
+            session_id=self.session_id[:100],
             route_rule=self.route_rule,
             reductions=self.reductions[:200],
             tokens_saved=self.tokens_saved,

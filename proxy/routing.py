@@ -6,11 +6,13 @@ so a warm request makes no query. Which target and account serve a request is pr
 
 Alias matching: an exact alias wins; otherwise the longest matching glob pattern (`claude-*` beats `*`), ties
 broken alphabetically. A target whose remote model is `*` passes the client's model name through.
+`anthropic/<alias>` names the alias too: Claude Code's model discovery shows only ids starting with `claude` or
+`anthropic`, so `claude_models` lists other aliases that way (README "Use with Claude Code").
 """
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from fnmatch import fnmatchcase
 
@@ -86,7 +88,9 @@ class Snapshot:
     def resolve(self, key: AuthenticatedKey, model: str) -> Route:
         if not isinstance(model, str) or not model:
             raise NotFound("model: a model name is required", param="model", code="model_not_found")
-        if not (_allowed(key.project_models, model) and _allowed(key.key_models, model)):
+        if model.startswith(LISTED_PREFIX) and model not in self.exact:
+            model = model[len(LISTED_PREFIX) :]  # an alias as Claude Code's model discovery lists it (below)
+        if not _key_may(key, model):
             raise NotFound(f"model: {model} is not available to this key", param="model", code="model_not_found")
         route = self.exact.get(model)
         if route is None:
@@ -97,10 +101,45 @@ class Snapshot:
 
     def visible_routes(self, key: AuthenticatedKey) -> list[Route]:
         """Exact aliases the key may use (patterns are not model names, so they are not listed)."""
-        return [r for a, r in sorted(self.exact.items()) if _allowed(key.project_models, a) and _allowed(key.key_models, a)]
+        return [r for a, r in sorted(self.exact.items()) if _key_may(key, a)]
+
+    def claude_models(self, key: AuthenticatedKey) -> list[Route]:
+        """What Claude Code can pick (its model discovery lists only ids starting with `claude` or `anthropic`):
+        every alias the key may use, those named otherwise as `anthropic/<alias>` (resolve takes the prefix off),
+        then the Claude models of the price table that a pattern route serves (`claude-*`), each once."""
+        listed = [r if r.alias.startswith(CLAUDE_IDS) else replace(r, alias=LISTED_PREFIX + r.alias)
+                  for r in self.visible_routes(key)]  # fmt: skip
+        seen = {r.alias for r in listed}
+        for name in sorted(self.prices):
+            if not name.startswith(CLAUDE_IDS) or name in seen or not _key_may(key, name):
+                continue
+            route = next((r for r in self.patterns if fnmatchcase(name, r.alias)), None)  # as resolve() picks
+            if route is not None and route.targets:
+                listed.append(replace(route, alias=name, display_name=display_name(name)))
+        return listed
 
     def price(self, remote_model: str, on: date) -> Rates | None:
         return next((rates for since, rates in self.prices.get(remote_model, ()) if since <= on), None)
+
+
+CLAUDE_IDS = ("claude", "anthropic")
+LISTED_PREFIX = "anthropic/"
+
+
+def display_name(model: str) -> str:
+    """`claude-sonnet-4-5-20250929` -> `Claude Sonnet 4.5`: words capitalised, version digits joined by dots, a
+    date suffix left out."""
+    words, out = [w for w in model.split("-") if not (w.isdigit() and len(w) == 8)], []
+    for word in words:
+        if word.isdigit() and out and out[-1][-1:].isdigit():
+            out[-1] += "." + word
+        else:
+            out.append(word.capitalize() if not word.isdigit() else word)
+    return " ".join(out)
+
+
+def _key_may(key: AuthenticatedKey, model: str) -> bool:
+    return _allowed(key.project_models, model) and _allowed(key.key_models, model)
 
 
 def _allowed(patterns: tuple[str, ...], model: str) -> bool:

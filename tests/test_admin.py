@@ -94,6 +94,18 @@ def test_changelists_search_filter_and_drill_down(admin_client, sample):
     assert sample["key"].prefix.encode() not in revoked.content
 
 
+def test_the_request_list_finds_a_claude_code_session(admin_client, sample):
+    """A session id in the search box lists that session's requests (the ledger's session_id, proxy.core)."""
+    session = "014150c5-e2da-4d40-87f9-b85ad636bebb"
+    fields = {f: getattr(sample["record"], f) for f in ("project", "api_key", "http_status", "outcome")}
+    UsageRecord.objects.create(request_id="req_in_session", session_id=session, ingress_api="bedrock", **fields)
+    listed = admin_client.get(url("usage_usagerecord_changelist", q=session)).content
+    assert b"req_in_session" in listed and b"req_1<" not in listed
+    assert b"req_1<" in admin_client.get(url("usage_usagerecord_changelist")).content  # listed without the search
+    by_ingress = admin_client.get(url("usage_usagerecord_changelist", ingress_api="bedrock")).content
+    assert b"req_in_session" in by_ingress and b"req_1<" not in by_ingress
+
+
 # --- API keys ---------------------------------------------------------------------------------------------
 
 

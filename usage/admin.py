@@ -9,6 +9,7 @@ tests/test_admin_query_plans.py checks every query's plan; bench/admin_pages.py 
 """
 
 import calendar
+import re
 from datetime import date, datetime, time, timedelta
 
 from django.contrib import admin
@@ -304,7 +305,9 @@ class LedgerChangeList(ChangeList):
 
 
 INGRESS_CHOICES = [("anthropic", "Anthropic Messages"), ("openai", "OpenAI Chat Completions"),
-                   ("responses", "OpenAI Responses")]
+                   ("responses", "OpenAI Responses"), ("bedrock", "Bedrock-shaped Messages"),
+                   ("vertex", "Vertex-shaped Messages")]
+SESSION_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class IngressFilter(admin.SimpleListFilter):
@@ -367,8 +370,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
     list_select_related = ("project", "api_key")
     search_fields = ("=request_id",)  # get_search_results below decides what a term matches
     search_help_text = (
-        "An exact request id (the x-request-id / request-id response header), or a model alias or part of one "
-        "(when several aliases match, the newest 2,000 of their requests in the chosen dates)."
+        "An exact request id (the x-request-id / request-id response header), a Claude Code session id (its "
+        "requests), or a model alias or part of one (when several aliases match, the newest 2,000 of their "
+        "requests in the chosen dates)."
     )
     date_hierarchy = "created_at"  # drawn by LedgerChangeList.date_navigation (change_list.html override)
     paginator = LedgerPaginator
@@ -423,6 +427,8 @@ class UsageRecordAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if SESSION_ID.fullmatch(term):  # index on session_id
+            return queryset.filter(session_id=term), False
         if not term.startswith("req_"):
             needle = term.casefold()
             aliases = [a for a in ledger_aliases(self.SEARCH_ALIASES) if needle in a.casefold()]

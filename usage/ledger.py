@@ -98,6 +98,7 @@ class LedgerRow:
     error_message: str = ""
     user_agent: str = ""
     batch_id: str = ""
+    session_id: str = ""
     route_rule: str = ""
     reductions: str = ""
     tokens_saved: int = 0

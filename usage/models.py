@@ -114,6 +114,9 @@ class UsageRecord(models.Model):
     error_message = models.CharField(max_length=300, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     batch_id = models.CharField(max_length=64, blank=True, help_text="The batch this request was an item of.")
+    session_id = models.CharField(
+        max_length=100, blank=True, help_text="The client's session: Claude Code's X-Claude-Code-Session-Id header."
+    )
     route_rule = models.CharField(max_length=100, blank=True, help_text="The smart-routing rule that chose the model.")
     reductions = models.CharField(max_length=200, blank=True, help_text="Token-reduction layers that changed the request.")
     tokens_saved = models.PositiveIntegerField(default=0, help_text="Estimated input tokens saved by reductions or the cache.")
@@ -130,6 +133,7 @@ class UsageRecord(models.Model):
             # index order and stops at a page (usage/admin.py; tests/test_admin_query_plans.py checks the plans).
             models.Index(fields=["request_id"], name="usage_request_id_idx"),
             models.Index(fields=["batch_id"], name="usage_batch_id_idx", condition=~models.Q(batch_id="")),
+            models.Index(fields=["session_id"], name="usage_session_id_idx", condition=~models.Q(session_id="")),
             models.Index(fields=["outcome", "created_at"], name="usage_outcome_created_idx"),
             models.Index(fields=["alias", "created_at"], name="usage_alias_created_idx"),
             models.Index(fields=["provider", "created_at"], name="usage_provider_created_idx"),

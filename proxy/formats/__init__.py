@@ -2,7 +2,8 @@
 upstreams, so each exposes both directions. Pure functions and small state machines over bytes and dicts: no I/O,
 no Django, no settings. Every package exports exactly this surface:
 
-    NAME: str                                    "anthropic" | "openai" | "responses"
+    NAME: str                                    "anthropic" | "openai" | "responses" (the API it speaks;
+                                                 the registry's key names the ingress, e.g. "bedrock")
 
     # caller side ----------------------------------------------------------------------------------------
     parse_request(body: dict) -> ChatRequest      validate + convert; raises errors.InvalidRequest(param=...)
@@ -37,6 +38,10 @@ FORMATS = {
     "anthropic": "proxy.formats.anthropic",
     "openai": "proxy.formats.openai",
     "responses": "proxy.formats.responses",
+    # Envelopes of another API, caller side only (NAME is the API they carry, so a same-API upstream gets a
+    # pass-through): each adds `envelope(body, model_id, stream, headers) -> (body, headers)`, the request inside.
+    "bedrock": "proxy.formats.bedrock",
+    "vertex": "proxy.formats.vertex",
 }
 
 

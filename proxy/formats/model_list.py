@@ -36,3 +36,20 @@ def render_list(api: str, routes, *, limit: int = 1000, after_id: str | None = N
 
 def render_one(api: str, route) -> dict:
     return _openai_model(route) if api == "openai" else _anthropic_model(route)
+
+
+def inference_profile(route) -> dict:
+    """One entry of Bedrock's ListInferenceProfiles for a Claude model (`us.anthropic.<name>-v1:0`)."""
+    profile = f"us.anthropic.{route.alias}-v1:0"
+    created = datetime.fromtimestamp(route.created_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "inferenceProfileName": route.display_name,
+        "inferenceProfileId": profile,
+        "inferenceProfileArn": f"arn:aws:bedrock:us-east-1:000000000000:inference-profile/{profile}",
+        "description": f"{route.display_name} through Gatehouse",
+        "models": [{"modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/anthropic.{route.alias}-v1:0"}],
+        "status": "ACTIVE",
+        "type": "SYSTEM_DEFINED",
+        "createdAt": created,
+        "updatedAt": created,
+    }

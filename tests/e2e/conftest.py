@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import anthropic
+import httpx
 import openai
 import pytest
 from django.utils import timezone
@@ -132,3 +133,31 @@ def ledger_row(request_id: str, timeout: float = 5.0):
 def ledger(django_db_blocker):
     with django_db_blocker.unblock():
         yield ledger_row
+
+
+CLAUDE_PRICED = "claude-sonnet-4-5-20250929"
+
+
+@pytest.fixture
+def claude_price(world, django_db_blocker):
+    """A price for a Claude model (as `manage.py load_prices` adds them), so the world's `claude-*` pattern route
+    lists it to Claude Code (proxy/routing.py claude_models); removed afterwards. Waits until the gateway's
+    routing snapshot (rebuilt every GATEWAY_CACHE_TTL, 0.5 s in tests) has it."""
+    from usage.models import ModelPrice
+
+    with django_db_blocker.unblock():
+        price = ModelPrice.objects.create(model=CLAUDE_PRICED, input_per_mtok=3, output_per_mtok=15,
+                                          effective_from=timezone.localdate() - timedelta(days=1))  # fmt: skip
+    try:
+        headers = {"x-api-key": world.keys["alpha"], "user-agent": "claude-code/2.1.197"}
+        for _ in range(50):
+            listed = httpx.get(f"{world.url}/v1/models", headers=headers).json()["data"]
+            if any(m["id"] == CLAUDE_PRICED for m in listed):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"{CLAUDE_PRICED} never listed")
+        yield CLAUDE_PRICED
+    finally:
+        with django_db_blocker.unblock():
+            price.delete()

@@ -92,6 +92,7 @@ def test_claude_code_request_passes_through_to_anthropic_unchanged(world, name):
     sent = world.upstream_requests()[-1]
     assert sent["body"] == body  # signatures, billing block, betas fields: all as the client sent them
     assert sent["headers"]["anthropic-beta"] == capture["headers"]["anthropic-beta"]
+    assert sent["headers"]["anthropic-version"] == capture["headers"]["anthropic-version"]
     assert sent["headers"]["x-api-key"] == "sk-fake-upstream-credential"  # never the client's gateway key
     assert world.keys["alpha"] not in json.dumps(sent["headers"])
 

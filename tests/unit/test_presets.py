@@ -190,6 +190,16 @@ def test_anthropic_betas_outside_the_accepted_list_are_dropped():
     assert headers["anthropic-beta"] == "known-2025" and headers["x-api-key"] == "k"
 
 
+def test_every_preset_forwards_every_anthropic_beta_by_default():
+    """Claude Code's gateway contract: `anthropic-beta` reaches an Anthropic upstream unchanged (README "Claude
+    Code's gateway contract" lists what a configured list disables). A preset never narrows it on its own."""
+    assert all(p.capabilities.anthropic_betas is None for p in PRESETS.values())
+    provider = provider_view("anthropic", "https://api.anthropic.com")
+    sent = "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27"
+    headers = upstreams.get("anthropic").headers(provider, routing.Account(1, "a", "k", 1, 0), {"anthropic-beta": sent})
+    assert headers["anthropic-beta"] == sent
+
+
 # --- admin form and config file ------------------------------------------------------------------------------
 
 
