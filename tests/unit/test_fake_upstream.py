@@ -455,10 +455,11 @@ def test_inspection_endpoints(fake, ant):
 
 
 def _fixture_files():
-    """The single captured requests (sessions/ holds whole recorded sessions, replayed by replay_savings; seeds/
-    other gateways' config files)."""
+    """The single captured requests to the plain APIs (sessions/ holds whole recorded sessions, replayed by
+    replay_savings; seeds/ other gateways' config files; claude-code-cloud/ Bedrock- and Vertex-shaped requests,
+    replayed against the gateway by tests/e2e/test_cloud_ingress.py)."""
     return sorted(f for f in glob.glob(os.path.join(FIXTURES, "*", "*.json"))
-                  if not any(os.sep + d + os.sep in f for d in ("sessions", "seeds")))  # fmt: skip
+                  if not any(os.sep + d + os.sep in f for d in ("sessions", "seeds", "claude-code-cloud")))  # fmt: skip
 
 
 def test_replay_real_client_fixtures(fake):
