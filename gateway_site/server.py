@@ -78,7 +78,7 @@ def _build_graceful_server():
 
     class GracefulServer(Server):
         def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, "signal_handlers": False})
+            super().__init__(*args, **{**kwargs, **websocket_sizes(), "signal_handlers": False})
             self.ports: list = []
             self.draining: asyncio.Future | None = None
             self.hurry = asyncio.Event()
@@ -149,6 +149,17 @@ def _build_graceful_server():
     return GracefulServer
 
 
+def websocket_sizes() -> dict[str, int]:
+    """Daphne refuses WebSocket messages over 1 MB by default, cutting the connection (1009); a Codex request
+    on the Responses socket (proxy/ws.py) carries the whole conversation and grows past that. The server takes
+    up to twice GATEWAY_WS_MAX_FRAME_BYTES, so a frame between the two gets the socket's own `error` event and the
+    connection stays open, and memory stays bounded."""
+    from django.conf import settings
+
+    size = 2 * settings.GATEWAY_WS_MAX_FRAME_BYTES
+    return {"websocket_max_message_size": size, "websocket_max_frame_size": size}
+
+
 def run_uvicorn(argv: list[str]) -> None:
     """uvicorn as bin/serve ran it before (uvloop, httptools, no access log, proxy headers), draining gracefully."""
     import uvicorn
@@ -175,6 +186,7 @@ def run_uvicorn(argv: list[str]) -> None:
     config = uvicorn.Config(
         "gateway_site.asgi:application", host=args.host, port=args.port, loop="uvloop", http="httptools",
         access_log=False, proxy_headers=True, lifespan="on", timeout_graceful_shutdown=grace + END_SECONDS,
+        ws_max_size=websocket_sizes()["websocket_max_message_size"],
     )  # fmt: skip
     GracefulUvicorn(config).run()
 

@@ -72,26 +72,33 @@ def _item_type(event: dict) -> str | None:
 class Codex:
     """One Codex home (config, sessions) and working directory; `exec` runs one non-interactive turn."""
 
-    def __init__(self, root: Path, base_url: str, key: str, model: str):
+    def __init__(self, root: Path, base_url: str, key: str, model: str, config: str = CONFIG):
         self.home, self.work = root / "home", root / "work"
         self.codex_home = self.home / ".codex"
         self.codex_home.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(exist_ok=True)
         self.key = key
         (self.codex_home / "config.toml").write_text(
-            CONFIG.format(model=model, base_url=base_url, provider="gateway", env_key="GATEWAY_API_KEY")
+            config.format(model=model, base_url=base_url, provider="gateway", env_key="GATEWAY_API_KEY")
         )
 
     def exec(self, prompt: str, *, resume: bool = False) -> Run:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "OPENAI_"))}
-        env.update(HOME=str(self.home), CODEX_HOME=str(self.codex_home), GATEWAY_API_KEY=self.key)
         args = [CODEX, "exec", *(["resume", "--last"] if resume else []), "--skip-git-repo-check", "--json", prompt]
-        proc = subprocess.run(
-            args, cwd=self.work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
-            check=False,
-        )  # fmt: skip
+        proc = self._run(args, stdin=subprocess.DEVNULL)
         events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         return Run(events, proc.stderr, proc.returncode)
+
+    def login(self) -> None:
+        """The built-in provider's key, saved as `codex login --with-api-key` saves it (README "Use with Codex")."""
+        proc = self._run([CODEX, "login", "--with-api-key"], input=self.key)
+        assert proc.returncode == 0, proc.stderr
+
+    def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "OPENAI_"))}
+        env.update(HOME=str(self.home), CODEX_HOME=str(self.codex_home), GATEWAY_API_KEY=self.key)
+        return subprocess.run(
+            args, cwd=self.work, env=env, capture_output=True, text=True, timeout=120, check=False, **kwargs
+        )  # fmt: skip
 
 
 def gateway_codex(world, tmp_path, model: str) -> Codex:
@@ -324,3 +331,91 @@ def test_the_recorded_session_still_matches_what_codex_sends():
 
     assert [kinds(body) for body in fresh] == [kinds(body) for body in committed], "re-record: record_codex.py"
     assert not re.search(r"/tmp/|codex-session\.", json.dumps(committed))  # the temporary directory is sanitized
+
+
+# --- over WebSocket (proxy/ws.py) ---------------------------------------------------------------------------
+
+# Codex's built-in `openai` provider pointed at the gateway: it opens ws://.../v1/responses first.
+BUILTIN_CONFIG = """model = "{model}"
+openai_base_url = "{base_url}"
+approval_policy = "never"
+sandbox_mode = "danger-full-access"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+"""
+# A custom provider that asks for the WebSocket (its retries at 0, as in CONFIG: a failed socket falls back at once).
+WS_CONFIG = CONFIG.replace('wire_api = "responses"\n', 'wire_api = "responses"\nsupports_websockets = true\n')
+SETUPS = {"builtin": BUILTIN_CONFIG, "custom": WS_CONFIG}
+over_ws = pytest.mark.parametrize("setup", sorted(SETUPS))
+
+
+def ws_codex(world, tmp_path, model: str, setup: str) -> Codex:
+    codex = Codex(tmp_path, f"{world.url}/v1", world.keys["alpha"], model, config=SETUPS[setup])
+    if setup == "builtin":
+        codex.login()
+    return codex
+
+
+class GatewayLog:
+    """The gateway's access log from now on: which transport Codex used."""
+
+    def __init__(self, world):
+        self.server, self.start = world.server, len(world.server.log())
+
+    def lines(self) -> str:
+        return self.server.log()[self.start :]
+
+    def assert_websocket_only(self, run: Run) -> None:
+        assert "Reconnecting" not in run.stderr and "Falling back" not in run.stderr, run.stderr
+        log = self.lines()
+        assert '"WSCONNECT /v1/responses"' in log, log
+        assert '"POST /v1/responses"' not in log, log  # no HTTP fallback
+
+
+@over_ws
+@both
+def test_over_websocket_a_shell_command_runs_and_its_output_goes_back(world, tmp_path, model, setup):
+    world.fake.state.reset()
+    log = GatewayLog(world)
+    codex = ws_codex(world, tmp_path, model, setup)
+    run = codex.exec(SHELL_PROMPT)
+    assert run.returncode == 0, run.stderr
+    assert (codex.work / "proof.txt").read_text() == "codex-was-here\n"
+    assert run.messages()[-1].startswith("Done: ")
+    first, second = world.upstream_requests()
+    assert first["path"] == ("/v1/chat/completions" if model == "gw-openai" else "/v1/messages")
+    results = _tool_results(second)
+    assert len(results) == 1 and "codex-was-here" in results[0]  # the command's output went back over the socket
+    log.assert_websocket_only(run)
+
+
+@over_ws
+@both
+def test_over_websocket_multi_turn_session(world, tmp_path, model, setup):
+    world.fake.state.reset()
+    log = GatewayLog(world)
+    codex = ws_codex(world, tmp_path, model, setup)
+    first = codex.exec("SAY: the first answer")
+    second = codex.exec("SAY: the second answer", resume=True)
+    assert first.messages() == ["the first answer"] and second.messages() == ["the second answer"], second.stderr
+    history = upstream_text(world.upstream_requests()[-1])
+    assert (
+        history.index("SAY: the first answer")
+        < history.index('the first answer"')
+        < history.index("SAY: the second answer")
+    )
+    log.assert_websocket_only(second)
+
+
+@over_ws
+def test_over_websocket_an_upstream_error_ends_the_turn_with_the_error(world, tmp_path, setup):
+    log = GatewayLog(world)
+    run = ws_codex(world, tmp_path, "gw-openai", setup).exec("FAIL: 400")
+    assert run.returncode != 0 and not run.messages()
+    assert any("Invalid request" in message or "400" in message for message in run.errors()), run.events
+    assert '"POST /v1/responses"' not in log.lines()
