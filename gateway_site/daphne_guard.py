@@ -10,8 +10,8 @@ daphne that is too late, so this guard hooks twisted's request at the point its 
   knows is bad, a throttled address), and a Content-Length over GATEWAY_MAX_BODY_BYTES, is answered at once in the
   caller's format and nothing of the body is kept;
 - a key the process does not know yet, on a request whose body may be large (chunked, or over
-  LOOKUP_ABOVE_BYTES) or that asks for a WebSocket upgrade, is looked up with the connection paused: nothing more
-  is read until the key is good;
+  LOOKUP_ABOVE_BYTES), and any key on a WebSocket upgrade, is looked up with the connection paused: nothing more
+  is read (and no socket opened) until the key is good;
 - a body that grows past the limit without a Content-Length (chunked) is answered 413 the moment it does.
 
 A refused connection is closed after a short drain (LINGER_SECONDS, discarding what arrives): closing a socket
@@ -72,8 +72,8 @@ def install(is_api_path, security_headers) -> None:
         too_large = None
         if length is not None and length > self._gh_limit:
             too_large = make_too_large(self._gh_limit)
-        may_be_large = length is None or length > LOOKUP_ABOVE_BYTES or _upgrade(headers)  # a socket: no end
-        if may_be_large and not auth.known_good(headers):
+        may_be_large = length is None or length > LOOKUP_ABOVE_BYTES
+        if (may_be_large and not auth.known_good(headers)) or _upgrade(headers):
             _look_up_first(self, headers, too_large)  # the key's 401 before the size's 413
         elif too_large is not None:
             _refuse(self, headers, too_large)
@@ -137,8 +137,9 @@ def _look_up_first(request, headers: dict[str, str], too_large) -> None:
 
 
 def _upgrade(headers: dict[str, str]) -> bool:
-    """A WebSocket upgrade (proxy/ws.py): its key is looked up here, so a bad one gets the HTTP refusal in the
-    caller's format rather than daphne's bare 403 for a socket the application refuses."""
+    """A WebSocket upgrade (proxy/ws.py): its key is checked here (a cache hit for a known key; once per
+    connection), so a bad, revoked or expired one gets the HTTP refusal in the caller's format rather than a
+    socket the application accepts only to refuse."""
     return headers.get("upgrade", "").lower() == "websocket"
 
 

@@ -17,7 +17,7 @@ The key comes from the upgrade request's headers (proxy.auth, the same lookup, r
 as HTTP). Under daphne, gateway_site/daphne_guard.py refuses a bad key at the upgrade's headers with the HTTP
 401/429 in the Responses error shape; what is refused here (a key over its connection limit, or a bad key where
 no guard ran) is an HTTP answer where the server supports the ASGI denial response (uvicorn), else an accepted
-socket that gets the `error` event and is closed with 1008.
+socket that gets the `error` event and is closed with 4000 + the status (4429).
 
 Limits (gateway_site/settings.py GATEWAY_WS_*): frames per connection and the connection's lifetime (past
 either, a response.create gets the error code LIMIT_CODE and the socket closes: Codex then opens a new one and
@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 responses = formats.get("responses")
 LIMIT_CODE = "websocket_connection_limit_reached"  # OpenAI's code for a connection past its limits; Codex reconnects
-POLICY_VIOLATION, NORMAL_CLOSURE = 1008, 1000
+NORMAL_CLOSURE = 1000
+REFUSED = 4000  # + the HTTP status of a refusal (4401, 4429): daphne sends no 1008, only 1000 and 3000-4999
 _open: dict[int, int] = {}  # key id -> its connections open in this process
 
 
@@ -78,14 +79,14 @@ class ResponsesSocket(AsyncWebsocketConsumer):
     async def websocket_receive(self, message):
         self.active = time.monotonic()
         self.frames += 1
+        if self.frames > settings.GATEWAY_WS_MAX_FRAMES or self.active - self.opened > _lifetime():
+            await self._send_error(_limit_reached())
+            await self.close(NORMAL_CLOSURE)
+            return
         try:
             body = _request_body(message)
         except GatewayError as err:
             await self._send_error(err)  # the connection stays usable
-            return
-        if self.frames > settings.GATEWAY_WS_MAX_FRAMES or self.active - self.opened > _lifetime():
-            await self._send_error(_limit_reached())
-            await self.close(NORMAL_CLOSURE)
             return
         if self.task is not None and not self.task.done():
             await self._send_error(InvalidRequest("a response is already in progress on this connection"))
@@ -145,7 +146,7 @@ class ResponsesSocket(AsyncWebsocketConsumer):
             return
         await self.accept()
         await self._send_error(err)
-        await self.close(POLICY_VIOLATION)
+        await self.close(REFUSED + err.status)
 
     async def _watch(self) -> None:
         """Close the connection once idle for GATEWAY_WS_IDLE_SECONDS, or past its lifetime between responses
