@@ -7,7 +7,8 @@ Daphne alone stops within a second of SIGTERM: it cancels every request in fligh
 an error event. Every deploy sends SIGTERM, so on SIGTERM or SIGINT the server here:
 
   1. stops listening (new connections go to the other processes behind the load balancer);
-  2. lets the requests in flight run on for up to GATEWAY_SHUTDOWN_GRACE_SECONDS;
+  2. lets the requests in flight (daphne: and the responses running on the Responses WebSocket, proxy/ws.py) run
+     on for up to GATEWAY_SHUTDOWN_GRACE_SECONDS;
   3. ends the requests still running with an error in each caller's format (proxy.relay.end_streams: an error
      event for a stream, a 529/503 `overloaded` answer for a request still waiting for its upstream; Claude Code
      and the SDKs retry on both) and gives them END_SECONDS to send it; their rows are written like any other
@@ -107,7 +108,11 @@ def _build_graceful_server():
                 self.hurry.set()
 
         def requests_in_flight(self) -> int:
-            return sum(
+            """HTTP requests still running, and responses running on the Responses WebSocket (an open socket with
+            none running is not waited for)."""
+            from proxy import ws
+
+            return ws.responses_in_flight() + sum(
                 1
                 for protocol, details in list(self.connections.items())
                 if not isinstance(protocol, WebSocketProtocol)

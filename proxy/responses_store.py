@@ -154,8 +154,9 @@ async def begin(key, raw: bytes | dict, recent: dict | None = None) -> Turn:
         dropped = []
     turn = Turn(key, body, store=body.get("store") is not False, dropped_tools=dropped, recent=recent)
     optimize = getattr(key, "optimize", None)
-    if (turn.store or recent is not None) and optimize is not None and optimize.reduces:  # the layers edit the body in place; the store
-        turn.items = orjson.loads(orjson.dumps(responses.input_items(body)))  # keeps what was sent
+    kept = turn.store or recent is not None
+    if kept and optimize is not None and optimize.reduces:  # the layers edit the body in place; the store keeps
+        turn.items = orjson.loads(orjson.dumps(responses.input_items(body)))  # what was sent
     return turn
 
 

@@ -12,6 +12,8 @@ this connection first: WebSocket mode chains `store: false` responses within a c
 on), proxy.core.run applies the policies, routing, translation, cache and token reduction and writes one ledger
 row, and Turn.keep stores the response. A client that closes mid-response cancels the task relaying it: the
 upstream request is closed and the row says `cancelled` (the HTTP path does the same in gateway_site/asgi.py).
+A graceful stop waits for the responses in flight like HTTP requests, then ends them with the error event
+(`responses_in_flight`, gateway_site/server.py; row `interrupted`).
 
 The key comes from the upgrade request's headers (proxy.auth, the same lookup, refusals and failure throttling
 as HTTP). Under daphne, gateway_site/daphne_guard.py refuses a bad key at the upgrade's headers with the HTTP
@@ -35,7 +37,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import api, auth, core, formats, responses_store
-from .errors import GatewayError, InvalidRequest, RateLimited, too_large, unexpected
+from .errors import GatewayError, InvalidRequest, RateLimited, unexpected
 from .formats import sse
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,11 @@ LIMIT_CODE = "websocket_connection_limit_reached"  # OpenAI's code for a connect
 NORMAL_CLOSURE = 1000
 REFUSED = 4000  # + the HTTP status of a refusal (4401, 4429): daphne sends no 1008, only 1000 and 3000-4999
 _open: dict[int, int] = {}  # key id -> its connections open in this process
+_responding: set = set()  # the tasks relaying a response, for the graceful stop (gateway_site/server.py)
+
+
+def responses_in_flight() -> int:
+    return len(_responding)
 
 
 class ResponsesSocket(AsyncWebsocketConsumer):
@@ -92,6 +99,8 @@ class ResponsesSocket(AsyncWebsocketConsumer):
             await self._send_error(InvalidRequest("a response is already in progress on this connection"))
             return
         self.task = asyncio.create_task(self._respond(body))
+        _responding.add(self.task)
+        self.task.add_done_callback(_responding.discard)
 
     async def websocket_disconnect(self, message):
         for task in (self.task, self.watchdog):
@@ -166,15 +175,7 @@ def _request_body(message: dict) -> dict:
     frame that is not a response.create."""
     data = message.get("text")
     data = data.encode() if data is not None else message.get("bytes") or b""
-    limit = settings.GATEWAY_WS_MAX_FRAME_BYTES
-    if len(data) > limit:
-        raise too_large(limit)
-    try:
-        event = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the frame is not valid JSON: {exc}") from None
-    if not isinstance(event, dict):
-        raise InvalidRequest("a frame must be a JSON object")
+    event = core.parse_body(data, limit=settings.GATEWAY_WS_MAX_FRAME_BYTES)  # the HTTP body's refusals
     kind = event.pop("type", None)
     if kind != "response.create":
         raise InvalidRequest(f"unsupported event type {kind!r}: this server accepts response.create", param="type")

@@ -2,6 +2,10 @@
 the fake upstream: a plain answer, a shell command run through its own tool whose output goes back to the
 model, and a multi-turn session (`codex exec resume --last`), to both upstream kinds.
 
+Over the WebSocket too (`setups`): Codex's built-in provider pointed at the gateway (`openai_base_url`, the key
+saved with `codex login --with-api-key`) and a custom provider with `supports_websockets = true`; the gateway's
+access log shows the socket was used and HTTP was not (no reconnect, no fallback).
+
 Model names choose Codex's request format (its built-in catalog): `gw-openai` is unknown to Codex (fallback
 metadata: function tools exec_command, write_stdin, ..., a `namespace` of sub-agent tools and web_search) and
 routes to the OpenAI-compatible fake; `gpt-5.5` is a catalog model (adds the freeform `apply_patch` tool and a
@@ -101,8 +105,49 @@ class Codex:
         )  # fmt: skip
 
 
-def gateway_codex(world, tmp_path, model: str) -> Codex:
-    return Codex(tmp_path, f"{world.url}/v1", world.keys["alpha"], model)
+# Codex's built-in `openai` provider pointed at the gateway: it opens ws://.../v1/responses first (proxy/ws.py).
+BUILTIN_CONFIG = """model = "{model}"
+openai_base_url = "{base_url}"
+approval_policy = "never"
+sandbox_mode = "danger-full-access"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+"""
+# A custom provider that asks for the WebSocket (its retries at 0, as in CONFIG: a failed socket falls back at once).
+WS_CONFIG = CONFIG.replace('wire_api = "responses"\n', 'wire_api = "responses"\nsupports_websockets = true\n')
+SETUPS = {"http": CONFIG, "builtin": BUILTIN_CONFIG, "custom-ws": WS_CONFIG}
+setups = pytest.mark.parametrize("setup", list(SETUPS))
+
+
+def gateway_codex(world, tmp_path, model: str, setup: str = "http") -> Codex:
+    codex = Codex(tmp_path, f"{world.url}/v1", world.keys["alpha"], model, config=SETUPS[setup])
+    if setup == "builtin":
+        codex.login()
+    return codex
+
+
+class GatewayLog:
+    """The gateway's access log from now on: which transport Codex used."""
+
+    def __init__(self, world, setup: str):
+        self.server, self.start, self.setup = world.server, len(world.server.log()), setup
+
+    def lines(self) -> str:
+        return self.server.log()[self.start :]
+
+    def assert_transport(self, run: Run) -> None:
+        """Over the WebSocket, only it: no reconnect, no HTTP fallback."""
+        log = self.lines()
+        if self.setup == "http":
+            assert '"POST /v1/responses"' in log and "WSCONNECT" not in log, log
+            return
+        assert "Reconnecting" not in run.stderr and "Falling back" not in run.stderr, run.stderr
+        assert '"WSCONNECT /v1/responses"' in log and '"POST /v1/responses"' not in log, log
 
 
 def upstream_text(request: dict) -> str:
@@ -123,10 +168,12 @@ def test_plain_answer(world, tmp_path, model):
     assert "exec_command" in upstream_text(upstream)  # Codex's shell tool reached the model
 
 
+@setups
 @both
-def test_a_shell_command_runs_and_its_output_goes_back(world, tmp_path, model):
+def test_a_shell_command_runs_and_its_output_goes_back(world, tmp_path, model, setup):
     world.fake.state.reset()
-    codex = gateway_codex(world, tmp_path, model)
+    log = GatewayLog(world, setup)
+    codex = gateway_codex(world, tmp_path, model, setup)
     run = codex.exec(SHELL_PROMPT)
     assert run.returncode == 0, run.stderr
     (command,) = run.commands()
@@ -137,6 +184,7 @@ def test_a_shell_command_runs_and_its_output_goes_back(world, tmp_path, model):
     results = _tool_results(second)
     assert len(results) == 1 and "codex-was-here" in results[0]  # the command's output went back to the model
     assert run.messages()[-1].startswith("Done: ")  # the fake's answer to a tool result
+    log.assert_transport(run)
 
 
 def _tool_results(request: dict) -> list[str]:
@@ -164,10 +212,12 @@ def test_apply_patch_freeform_tool(world, tmp_path):
     assert {"type": "tool_use", "id": "toolu_fake_1", "name": "apply_patch", "input": {"input": patch}} in calls
 
 
+@setups
 @both
-def test_multi_turn_session(world, tmp_path, model):
+def test_multi_turn_session(world, tmp_path, model, setup):
     world.fake.state.reset()
-    codex = gateway_codex(world, tmp_path, model)
+    log = GatewayLog(world, setup)
+    codex = gateway_codex(world, tmp_path, model, setup)
     first = codex.exec("SAY: the first answer")
     second = codex.exec("SAY: the second answer", resume=True)
     assert first.messages() == ["the first answer"] and second.messages() == ["the second answer"], second.stderr
@@ -177,6 +227,7 @@ def test_multi_turn_session(world, tmp_path, model):
         < history.index('the first answer"')
         < history.index("SAY: the second answer")
     )
+    log.assert_transport(second)
 
 
 def test_default_model_lite_format(world, tmp_path):
@@ -203,10 +254,14 @@ def test_lite_format_runs_a_command_through_its_javascript_exec_tool(world, tmp_
     assert "lite-was-here" in json.dumps(_tool_results(second))
 
 
-def test_an_upstream_error_ends_the_turn_with_the_error(world, tmp_path):
-    run = gateway_codex(world, tmp_path, "gw-openai").exec("FAIL: 400")
+@setups
+def test_an_upstream_error_ends_the_turn_with_the_error(world, tmp_path, setup):
+    log = GatewayLog(world, setup)
+    run = gateway_codex(world, tmp_path, "gw-openai", setup).exec("FAIL: 400")
     assert run.returncode != 0 and not run.messages()
     assert any("Invalid request" in message or "400" in message for message in run.errors()), run.events
+    if setup != "http":
+        assert '"POST /v1/responses"' not in log.lines()  # the error came over the socket: no fallback
 
 
 def test_a_responses_upstream_gets_codex_requests_unchanged(world, tmp_path, django_db_blocker):
@@ -332,90 +387,3 @@ def test_the_recorded_session_still_matches_what_codex_sends():
     assert [kinds(body) for body in fresh] == [kinds(body) for body in committed], "re-record: record_codex.py"
     assert not re.search(r"/tmp/|codex-session\.", json.dumps(committed))  # the temporary directory is sanitized
 
-
-# --- over WebSocket (proxy/ws.py) ---------------------------------------------------------------------------
-
-# Codex's built-in `openai` provider pointed at the gateway: it opens ws://.../v1/responses first.
-BUILTIN_CONFIG = """model = "{model}"
-openai_base_url = "{base_url}"
-approval_policy = "never"
-sandbox_mode = "danger-full-access"
-check_for_update_on_startup = false
-
-[analytics]
-enabled = false
-
-[features]
-plugins = false
-"""
-# A custom provider that asks for the WebSocket (its retries at 0, as in CONFIG: a failed socket falls back at once).
-WS_CONFIG = CONFIG.replace('wire_api = "responses"\n', 'wire_api = "responses"\nsupports_websockets = true\n')
-SETUPS = {"builtin": BUILTIN_CONFIG, "custom": WS_CONFIG}
-over_ws = pytest.mark.parametrize("setup", sorted(SETUPS))
-
-
-def ws_codex(world, tmp_path, model: str, setup: str) -> Codex:
-    codex = Codex(tmp_path, f"{world.url}/v1", world.keys["alpha"], model, config=SETUPS[setup])
-    if setup == "builtin":
-        codex.login()
-    return codex
-
-
-class GatewayLog:
-    """The gateway's access log from now on: which transport Codex used."""
-
-    def __init__(self, world):
-        self.server, self.start = world.server, len(world.server.log())
-
-    def lines(self) -> str:
-        return self.server.log()[self.start :]
-
-    def assert_websocket_only(self, run: Run) -> None:
-        assert "Reconnecting" not in run.stderr and "Falling back" not in run.stderr, run.stderr
-        log = self.lines()
-        assert '"WSCONNECT /v1/responses"' in log, log
-        assert '"POST /v1/responses"' not in log, log  # no HTTP fallback
-
-
-@over_ws
-@both
-def test_over_websocket_a_shell_command_runs_and_its_output_goes_back(world, tmp_path, model, setup):
-    world.fake.state.reset()
-    log = GatewayLog(world)
-    codex = ws_codex(world, tmp_path, model, setup)
-    run = codex.exec(SHELL_PROMPT)
-    assert run.returncode == 0, run.stderr
-    assert (codex.work / "proof.txt").read_text() == "codex-was-here\n"
-    assert run.messages()[-1].startswith("Done: ")
-    first, second = world.upstream_requests()
-    assert first["path"] == ("/v1/chat/completions" if model == "gw-openai" else "/v1/messages")
-    results = _tool_results(second)
-    assert len(results) == 1 and "codex-was-here" in results[0]  # the command's output went back over the socket
-    log.assert_websocket_only(run)
-
-
-@over_ws
-@both
-def test_over_websocket_multi_turn_session(world, tmp_path, model, setup):
-    world.fake.state.reset()
-    log = GatewayLog(world)
-    codex = ws_codex(world, tmp_path, model, setup)
-    first = codex.exec("SAY: the first answer")
-    second = codex.exec("SAY: the second answer", resume=True)
-    assert first.messages() == ["the first answer"] and second.messages() == ["the second answer"], second.stderr
-    history = upstream_text(world.upstream_requests()[-1])
-    assert (
-        history.index("SAY: the first answer")
-        < history.index('the first answer"')
-        < history.index("SAY: the second answer")
-    )
-    log.assert_websocket_only(second)
-
-
-@over_ws
-def test_over_websocket_an_upstream_error_ends_the_turn_with_the_error(world, tmp_path, setup):
-    log = GatewayLog(world)
-    run = ws_codex(world, tmp_path, "gw-openai", setup).exec("FAIL: 400")
-    assert run.returncode != 0 and not run.messages()
-    assert any("Invalid request" in message or "400" in message for message in run.errors()), run.events
-    assert '"POST /v1/responses"' not in log.lines()

@@ -5,6 +5,7 @@ of both kinds. Codex itself over the socket: tests/e2e/test_codex_cli.py.
 Each test that counts ledger rows uses a key of its own (`fresh_key`)."""
 
 import json
+import signal
 import time
 
 import httpx
@@ -14,6 +15,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import start_gateway, stop_gateway
+from tests.e2e.optimize_world import key_with, marker, upstream_calls
+
+from .test_responses_optimize import KINDS, alias, codex_input, native_alias, upstream_texts  # noqa: F401  (fixtures)
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
 kinds = pytest.mark.parametrize("model", ["gw-openai", "gw-anthropic"])
@@ -91,6 +95,24 @@ def test_events_are_those_of_the_sse_stream_and_each_response_has_its_row(world,
     assert ws_row.input_tokens == http_row.input_tokens and ws_row.cost_usd == http_row.cost_usd > 0
 
 
+@pytest.mark.parametrize("alias", KINDS, indirect=True)
+def test_token_reduction_and_the_response_cache_apply_over_the_socket(world, committed, alias):
+    """The project's layers, to every upstream kind (the third: a Responses upstream, passed through)."""
+    secret, mark = key_with(response_cache_ttl=60, dedupe_tool_results=True), marker()
+    tools = [{"type": "function", "name": "exec_command", "parameters": {"type": "object", "properties": {}}}]
+    with sdk(world.url, secret).responses.connect() as conn:
+        answers = []
+        for _ in range(2):
+            conn.response.create(model=alias, input=codex_input(mark), tools=tools, temperature=0)
+            answers.append(one_response(conn)[-1])
+    assert [a.type for a in answers] == ["response.completed"] * 2
+    assert answers[0].response.output_text == answers[1].response.output_text == f"reduced {mark}"
+    (upstream,) = upstream_calls(world.fake, mark)  # the second answer came from the cache
+    assert "identical to the result of tool call call_1" in upstream_texts(upstream["body"])
+    live, hit = rows(secret, 2)
+    assert (live.reductions, live.outcome, hit.outcome) == ("dedupe", "ok", "cache_hit")
+
+
 def test_several_responses_on_one_connection_chain_with_previous_response_id(world, committed):
     """`store: false` responses chain within their connection (what Codex does); stored ones also from another."""
     key = fresh_key()
@@ -99,11 +121,14 @@ def test_several_responses_on_one_connection_chain_with_previous_response_id(wor
     with client.responses.connect() as conn:
         conn.response.create(model="gw-openai", input="SAY: first answer", store=False)
         first = one_response(conn)[-1].response
-        conn.response.create(model="gw-anthropic", input="SAY: second answer", store=False, previous_response_id=first.id)
+        conn.response.create(
+            model="gw-anthropic", input="SAY: second answer", store=False, previous_response_id=first.id
+        )
         second = one_response(conn)[-1].response
         conn.response.create(model="gw-openai", input="SAY: third answer", previous_response_id=second.id)
         third = one_response(conn)[-1].response
-    assert [first.output_text, second.output_text, third.output_text] == ["first answer", "second answer", "third answer"]
+    answers = [first.output_text, second.output_text, third.output_text]
+    assert answers == ["first answer", "second answer", "third answer"]
     history = json.dumps(world.upstream_requests()[-1]["body"])
     assert history.index("SAY: first answer") < history.index("second answer") < history.index("SAY: third answer")
     with pytest.raises(openai.NotFoundError):  # store: false responses were never stored
@@ -264,7 +289,8 @@ def test_a_connection_past_its_lifetime_is_closed(limited, committed):
 @pytest.fixture(scope="module")
 def strict(world, tmp_path_factory):
     """Idle connections closed after 1 s; an address throttled after 2 bad keys."""
-    env = {"GATEWAY_WS_IDLE_SECONDS": "1", "GATEWAY_AUTH_FAILURE_LIMIT": "2", "GATEWAY_AUTH_FAILURE_WINDOW_SECONDS": "60"}
+    env = {"GATEWAY_WS_IDLE_SECONDS": "1", "GATEWAY_AUTH_FAILURE_LIMIT": "2",
+           "GATEWAY_AUTH_FAILURE_WINDOW_SECONDS": "60"}  # fmt: skip
     server = start_gateway(env, tmp_dir=tmp_path_factory.mktemp("ws-strict"))
     yield server
     stop_gateway(server)
@@ -289,3 +315,42 @@ def test_an_address_throttled_for_bad_keys_is_refused_at_the_upgrade(strict, com
         _open(strict.url, fresh_key())  # a good key this process has never seen: the address is throttled
     assert throttled.value.response.status_code == 429
     assert json.loads(throttled.value.response.body)["error"]["message"].startswith("too many requests")
+
+
+def test_uvicorn_serves_the_socket_and_refuses_a_bad_key_with_the_http_answer(world, committed, tmp_path):
+    """uvicorn runs no header guard: the consumer refuses with the ASGI denial response (the same 401 body)."""
+    server = start_gateway(tmp_dir=tmp_path, server="uvicorn")
+    try:
+        headers = {"authorization": f"Bearer {world.keys['revoked']}"}
+        over_http = httpx.post(server.url + "/v1/responses", json={"model": "gw-openai", "input": "hi"}, headers=headers)
+        with pytest.raises(InvalidStatus) as refused:
+            connect(ws_url(server.url), additional_headers=headers)
+        assert refused.value.response.status_code == over_http.status_code == 401
+        assert json.loads(refused.value.response.body)["error"] == over_http.json()["error"]
+        with sdk(server.url, fresh_key()).responses.connect() as conn:
+            conn.response.create(model="gw-anthropic", input="SAY: over uvicorn")
+            assert one_response(conn)[-1].response.output_text == "over uvicorn"
+    finally:
+        stop_gateway(server)
+
+
+def test_a_graceful_stop_ends_a_response_in_flight_with_the_error_event(world, committed, tmp_path):
+    """SIGTERM: the response running on the socket gets the grace period, then the shutdown's error event and
+    `response.failed`, and its row says interrupted (as an HTTP stream's does)."""
+    server = start_gateway({"GATEWAY_SHUTDOWN_GRACE_SECONDS": "1"}, tmp_dir=tmp_path)
+    key = fresh_key()
+    words = " ".join(f"w{i}" for i in range(100))
+    try:
+        with connect(ws_url(server.url), additional_headers={"authorization": f"Bearer {key}"}) as sock:
+            sock.send(create("gw-openai", f"SLOW_CHUNKS: 100\nSAY: {words}"))
+            while json.loads(sock.recv(timeout=10))["type"] != "response.output_text.delta":
+                pass
+            server.process.send_signal(signal.SIGTERM)
+            error = raw_response(sock)[-1]
+            failed = json.loads(sock.recv(timeout=10))  # a stream's error event is followed by its end (R-2)
+    finally:
+        stop_gateway(server)
+    assert (error["type"], failed["type"]) == ("error", "response.failed"), (error, failed)
+    assert "restarting" in error["error"]["message"]
+    (row,) = rows(key, 1)
+    assert row.outcome == "interrupted" and 0 < row.output_tokens < 100
