@@ -3,6 +3,8 @@ provider with `supports_websockets = true`) and the openai SDK's `client.respons
 
     client -> {"type": "response.create", <the fields of POST /v1/responses, without stream>}
     server -> the events of the SSE stream, in order, each event's JSON as one text frame
+    client -> {"type": "response.create", "generate": false, ...}: a warm-up, answered with an empty completed
+              response (no upstream call, no row) that the next request continues from with previous_response_id
     server -> {"type": "error", "status": 400, "error": {"type", "code", "message", "param", "headers"}}
               for a request refused before its stream starts (the HTTP error body, as the SDK's ResponseWsError)
 
@@ -36,7 +38,7 @@ import orjson
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import api, auth, core, formats, responses_store
+from . import api, auth, core, formats, responses_store, routing, validate
 from .errors import GatewayError, InvalidRequest, RateLimited, unexpected
 from .formats import sse
 
@@ -46,6 +48,7 @@ responses = formats.get("responses")
 LIMIT_CODE = "websocket_connection_limit_reached"  # OpenAI's code for a connection past its limits; Codex reconnects
 NORMAL_CLOSURE = 1000
 REFUSED = 4000  # + the HTTP status of a refusal (4401, 4429): daphne sends no 1008, only 1000 and 3000-4999
+WARM_UP_TURN = {"type": "message", "role": "user", "content": "(warm-up)"}
 _open: dict[int, int] = {}  # key id -> its connections open in this process
 _responding: set = set()  # the tasks relaying a response, for the graceful stop (gateway_site/server.py)
 
@@ -117,8 +120,11 @@ class ResponsesSocket(AsyncWebsocketConsumer):
         """One response.create: the request as POST /v1/responses runs it, its events out as frames."""
         try:
             turn = await responses_store.begin(self.key, body, self.recent)
-            result = await turn.keep(await core.run(self.key, "responses", turn.body, client_headers=self.headers))
-            await self._relay(result)
+            if body.get("generate") is False:
+                result = await _warm_up(self.key, turn.body)
+            else:
+                result = await core.run(self.key, "responses", turn.body, client_headers=self.headers)
+            await self._relay(await turn.keep(result))
         except GatewayError as err:
             await self._send_error(err)
         except Exception as exc:
@@ -181,6 +187,22 @@ def _request_body(message: dict) -> dict:
         raise InvalidRequest(f"unsupported event type {kind!r}: this server accepts response.create", param="type")
     event["stream"] = True
     return event
+
+
+async def _warm_up(key, body: dict) -> core.Result:
+    """`generate: false`: no upstream call and no ledger row (nothing is generated or charged), an empty completed
+    response whose id a follow-up continues from (Turn.keep remembers its input). The model must still be one
+    the key may use."""
+    (await routing.snapshot()).resolve(key, body.get("model"))
+    # Its input may be the prompt alone (Codex sends its developer message): with a stand-in user turn the request
+    # is checked like any other. The stand-in is neither answered nor kept (Turn.keep keeps the turn's own input).
+    checked = {**body, "input": [*responses.input_items(body), WARM_UP_TURN]}
+    response = responses.empty_response(responses.parse_request(validate.check("responses", checked)))
+    return core.Result(200, chunks=_once(responses.replay.events(response)))
+
+
+async def _once(chunk: bytes):
+    yield chunk
 
 
 def error_event(err: GatewayError) -> dict:

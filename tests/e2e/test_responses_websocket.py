@@ -142,6 +142,31 @@ def test_several_responses_on_one_connection_chain_with_previous_response_id(wor
     assert len(rows(key, 4)) == 4  # the refused continuation never reached the core: no row, as over HTTP
 
 
+def test_a_warm_up_with_generate_false_calls_no_upstream_and_the_next_request_continues_from_it(world, committed):
+    """What Codex sends first on a connection: its prompt and tools with `generate: false`."""
+    key, mark = fresh_key(), marker()
+    prompt = [{"type": "input_text", "text": f"Be brief {mark}"}]
+    developer = {"type": "message", "role": "developer", "content": prompt}
+    with connect(ws_url(world.url), additional_headers={"authorization": f"Bearer {key}"}) as sock:
+        sock.send(json.dumps({"type": "response.create", "model": "gw-anthropic", "input": [developer],
+                              "generate": False, "store": False}))  # fmt: skip
+        warm = raw_response(sock)
+        assert [e["type"] for e in warm] == ["response.created", "response.in_progress", "response.completed"]
+        assert warm[-1]["response"]["output"] == [] and warm[-1]["response"]["usage"]["total_tokens"] == 0
+        assert upstream_calls(world.fake, mark) == [] and rows(key, 1, timeout=0.5) == []
+        sock.send(create("gw-anthropic", f"SAY: warmed {mark}", store=False,
+                         previous_response_id=warm[-1]["response"]["id"]))  # fmt: skip
+        assert raw_response(sock)[-1]["response"]["output"][0]["content"][0]["text"] == f"warmed {mark}"
+    (upstream,) = upstream_calls(world.fake, mark)
+    assert f"Be brief {mark}" in json.dumps(upstream["body"]["system"])  # the warm-up's input came first
+    assert len(rows(key, 1)) == 1
+    beta = {"authorization": f"Bearer {world.keys['beta']}"}  # a key that may use gw-anthropic only
+    with connect(ws_url(world.url), additional_headers=beta) as sock:  # its warm-up is refused like a request
+        sock.send(json.dumps({"type": "response.create", "model": "gw-openai", "input": "hi", "generate": False}))
+        (error,) = raw_response(sock)
+        assert error["type"] == "error" and error["status"] in (403, 404), error
+
+
 def test_an_error_before_the_stream_is_an_error_event_with_its_row_and_the_socket_goes_on(world, committed):
     key = fresh_key()
     with connect(ws_url(world.url), additional_headers={"authorization": f"Bearer {key}"}) as sock:
@@ -322,7 +347,8 @@ def test_uvicorn_serves_the_socket_and_refuses_a_bad_key_with_the_http_answer(wo
     server = start_gateway(tmp_dir=tmp_path, server="uvicorn")
     try:
         headers = {"authorization": f"Bearer {world.keys['revoked']}"}
-        over_http = httpx.post(server.url + "/v1/responses", json={"model": "gw-openai", "input": "hi"}, headers=headers)
+        over_http = httpx.post(server.url + "/v1/responses", json={"model": "gw-openai", "input": "hi"},
+                               headers=headers)  # fmt: skip
         with pytest.raises(InvalidStatus) as refused:
             connect(ws_url(server.url), additional_headers=headers)
         assert refused.value.response.status_code == over_http.status_code == 401
