@@ -18,7 +18,7 @@ A graceful stop waits for the responses in flight like HTTP requests, then ends 
 (`responses_in_flight`, gateway_site/server.py; row `interrupted`).
 
 The key comes from the upgrade request's headers (proxy.auth, the same lookup, refusals and failure throttling
-as HTTP). Under daphne, gateway_site/daphne_guard.py refuses a bad key at the upgrade's headers with the HTTP
+as HTTP), and is checked again for every response.create (a key revoked since then gets the error and the close). Under daphne, gateway_site/daphne_guard.py refuses a bad key at the upgrade's headers with the HTTP
 401/429 in the Responses error shape; what is refused here (a key over its connection limit, or a bad key where
 no guard ran) is an HTTP answer where the server supports the ASGI denial response (uvicorn), else an accepted
 socket that gets the `error` event and is closed with 4000 + the status (4429).
@@ -75,8 +75,9 @@ class ResponsesSocket(AsyncWebsocketConsumer):
         self.frames, self.opened = 0, time.monotonic()
         self.active = self.opened
         client = self.scope.get("client")
+        self.address = client[0] if client else None
         try:
-            key = await auth.authenticate_request(self.headers, client[0] if client else None)
+            key = await auth.authenticate_request(self.headers, self.address)
             _count_in(key)
         except GatewayError as err:
             return await self._refuse(err)
@@ -87,6 +88,8 @@ class ResponsesSocket(AsyncWebsocketConsumer):
         self.watchdog = asyncio.create_task(self._watch())
 
     async def websocket_receive(self, message):
+        if self.key is None:  # refused at the upgrade: the close is on its way
+            return
         self.active = time.monotonic()
         self.frames += 1
         if self.frames > settings.GATEWAY_WS_MAX_FRAMES or self.active - self.opened > _lifetime():
@@ -119,6 +122,9 @@ class ResponsesSocket(AsyncWebsocketConsumer):
     async def _respond(self, body: dict) -> None:
         """One response.create: the request as POST /v1/responses runs it, its events out as frames."""
         try:
+            # The key again, as every HTTP request checks it (a cache hit): one revoked or expired since the
+            # upgrade is refused, and changed limits apply, on a connection that may live an hour.
+            self.key = await auth.authenticate_request(self.headers, self.address)
             turn = await responses_store.begin(self.key, body, self.recent)
             if body.get("generate") is False:
                 result = await _warm_up(self.key, turn.body)
@@ -127,6 +133,8 @@ class ResponsesSocket(AsyncWebsocketConsumer):
             await self._relay(await turn.keep(result))
         except GatewayError as err:
             await self._send_error(err)
+            if err.kind == "authentication":
+                await self.close(REFUSED + err.status)
         except Exception as exc:
             await self._send_error(unexpected(exc, "a Responses WebSocket request"))
         finally:

@@ -11,6 +11,7 @@ import time
 import httpx
 import openai
 import pytest
+from django.utils import timezone
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -234,6 +235,26 @@ def test_a_bad_key_seen_before_is_refused_again(world):
             connect(ws_url(world.url), additional_headers=headers)
         bodies.append((refused.value.response.status_code, json.loads(refused.value.response.body)))
     assert bodies[0] == bodies[1] and bodies[0][0] == 401
+
+
+def test_a_key_revoked_while_its_connection_is_open_is_refused_on_its_next_request(world, committed):
+    from accounts.keys import key_create
+    from accounts.models import Project
+
+    row, key = key_create(project=Project.objects.get(slug="alpha"), name="revoked-later")
+    with connect(ws_url(world.url), additional_headers={"authorization": f"Bearer {key}"}) as sock:
+        sock.send(create("gw-openai", "SAY: before"))
+        assert raw_response(sock)[-1]["type"] == "response.completed"
+        row.revoked_at = timezone.now()
+        row.save()
+        time.sleep(0.7)  # the server's key cache lives 0.5 s in the tests (GATEWAY_CACHE_TTL)
+        sock.send(create("gw-openai", "SAY: after"))
+        (error,) = raw_response(sock)
+        assert error["status"] == 401 and error["error"]["type"] == "invalid_request_error", error
+        with pytest.raises(ConnectionClosed) as closed:
+            sock.recv(timeout=5)
+    assert closed.value.rcvd.code == 4401
+    assert len(rows(key, 1)) == 1
 
 
 def test_the_openai_sdk_reports_a_refused_key(world):
