@@ -30,7 +30,6 @@ sends the request again), idle time (closed with 1000), connections per key in t
 """
 
 import asyncio
-import logging
 import time
 from contextlib import aclosing
 
@@ -41,8 +40,6 @@ from django.conf import settings
 from . import api, auth, core, formats, responses_store, routing, validate
 from .errors import GatewayError, InvalidRequest, RateLimited, unexpected
 from .formats import sse
-
-log = logging.getLogger(__name__)
 
 responses = formats.get("responses")
 LIMIT_CODE = "websocket_connection_limit_reached"  # OpenAI's code for a connection past its limits; Codex reconnects
