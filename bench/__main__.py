@@ -438,6 +438,7 @@ SUBCOMMANDS = {  # python -m bench <name> [options]: the benchmarks that are not
     "policy-state": "bench.policy_state",  # the state store's admit + settle alone
     "ledger-spool": "bench.ledger_spool",  # CPU per request of the ledger's durable spool, and of its replay
     "batches": "bench.batches",  # batch items/s through one Celery worker, and its CPU per item
+    "codex-ws": "bench.codex_ws",  # a recorded Codex session over the Responses WebSocket vs HTTP/SSE
 }
 
 

@@ -16,7 +16,8 @@ proxy.errors.body_limit), reads the body with the limit enforced as it arrives (
 an upload is spooled to disk rather than held in memory), and turns any error that is not
 already JSON (405, Django's 400s) into the caller's format (`_api_json`). Under daphne, whose twisted server
 buffers bodies before the app runs, gateway_site/daphne_guard.py does the header checks as the headers arrive.
-Websockets go to Channels.
+Websockets go to Channels: the Responses API's (/v1/responses, proxy/ws.py: key auth from the upgrade's headers)
+directly, the admin's live feed behind its session and Origin checks.
 """
 
 import asyncio
@@ -47,6 +48,7 @@ from django.conf import settings  # noqa: E402
 from gateway_site.routing import websocket_urlpatterns  # noqa: E402
 from proxy import api as proxy_api  # noqa: E402
 from proxy import auth  # noqa: E402
+from proxy import ws as proxy_ws  # noqa: E402
 from proxy.errors import UPLOAD_PATHS, GatewayError, RequestTooLarge, unexpected  # noqa: E402
 from proxy.errors import body_limit, check_length, too_large  # noqa: E402
 
@@ -329,11 +331,23 @@ from usage import scheduler as usage_scheduler  # noqa: E402
 
 usage_scheduler.start()
 
+# The admin's session identifies the user (usage/consumers.py checks it); the Origin must be one of ALLOWED_HOSTS,
+# so another site's page cannot open a socket with a staff member's cookie.
+admin_websocket = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+# The model API's socket is authenticated by its key, like its HTTP requests: no session, no cookie, and clients
+# (Codex, the openai SDK) send no Origin.
+WS_API_PATHS = frozenset({"/v1/responses", "/responses"})
+api_websocket = proxy_ws.ResponsesSocket.as_asgi()
+
+
+async def websocket(scope, receive, send):
+    handler = api_websocket if scope["path"] in WS_API_PATHS else admin_websocket
+    await handler(scope, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
-        # The admin's session identifies the user (usage/consumers.py checks it); the Origin must be one of
-        # ALLOWED_HOSTS, so another site's page cannot open a socket with a staff member's cookie.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": websocket,
         "http": http,
         "lifespan": lifespan,
     }

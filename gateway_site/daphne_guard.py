@@ -10,7 +10,8 @@ daphne that is too late, so this guard hooks twisted's request at the point its 
   knows is bad, a throttled address), and a Content-Length over GATEWAY_MAX_BODY_BYTES, is answered at once in the
   caller's format and nothing of the body is kept;
 - a key the process does not know yet, on a request whose body may be large (chunked, or over
-  LOOKUP_ABOVE_BYTES), is looked up with the connection paused: nothing more is read until the key is good;
+  LOOKUP_ABOVE_BYTES), and any key on a WebSocket upgrade, is looked up with the connection paused: nothing more
+  is read (and no socket opened) until the key is good;
 - a body that grows past the limit without a Content-Length (chunked) is answered 413 the moment it does.
 
 A refused connection is closed after a short drain (LINGER_SECONDS, discarding what arrives): closing a socket
@@ -54,7 +55,7 @@ def install(is_api_path, security_headers) -> None:
     request_received = WebRequest.requestReceived
 
     def guarded_got_length(self, length):
-        self._gh_refused, self._gh_size, self._gh_path = False, 0, None
+        self._gh_refused, self._gh_size, self._gh_path, self._gh_lookup = False, 0, None, None
         got_length(self, length)
         try:
             path = self.channel._path.split(b"?", 1)[0].decode("latin-1")
@@ -71,7 +72,8 @@ def install(is_api_path, security_headers) -> None:
         too_large = None
         if length is not None and length > self._gh_limit:
             too_large = make_too_large(self._gh_limit)
-        if (length is None or length > LOOKUP_ABOVE_BYTES) and not auth.known_good(headers):
+        may_be_large = length is None or length > LOOKUP_ABOVE_BYTES
+        if (may_be_large and not auth.known_good(headers)) or _upgrade(headers):
             _look_up_first(self, headers, too_large)  # the key's 401 before the size's 413
         elif too_large is not None:
             _refuse(self, headers, too_large)
@@ -99,6 +101,10 @@ def install(is_api_path, security_headers) -> None:
         if getattr(self, "_gh_refused", False):
             _close(self)  # the whole body arrived while draining: nothing left to wait for
             return None
+        lookup = getattr(self, "_gh_lookup", None)
+        if lookup is not None and not lookup.done():  # a request without a body (an upgrade): wait for its key
+            lookup.add_done_callback(lambda _: guarded_process(self))  # after _look_up_first's own callback
+            return None
         if getattr(self, "_gh_content_type", None):
             self.requestHeaders.setRawHeaders(b"content-type", self._gh_content_type)
         return process(self)
@@ -115,7 +121,7 @@ def _look_up_first(request, headers: dict[str, str], too_large) -> None:
     or read on."""
     network = request.channel._networkProducer
     network.pauseProducing()
-    task = asyncio.ensure_future(auth.authenticate_request(headers, _client(request, headers)))
+    task = request._gh_lookup = asyncio.ensure_future(auth.authenticate_request(headers, _client(request, headers)))
 
     def looked_up(task):
         error = None if task.cancelled() else task.exception()
@@ -128,6 +134,13 @@ def _look_up_first(request, headers: dict[str, str], too_large) -> None:
         network.resumeProducing()  # read on (or drain, when refused)
 
     task.add_done_callback(looked_up)
+
+
+def _upgrade(headers: dict[str, str]) -> bool:
+    """A WebSocket upgrade (proxy/ws.py): its key is checked here (a cache hit for a known key; once per
+    connection), so a bad, revoked or expired one gets the HTTP refusal in the caller's format rather than a
+    socket the application accepts only to refuse."""
+    return headers.get("upgrade", "").lower() == "websocket"
 
 
 def _headers(request) -> dict[str, str]:

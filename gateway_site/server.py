@@ -7,7 +7,8 @@ Daphne alone stops within a second of SIGTERM: it cancels every request in fligh
 an error event. Every deploy sends SIGTERM, so on SIGTERM or SIGINT the server here:
 
   1. stops listening (new connections go to the other processes behind the load balancer);
-  2. lets the requests in flight run on for up to GATEWAY_SHUTDOWN_GRACE_SECONDS;
+  2. lets the requests in flight (daphne: and the responses running on the Responses WebSocket, proxy/ws.py) run
+     on for up to GATEWAY_SHUTDOWN_GRACE_SECONDS;
   3. ends the requests still running with an error in each caller's format (proxy.relay.end_streams: an error
      event for a stream, a 529/503 `overloaded` answer for a request still waiting for its upstream; Claude Code
      and the SDKs retry on both) and gives them END_SECONDS to send it; their rows are written like any other
@@ -78,7 +79,7 @@ def _build_graceful_server():
 
     class GracefulServer(Server):
         def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, "signal_handlers": False})
+            super().__init__(*args, **{**kwargs, **websocket_sizes(), "signal_handlers": False})
             self.ports: list = []
             self.draining: asyncio.Future | None = None
             self.hurry = asyncio.Event()
@@ -107,7 +108,11 @@ def _build_graceful_server():
                 self.hurry.set()
 
         def requests_in_flight(self) -> int:
-            return sum(
+            """HTTP requests still running, and responses running on the Responses WebSocket (an open socket with
+            none running is not waited for)."""
+            from proxy import ws
+
+            return ws.responses_in_flight() + sum(
                 1
                 for protocol, details in list(self.connections.items())
                 if not isinstance(protocol, WebSocketProtocol)
@@ -149,6 +154,17 @@ def _build_graceful_server():
     return GracefulServer
 
 
+def websocket_sizes() -> dict[str, int]:
+    """Daphne refuses WebSocket messages over 1 MB by default, cutting the connection (1009); a Codex request
+    on the Responses socket (proxy/ws.py) carries the whole conversation and grows past that. The server takes
+    up to twice GATEWAY_WS_MAX_FRAME_BYTES, so a frame between the two gets the socket's own `error` event and the
+    connection stays open, and memory stays bounded."""
+    from django.conf import settings
+
+    size = 2 * settings.GATEWAY_WS_MAX_FRAME_BYTES
+    return {"websocket_max_message_size": size, "websocket_max_frame_size": size}
+
+
 def run_uvicorn(argv: list[str]) -> None:
     """uvicorn as bin/serve ran it before (uvloop, httptools, no access log, proxy headers), draining gracefully."""
     import uvicorn
@@ -175,6 +191,7 @@ def run_uvicorn(argv: list[str]) -> None:
     config = uvicorn.Config(
         "gateway_site.asgi:application", host=args.host, port=args.port, loop="uvloop", http="httptools",
         access_log=False, proxy_headers=True, lifespan="on", timeout_graceful_shutdown=grace + END_SECONDS,
+        ws_max_size=websocket_sizes()["websocket_max_message_size"],
     )  # fmt: skip
     GracefulUvicorn(config).run()
 

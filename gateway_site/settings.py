@@ -316,6 +316,14 @@ GATEWAY_LEDGER_FLUSH_SECONDS = env_float("GATEWAY_LEDGER_FLUSH_SECONDS", 0.2)
 GATEWAY_SHUTDOWN_GRACE_SECONDS = env_float("GATEWAY_SHUTDOWN_GRACE_SECONDS", 20.0)
 # A translated stream whose upstream says nothing for this long gets a ping (docs/translation.md §5.11 A.2).
 GATEWAY_STREAM_PING_SECONDS = env_float("GATEWAY_STREAM_PING_SECONDS", 10.0)
+# The Responses API over WebSocket (proxy/ws.py): response.create frames per connection, the connection's lifetime
+# (a new response.create after it gets the error code Codex reconnects on) and idle time, connections one key may
+# hold open at once (per process), and the largest frame (a request body; a larger one gets an error event).
+GATEWAY_WS_MAX_FRAMES = env_int("GATEWAY_WS_MAX_FRAMES", 10_000)
+GATEWAY_WS_MAX_LIFETIME_SECONDS = env_float("GATEWAY_WS_MAX_LIFETIME_SECONDS", 3600.0)
+GATEWAY_WS_IDLE_SECONDS = env_float("GATEWAY_WS_IDLE_SECONDS", 600.0)
+GATEWAY_WS_MAX_CONNECTIONS_PER_KEY = env_int("GATEWAY_WS_MAX_CONNECTIONS_PER_KEY", 32)
+GATEWAY_WS_MAX_FRAME_BYTES = env_int("GATEWAY_WS_MAX_FRAME_BYTES", GATEWAY_MAX_BODY_BYTES)
 # Retries before the first byte (proxy/attempts.py); a route may override each.
 GATEWAY_RETRY_MAX_ATTEMPTS = env_int("GATEWAY_RETRY_MAX_ATTEMPTS", 3)  # upstream calls per request, failover included
 GATEWAY_RETRY_BASE_MS = env_int("GATEWAY_RETRY_BASE_MS", 250)

@@ -112,9 +112,10 @@ async def run_to_end(key, ingress_api: str, body: dict, **kwargs) -> Result:
     return result
 
 
-def parse_body(raw: bytes, ingress_api: str = "") -> dict:
-    if len(raw) > body_limit():  # a model call: the general limit
-        raise too_large(body_limit())
+def parse_body(raw: bytes, ingress_api: str = "", limit: int = 0) -> dict:
+    limit = limit or body_limit()  # a model call: the general limit (a WebSocket frame: its own)
+    if len(raw) > limit:
+        raise too_large(limit)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

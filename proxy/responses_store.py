@@ -7,6 +7,11 @@ token counting. proxy/api.py calls it around the core; the core itself does not 
     result = await turn.keep(result)      after: store the Response object and the input it answered (a stream's
                                           from its response.completed / response.incomplete event, before that
                                           event reaches the client), unless the body said `store: false`
+
+A WebSocket connection (proxy/ws.py) passes `recent`, its own dict of the responses it answered: they are kept
+there too, `store: false` ones included, and a previous_response_id is looked up there first (the Responses
+WebSocket mode chains within a connection without storing; Codex sends `store: false` and continues each turn
+from the last response's id). At most RECENT_PER_CONNECTION are kept, the oldest dropped first.
     retrieve / delete / list_input_items  GET and DELETE /v1/responses/{id}, GET .../input_items
     count_input_tokens                    POST /v1/responses/input_tokens
 
@@ -53,6 +58,7 @@ ITEM_ID_PREFIXES = {  # input items the caller sent without an id get one, as Op
     "custom_tool_call_output": "ctco",
     "reasoning": "rs",
 }
+RECENT_PER_CONNECTION = 4
 COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")  # Anthropic accepts these
 
 
@@ -80,6 +86,7 @@ class Turn:
     store: bool = False
     dropped_tools: list = field(default_factory=list)
     items: list | None = None  # the input as the caller sent it, when token reduction may edit `body`
+    recent: dict | None = None  # a WebSocket connection's own responses (see the module docstring)
 
     async def keep(self, result):
         if self.dropped_tools:
@@ -88,7 +95,7 @@ class Turn:
                 "responses request %s: hosted tools dropped for a translated upstream: %s",
                 result.headers.get("x-request-id", "?"), ", ".join(self.dropped_tools),
             )  # fmt: skip
-        if not self.store or result.status != 200:
+        if not (self.store or self.recent is not None) or result.status != 200:
             return result
         if result.chunks is None:
             await self._save(orjson.loads(result.content))
@@ -111,6 +118,10 @@ class Turn:
             return
         sent = self.items if self.items is not None else responses.input_items(self.body)
         items = [_with_id(item) for item in sent]
+        if self.recent is not None:
+            _remember(self.recent, response, items)
+        if not self.store:
+            return
         try:
             await sync_to_async(_insert, thread_sensitive=False)(self.key, response, items)
         except Exception:  # the answer matters more than its copy: the client still gets it
@@ -129,27 +140,42 @@ def _terminal(data: bytes) -> bool:
         return False
 
 
-async def begin(key, raw: bytes) -> Turn:
-    if len(raw) > body_limit():
-        return Turn(key, raw)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return Turn(key, raw)
-    if not isinstance(body, dict):
+async def begin(key, raw: bytes | dict, recent: dict | None = None) -> Turn:
+    """`raw`: the request body as received, or already parsed (a WebSocket frame's)."""
+    body = raw if isinstance(raw, dict) else _parsed(raw)
+    if body is None:
         return Turn(key, raw)
     previous = body.get("previous_response_id")
     if previous is not None and isinstance(body.get("input", ""), (str, list)):  # a bad input: the core says so
-        body = responses.expand_previous(body, await _history(key, previous))
+        body = responses.expand_previous(body, await _history(key, previous, recent))
     try:
         dropped = responses.dropped_tools(body) if await _translated(key, body.get("model")) else []
     except InvalidRequest:  # malformed tools: the core refuses the request (and records it)
         dropped = []
-    turn = Turn(key, body, store=body.get("store") is not False, dropped_tools=dropped)
+    turn = Turn(key, body, store=body.get("store") is not False, dropped_tools=dropped, recent=recent)
     optimize = getattr(key, "optimize", None)
-    if turn.store and optimize is not None and optimize.reduces:  # the layers edit the body in place; the store
-        turn.items = orjson.loads(orjson.dumps(responses.input_items(body)))  # keeps what was sent (R-8)
+    kept = turn.store or recent is not None
+    if kept and optimize is not None and optimize.reduces:  # the layers edit the body in place; the store keeps
+        turn.items = orjson.loads(orjson.dumps(responses.input_items(body)))  # what was sent (R-8)
     return turn
+
+
+def _parsed(raw: bytes) -> dict | None:
+    """The body, or None when the core must refuse it (too large, not JSON, not an object)."""
+    if len(raw) > body_limit():
+        return None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _remember(recent: dict, response: dict, items: list) -> None:
+    recent.pop(response["id"], None)
+    while len(recent) >= RECENT_PER_CONNECTION:
+        del recent[next(iter(recent))]  # dicts keep insertion order: the oldest
+    recent[response["id"]] = [*items, *(response.get("output") or [])]
 
 
 async def _translated(key, model) -> bool:
@@ -162,10 +188,12 @@ async def _translated(key, model) -> bool:
     return any(upstreams.get(target.provider.kind).api != responses.NAME for target in route.targets)
 
 
-async def _history(key, response_id) -> list[dict]:
+async def _history(key, response_id, recent: dict | None = None) -> list[dict]:
     """The items a follow-up continues from: the stored response's input, then its output."""
     if not isinstance(response_id, str) or not response_id:
         raise InvalidRequest("Invalid 'previous_response_id': expected a string.", param="previous_response_id")
+    if recent is not None and response_id in recent:
+        return list(recent[response_id])
     row = await sync_to_async(_load, thread_sensitive=False)(key, response_id, ("input_items", "response"))
     if row is None:
         raise InvalidRequest(

@@ -2,6 +2,10 @@
 the fake upstream: a plain answer, a shell command run through its own tool whose output goes back to the
 model, and a multi-turn session (`codex exec resume --last`), to both upstream kinds.
 
+Over the WebSocket too (`setups`): Codex's built-in provider pointed at the gateway (`openai_base_url`, the key
+saved with `codex login --with-api-key`) and a custom provider with `supports_websockets = true`; the gateway's
+access log shows the socket was used and HTTP was not (no reconnect, no fallback).
+
 Model names choose Codex's request format (its built-in catalog): `gw-openai` is unknown to Codex (fallback
 metadata: function tools exec_command, write_stdin, ..., a `namespace` of sub-agent tools and web_search) and
 routes to the OpenAI-compatible fake; `gpt-5.5` is a catalog model (adds the freeform `apply_patch` tool and a
@@ -72,30 +76,78 @@ def _item_type(event: dict) -> str | None:
 class Codex:
     """One Codex home (config, sessions) and working directory; `exec` runs one non-interactive turn."""
 
-    def __init__(self, root: Path, base_url: str, key: str, model: str):
+    def __init__(self, root: Path, base_url: str, key: str, model: str, config: str = CONFIG):
         self.home, self.work = root / "home", root / "work"
         self.codex_home = self.home / ".codex"
         self.codex_home.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(exist_ok=True)
         self.key = key
         (self.codex_home / "config.toml").write_text(
-            CONFIG.format(model=model, base_url=base_url, provider="gateway", env_key="GATEWAY_API_KEY")
+            config.format(model=model, base_url=base_url, provider="gateway", env_key="GATEWAY_API_KEY")
         )
 
     def exec(self, prompt: str, *, resume: bool = False) -> Run:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "OPENAI_"))}
-        env.update(HOME=str(self.home), CODEX_HOME=str(self.codex_home), GATEWAY_API_KEY=self.key)
         args = [CODEX, "exec", *(["resume", "--last"] if resume else []), "--skip-git-repo-check", "--json", prompt]
-        proc = subprocess.run(
-            args, cwd=self.work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
-            check=False,
-        )  # fmt: skip
+        proc = self._run(args, stdin=subprocess.DEVNULL)
         events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         return Run(events, proc.stderr, proc.returncode)
 
+    def login(self) -> None:
+        """The built-in provider's key, saved as `codex login --with-api-key` saves it (README "Use with Codex")."""
+        proc = self._run([CODEX, "login", "--with-api-key"], input=self.key)
+        assert proc.returncode == 0, proc.stderr
 
-def gateway_codex(world, tmp_path, model: str) -> Codex:
-    return Codex(tmp_path, f"{world.url}/v1", world.keys["alpha"], model)
+    def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "OPENAI_"))}
+        env.update(HOME=str(self.home), CODEX_HOME=str(self.codex_home), GATEWAY_API_KEY=self.key)
+        return subprocess.run(
+            args, cwd=self.work, env=env, capture_output=True, text=True, timeout=120, check=False, **kwargs
+        )  # fmt: skip
+
+
+# Codex's built-in `openai` provider pointed at the gateway: it opens ws://.../v1/responses first (proxy/ws.py).
+BUILTIN_CONFIG = """model = "{model}"
+openai_base_url = "{base_url}"
+approval_policy = "never"
+sandbox_mode = "danger-full-access"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+"""
+# A custom provider that asks for the WebSocket (its retries at 0, as in CONFIG: a failed socket falls back at once).
+WS_CONFIG = CONFIG.replace('wire_api = "responses"\n', 'wire_api = "responses"\nsupports_websockets = true\n')
+SETUPS = {"http": CONFIG, "builtin": BUILTIN_CONFIG, "custom-ws": WS_CONFIG}
+setups = pytest.mark.parametrize("setup", list(SETUPS))
+
+
+def gateway_codex(world, tmp_path, model: str, setup: str = "http") -> Codex:
+    codex = Codex(tmp_path, f"{world.url}/v1", world.keys["alpha"], model, config=SETUPS[setup])
+    if setup == "builtin":
+        codex.login()
+    return codex
+
+
+class GatewayLog:
+    """The gateway's access log from now on: which transport Codex used."""
+
+    def __init__(self, world, setup: str):
+        self.server, self.start, self.setup = world.server, len(world.server.log()), setup
+
+    def lines(self) -> str:
+        return self.server.log()[self.start :]
+
+    def assert_transport(self, run: Run) -> None:
+        """Over the WebSocket, only it: no reconnect, no HTTP fallback."""
+        log = self.lines()
+        if self.setup == "http":
+            assert '"POST /v1/responses"' in log and "WSCONNECT" not in log, log
+            return
+        assert "Reconnecting" not in run.stderr and "Falling back" not in run.stderr, run.stderr
+        assert '"WSCONNECT /v1/responses"' in log and '"POST /v1/responses"' not in log, log
 
 
 def upstream_text(request: dict) -> str:
@@ -116,10 +168,12 @@ def test_plain_answer(world, tmp_path, model):
     assert "exec_command" in upstream_text(upstream)  # Codex's shell tool reached the model
 
 
+@setups
 @both
-def test_a_shell_command_runs_and_its_output_goes_back(world, tmp_path, model):
+def test_a_shell_command_runs_and_its_output_goes_back(world, tmp_path, model, setup):
     world.fake.state.reset()
-    codex = gateway_codex(world, tmp_path, model)
+    log = GatewayLog(world, setup)
+    codex = gateway_codex(world, tmp_path, model, setup)
     run = codex.exec(SHELL_PROMPT)
     assert run.returncode == 0, run.stderr
     (command,) = run.commands()
@@ -130,6 +184,7 @@ def test_a_shell_command_runs_and_its_output_goes_back(world, tmp_path, model):
     results = _tool_results(second)
     assert len(results) == 1 and "codex-was-here" in results[0]  # the command's output went back to the model
     assert run.messages()[-1].startswith("Done: ")  # the fake's answer to a tool result
+    log.assert_transport(run)
 
 
 def _tool_results(request: dict) -> list[str]:
@@ -157,10 +212,12 @@ def test_apply_patch_freeform_tool(world, tmp_path):
     assert {"type": "tool_use", "id": "toolu_fake_1", "name": "apply_patch", "input": {"input": patch}} in calls
 
 
+@setups
 @both
-def test_multi_turn_session(world, tmp_path, model):
+def test_multi_turn_session(world, tmp_path, model, setup):
     world.fake.state.reset()
-    codex = gateway_codex(world, tmp_path, model)
+    log = GatewayLog(world, setup)
+    codex = gateway_codex(world, tmp_path, model, setup)
     first = codex.exec("SAY: the first answer")
     second = codex.exec("SAY: the second answer", resume=True)
     assert first.messages() == ["the first answer"] and second.messages() == ["the second answer"], second.stderr
@@ -170,6 +227,7 @@ def test_multi_turn_session(world, tmp_path, model):
         < history.index('the first answer"')
         < history.index("SAY: the second answer")
     )
+    log.assert_transport(second)
 
 
 def test_default_model_lite_format(world, tmp_path):
@@ -196,10 +254,14 @@ def test_lite_format_runs_a_command_through_its_javascript_exec_tool(world, tmp_
     assert "lite-was-here" in json.dumps(_tool_results(second))
 
 
-def test_an_upstream_error_ends_the_turn_with_the_error(world, tmp_path):
-    run = gateway_codex(world, tmp_path, "gw-openai").exec("FAIL: 400")
+@setups
+def test_an_upstream_error_ends_the_turn_with_the_error(world, tmp_path, setup):
+    log = GatewayLog(world, setup)
+    run = gateway_codex(world, tmp_path, "gw-openai", setup).exec("FAIL: 400")
     assert run.returncode != 0 and not run.messages()
     assert any("Invalid request" in message or "400" in message for message in run.errors()), run.events
+    if setup != "http":
+        assert '"POST /v1/responses"' not in log.lines()  # the error came over the socket: no fallback
 
 
 def test_a_responses_upstream_gets_codex_requests_unchanged(world, tmp_path, django_db_blocker):
@@ -324,3 +386,4 @@ def test_the_recorded_session_still_matches_what_codex_sends():
 
     assert [kinds(body) for body in fresh] == [kinds(body) for body in committed], "re-record: record_codex.py"
     assert not re.search(r"/tmp/|codex-session\.", json.dumps(committed))  # the temporary directory is sanitized
+

@@ -16,7 +16,8 @@ describes.
 
 Extras beyond the shared surface, for the core: `expand_previous(body, stored_items)` and `input_items(body)`
 (previous_response_id and storage, R-8), `dropped_tools(body)` (R-4's header), `configure_reasoning(secret)`,
-`StreamEncoder.final_response` (the streamed Response object, for storage), and `replay` (the response cache
+`StreamEncoder.final_response` (the streamed Response object, for storage), `empty_response(req)` (the
+WebSocket mode's `generate: false`, proxy/ws.py), and `replay` (the response cache
 stores this format's own object and gives it back through it, never through the canonical model).
 """
 
@@ -25,7 +26,7 @@ from .errors import parse_error, render_error
 from .reasoning import configure as configure_reasoning
 from .relay import Relay, passthrough_request
 from .request import ResponsesRequest, dropped_tools, expand_previous, input_items, parse_request
-from .response import render_response, usage_from_response
+from .response import empty_response, render_response, usage_from_response
 from .stream import StreamEncoder, render_stream_error
 from .stream_decoder import StreamDecoder
 from .upstream import parse_response, render_request
@@ -53,6 +54,7 @@ __all__ = [
     "configure_reasoning",
     "render_limit_headers",
     "replay",
+    "empty_response",
 ]
 
 

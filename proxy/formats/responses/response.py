@@ -176,6 +176,12 @@ def envelope(
     }
 
 
+def empty_response(req: ChatRequest) -> dict:
+    """The answer to `generate: false` (the WebSocket mode's warm-up: Codex sends its prompt and tools ahead of the
+    first turn and continues from this id): completed, no output, no tokens."""
+    return envelope(req, ids.new_id(ids.RESPONSE), ids.now(), "completed", [], usage=Usage())
+
+
 def usage_to_wire(usage: Usage) -> dict:
     """R-9: input_tokens includes cache reads and writes; cached_tokens = cache reads."""
     input_tokens = usage.prompt_tokens
