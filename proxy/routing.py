@@ -29,6 +29,7 @@ from usage.models import ModelPrice
 from usage.pricing import Rates, rates
 
 from .errors import NotFound
+from .formats.envelope import anthropic_model_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,14 @@ class Snapshot:
         return listed
 
     def price(self, remote_model: str, on: date) -> Rates | None:
-        return next((rates for since, rates in self.prices.get(remote_model, ()) if since <= on), None)
+        """The rates in force for a remote model. A Bedrock or Vertex model id with no row of its own is priced as
+        the Anthropic model it names (`us.anthropic.claude-sonnet-4-5-20250929-v1:0` as `claude-sonnet-4-5-20250929`,
+        proxy/formats/envelope.py): the clouds' global list prices are Anthropic's, so such a request is never
+        recorded at $0; a row for the exact id (a regional endpoint's surcharge, say) wins."""
+        rows = self.prices.get(remote_model)
+        if rows is None:
+            rows = self.prices.get(anthropic_model_name(remote_model), ())
+        return next((rates for since, rates in rows if since <= on), None)
 
 
 CLAUDE_IDS = ("claude", "anthropic")

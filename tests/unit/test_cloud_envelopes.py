@@ -96,3 +96,21 @@ def test_claude_models_for_discovery():
 def test_display_names():
     assert display_name("claude-sonnet-4-5-20250929") == "Claude Sonnet 4.5"
     assert display_name("claude-opus-4-1") == "Claude Opus 4.1"
+
+
+def test_a_cloud_model_id_without_a_price_of_its_own_is_priced_as_the_anthropic_model_it_names():
+    from datetime import date
+
+    from proxy.routing import Snapshot
+
+    anthropic_rates, regional_rates = object(), object()  # Snapshot.price hands back whatever rates it holds
+    snap = Snapshot(exact={}, patterns=[], prices={
+        "claude-sonnet-4-5-20250929": [(date(2025, 9, 29), anthropic_rates)],
+        "eu.anthropic.claude-sonnet-4-5-20250929-v1:0": [(date(2025, 9, 29), regional_rates)],
+    })  # fmt: skip
+    today = date(2026, 12, 7)
+    assert snap.price("us.anthropic.claude-sonnet-4-5-20250929-v1:0", today) is anthropic_rates
+    assert snap.price("claude-sonnet-4-5@20250929", today) is anthropic_rates
+    assert snap.price("eu.anthropic.claude-sonnet-4-5-20250929-v1:0", today) is regional_rates  # its own row wins
+    assert snap.price("us.anthropic.claude-sonnet-4-5-20250929-v1:0", date(2025, 1, 1)) is None  # not yet in force
+    assert snap.price("gpt-4o", today) is None
