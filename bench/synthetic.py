@@ -36,7 +36,7 @@ COLUMNS = (
     "ingress_api", "upstream_api", "stream", "http_status", "outcome", "input_tokens", "output_tokens",
     "cache_read_tokens", "cache_write_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts", "error_type",
     "error_message", "user_agent", "requested_model", "batch_id", "route_rule", "reductions", "tokens_saved",
-    "saved_usd", "cache_write_1h_tokens",
+    "saved_usd", "cache_write_1h_tokens", "session_id",
 )  # fmt: skip
 _ZERO = Decimal(0)
 _COST = COLUMNS.index("cost_usd")
@@ -283,7 +283,7 @@ def ledger_rows(
                     )
         project_id, key_id = (None, None) if t[20] else slots[randrange(4096)]
         yield (created, "req_" + randbytes(24).translate(_TO_BASE62).decode(), project_id, key_id, *t[:13], cost,
-               *t[13:19], t[0], "", "", "", 0, _ZERO, 0)  # fmt: skip
+               *t[13:19], t[0], "", "", "", 0, _ZERO, 0, "")  # fmt: skip
 
 
 def _cumsum(values: list[float]) -> list[float]:
