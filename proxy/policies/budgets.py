@@ -22,7 +22,7 @@ from decimal import Decimal
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from usage import selectors
+from usage import pricing, selectors
 
 from ..errors import BudgetExceeded
 from .state import Admission, Budget
@@ -75,14 +75,17 @@ def specs(key, reserve: int, now: datetime | None = None) -> list[Budget]:
 
 
 def max_cost(snapshot, route, body: dict, input_tokens: int, output_tokens: int) -> int:
-    """The most this request can cost, in nanos: at the dearest price among the route's targets."""
+    """The most this request can cost, in nanos: at the dearest price among the route's targets, priced by
+    usage.pricing.cost (the long-context tier included: an estimate above a price's threshold reserves at the
+    tier's rates, as the request will be charged)."""
     today = datetime.now(tz.utc).date()
     worst = 0
     for target in route.targets:
         model = body.get("model") if target.remote_model == "*" else target.remote_model
         price = snapshot.price(model, today) if isinstance(model, str) else None
         if price is not None:
-            cost = (input_tokens * price.input + output_tokens * price.output) / Decimal(1_000_000)
+            cost = pricing.cost(input_tokens=input_tokens, output_tokens=output_tokens, cache_read=0, cache_write=0,
+                                price=price)  # fmt: skip
             worst = max(worst, nanos(cost))
     return worst
 

@@ -216,3 +216,28 @@ def test_api_responses_carry_the_security_headers(world):
 def test_no_limit_headers_when_no_limit_is_set(world):
     response = pw.openai_chat(world.url, world.keys["alpha"], "gw-openai")
     assert not any(name.startswith("x-ratelimit") for name in response.headers)
+
+
+def test_a_long_context_request_reserves_at_the_long_context_rates(world, committed):
+    """budgets.max_cost prices the reservation with usage.pricing: a prompt estimated above the price's
+    long-context threshold reserves at the tier's rates, so a budget that fits the base rate but not the tier
+    refuses it before it reaches the upstream."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from usage.models import ModelPrice
+
+    model = pw.unique("long-model")
+    ModelPrice.objects.create(
+        model=model, effective_from=timezone.localdate() - timedelta(days=1), input_per_mtok=Decimal(1),
+        output_per_mtok=Decimal(1), long_context_threshold=10, long_input_per_mtok=Decimal(100_000),
+        long_output_per_mtok=Decimal(100_000), long_cache_read_per_mtok=Decimal(0), long_cache_write_per_mtok=Decimal(0),
+    )  # fmt: skip
+    alias = pw.route((pw.provider(world.fake), model, 0))
+    secret = pw.key(pw.project(daily_budget_usd=Decimal("0.01")))
+    pw.wait_for_config(world.url, secret, alias)
+    # ~60 prompt tokens by the byte estimate and 20 output: $0.00008 at the base rate, $8 at the tier's.
+    refused = pw.openai_chat(world.url, secret, alias, "SAY: ok", max_tokens=20)
+    assert refused.status_code == 429, refused.text
+    assert "daily budget" in refused.json()["error"]["message"]
