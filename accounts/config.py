@@ -9,20 +9,20 @@ string value expands from the environment. Credentials come from `api_key_env: N
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import yaml
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_slug
 
-from . import config_seeds, self_address
-from .models import Provider
-from . import presets
+from usage import pricing  # its pure rules only: accounts does not import usage's models
+
+from . import config_seeds, fields, presets, self_address
+from .fields import type_name
+from .models import ModelRoute, Provider
 from .presets import PRESETS, capability_problems, preset_for, preset_kind_problem
 
 KINDS = list(presets.KINDS)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MISSING = object()
 
 
@@ -100,10 +100,6 @@ class PriceSpec:
     long_cache_write_1h_per_mtok: Decimal | None = None
 
 
-LONG_PRICE_RATES = ("long_input_per_mtok", "long_output_per_mtok", "long_cache_read_per_mtok",
-                    "long_cache_write_per_mtok")  # fmt: skip
-
-
 @dataclass
 class ProjectSpec:
     slug: str
@@ -169,7 +165,7 @@ class _Reader:
 
     def mapping(self, value, path, allowed: set[str]) -> dict | None:
         if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, got {_type_name(value)}")
+            self.fail(path, f"expected a mapping, got {type_name(value)}")
             return None
         for key in value:
             if key not in allowed:
@@ -177,16 +173,24 @@ class _Reader:
                 self.fail(_join(path, key), f"unknown field (expected one of: {expected})")
         return value
 
+    def each(self, items: list, path: str, allowed):
+        """(`path`[i], item) for each item of the list that is a mapping of `allowed` keys (others are reported)."""
+        for i, item in enumerate(items):
+            where = f"{path}[{i}]"
+            if self.mapping(item, where, allowed) is not None:
+                yield where, item
+
     def items(self, data: dict, key: str, path: str) -> list:
         value = data.get(key, [])
         if value is None:
             return []
         if not isinstance(value, list):
-            self.fail(_join(path, key), f"expected a list, got {_type_name(value)}")
+            self.fail(_join(path, key), f"expected a list, got {type_name(value)}")
             return []
         return value
 
-    def string(self, data, key, path, default=_MISSING, *, pattern=None, max_length=200):
+    def string(self, data, key, path, default=_MISSING, *, model_field=None, max_length=200):
+        """A string; with `model_field`, checked by that field's validators (its length, its pattern)."""
         where = _join(path, key)
         value = data.get(key, _MISSING)
         if value is _MISSING or value is None:
@@ -195,13 +199,16 @@ class _Reader:
                 return ""
             return default
         if not isinstance(value, str):
-            self.fail(where, f"expected a string, got {_type_name(value)}")
+            self.fail(where, f"expected a string, got {type_name(value)}")
             return ""
         value = self.expand(value, where).strip()
         if default is _MISSING and not value:
             self.fail(where, "must not be empty")
-        elif pattern and value and not pattern.match(value):
-            self.fail(where, f"{value!r}: only letters, digits, - _ . are allowed")
+        elif model_field is not None:
+            try:
+                model_field.run_validators(value)
+            except ValidationError as e:
+                self.fail(where, f"{value!r}: {' '.join(e.messages)}")
         elif len(value) > max_length:
             self.fail(where, f"at most {max_length} characters")
         return value
@@ -211,12 +218,13 @@ class _Reader:
         if isinstance(value, str) and "${" in value:
             value = {"true": True, "false": False}.get(self.expand(value, _join(path, key)).lower(), value)
         if not isinstance(value, bool):
-            self.fail(_join(path, key), f"expected true or false, got {_type_name(value)}")
+            self.fail(_join(path, key), f"expected true or false, got {type_name(value)}")
             return default
         return value
 
-    def number(self, data, key, path, default, *, kind=int, minimum=0, places=None):
-        """int, float or Decimal (with at most `places` decimals, as the column stores them)."""
+    def number(self, data, key, path, default, model_field):
+        """The value of `key` for `model_field` (accounts/fields.py: the field's type and validators are the
+        rule, as in the admin and in full_clean)."""
         where = _join(path, key)
         value = data.get(key, default)
         if value is None:
@@ -224,29 +232,10 @@ class _Reader:
         if isinstance(value, str) and "${" in value:
             value = self.expand(value, where)
         try:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise TypeError
-            if kind is int:
-                if isinstance(value, float) and not value.is_integer():
-                    raise TypeError
-                if isinstance(value, str) and not re.fullmatch(r"-?\d+", value.strip()):
-                    raise TypeError
-                result = int(value)
-            elif kind is float:
-                result = float(value)
-            else:
-                result = Decimal(str(value).strip())
-                if not result.is_finite():
-                    raise TypeError
-        except (TypeError, ValueError, InvalidOperation):
-            expected = {int: "a whole number", float: "a number", Decimal: "a number"}[kind]
-            self.fail(where, f"expected {expected}, got {_type_name(value)} {value!r}")
+            return fields.number(model_field, value)
+        except fields.FieldProblem as problem:
+            self.fail(where, str(problem))
             return default
-        if result < minimum:
-            self.fail(where, f"must be at least {minimum}")
-        if places is not None and result != round(result, places):
-            self.fail(where, f"at most {places} decimal places")
-        return result
 
     def credential(self, data, path) -> str | None:
         if "api_key_env" in data and "api_key" in data:
@@ -270,24 +259,18 @@ def _join(path: str, key) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def _type_name(value) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
-        type(value), type(value).__name__
-    )
-
-
 PROVIDER_FIELDS = {"name", "preset", "capabilities", "kind", "base_url", "api_key_env", "api_key", "accounts", "connect_timeout",
                    "read_timeout", "extra_headers", "enabled"}  # fmt: skip
 ACCOUNT_FIELDS = {"name", "api_key_env", "api_key", "weight", "priority", "enabled"}
 ROUTE_FIELDS = {"alias", "display_name", "enabled", "default_max_tokens", "max_output_tokens", "targets", "strategy",
                 "retry", "response_cache_ttl", "on_all_open"}  # fmt: skip
-RETRY_FIELDS = {"max_attempts", "base_ms", "cap_ms", "deadline_seconds"}
-STRATEGIES = ("priority", "weighted", "least_busy", "round_robin")
-ON_ALL_OPEN = ("panic", "fail_fast")
+RETRY_FIELDS = ("max_attempts", "base_ms", "cap_ms", "deadline_seconds")  # ModelRoute.retry_<name>
+STRATEGIES = tuple(value for value, _ in ModelRoute.STRATEGY_CHOICES)
+ON_ALL_OPEN = tuple(value for value, _ in ModelRoute.ON_ALL_OPEN_CHOICES if value)
+ROUTE, PROJECT, PRICE = "accounts.ModelRoute", "accounts.Project", "usage.ModelPrice"
+_f = fields.field
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
-PRICE_FIELDS = {"model", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
-                "cache_write_1h_per_mtok", "batch_discount", "effective_from", "long_context_threshold",
-                *LONG_PRICE_RATES, "long_cache_write_1h_per_mtok"}  # fmt: skip
+PRICE_FIELDS = {"model", "effective_from", *pricing.PRICE_NUMBERS}
 PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd",
                   "budget_alert_percent", "allowed_models", "optimize"}  # fmt: skip
 
@@ -305,18 +288,26 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
     r.problems.extend(config_seeds.inbound_key_problems(r.items(data, "inbound_keys", "")))
     config.inbound_keys = r.items(data, "inbound_keys", "")
 
-    for i, item in enumerate(r.items(data, "providers", "")):
-        path = f"providers[{i}]"
-        if r.mapping(item, path, PROVIDER_FIELDS) is None:
-            continue
+    _providers(r, r.items(data, "providers", ""), config)
+    _routes(r, r.items(data, "models", ""), config)
+    _prices(r, r.items(data, "prices", ""), config)
+    _projects(r, r.items(data, "projects", ""), config)
+    if r.problems:
+        raise ConfigError(r.problems)
+    config.warnings = r.warnings
+    return config
+
+
+def _providers(r: _Reader, items: list, config: Config) -> None:
+    for path, item in r.each(items, "providers", PROVIDER_FIELDS):
         provider = ProviderSpec(
-            name=r.string(item, "name", path, pattern=_NAME, max_length=100),
+            name=r.string(item, "name", path, model_field=_f("accounts.Provider", "name")),
             preset=r.string(item, "preset", path, ""),
             kind=r.string(item, "kind", path, "" if item.get("preset") else _MISSING),
             base_url=r.string(item, "base_url", path, "" if item.get("preset") else _MISSING, max_length=500),
             capabilities=_capabilities(r, item, path),
-            connect_timeout=r.number(item, "connect_timeout", path, 10.0, kind=float, minimum=0.1),
-            read_timeout=r.number(item, "read_timeout", path, 600.0, kind=float, minimum=1),
+            connect_timeout=r.number(item, "connect_timeout", path, 10.0, _f("accounts.Provider", "connect_timeout")),
+            read_timeout=r.number(item, "read_timeout", path, 600.0, _f("accounts.Provider", "read_timeout")),
             extra_headers=_headers(r, item, path),
             enabled=r.boolean(item, "enabled", path, True),
         )
@@ -337,35 +328,21 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
             r.fail(path, "give either api_key_env/api_key (one account named 'default') or accounts, not both")
         elif "api_key_env" in item or "api_key" in item:
             provider.accounts.append(AccountSpec(name="default", credential=r.credential(item, path)))
-        for j, account in enumerate(r.items(item, "accounts", path)):
-            apath = f"{path}.accounts[{j}]"
-            if r.mapping(account, apath, ACCOUNT_FIELDS) is None:
-                continue
-            spec = AccountSpec(
-                name=r.string(account, "name", apath, max_length=100),
-                credential=r.credential(account, apath),
-                weight=r.number(account, "weight", apath, 1),
-                priority=r.number(account, "priority", apath, 0),
-                enabled=r.boolean(account, "enabled", apath, True),
-            )
-            if spec.name in {a.name for a in provider.accounts}:
-                r.fail(f"{apath}.name", f"duplicate account {spec.name!r}")
-            provider.accounts.append(spec)
+        _accounts(r, r.items(item, "accounts", path), path, provider)
         config.providers.append(provider)
 
+
+def _routes(r: _Reader, items: list, config: Config) -> None:
     providers = r.known_providers | {p.name for p in config.providers}
-    for i, item in enumerate(r.items(data, "models", "")):
-        path = f"models[{i}]"
-        if r.mapping(item, path, ROUTE_FIELDS) is None:
-            continue
+    for path, item in r.each(items, "models", ROUTE_FIELDS):
         route = RouteSpec(
             alias=r.string(item, "alias", path),
             display_name=r.string(item, "display_name", path, ""),
             enabled=r.boolean(item, "enabled", path, True),
-            default_max_tokens=r.number(item, "default_max_tokens", path, None, minimum=1),
-            max_output_tokens=r.number(item, "max_output_tokens", path, None, minimum=1),
+            default_max_tokens=r.number(item, "default_max_tokens", path, None, _f(ROUTE, "default_max_tokens")),
+            max_output_tokens=r.number(item, "max_output_tokens", path, None, _f(ROUTE, "max_output_tokens")),
             strategy=r.string(item, "strategy", path, "priority"),
-            response_cache_ttl=r.number(item, "response_cache_ttl", path, None),
+            response_cache_ttl=r.number(item, "response_cache_ttl", path, None, _f(ROUTE, "response_cache_ttl")),
             on_all_open=r.string(item, "on_all_open", path, ""),
         )
         if route.strategy not in STRATEGIES:
@@ -374,62 +351,63 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
             r.fail(f"{path}.on_all_open", f"invalid value {route.on_all_open!r} (expected one of: {', '.join(ON_ALL_OPEN)})")
         retry = item.get("retry")
         if retry is not None and r.mapping(retry, f"{path}.retry", RETRY_FIELDS) is not None:
-            route.retry_max_attempts = r.number(retry, "max_attempts", f"{path}.retry", None, minimum=1)
-            route.retry_base_ms = r.number(retry, "base_ms", f"{path}.retry", None)
-            route.retry_cap_ms = r.number(retry, "cap_ms", f"{path}.retry", None)
-            route.retry_deadline_seconds = r.number(retry, "deadline_seconds", f"{path}.retry", None, kind=float, minimum=0.1)
+            for name in RETRY_FIELDS:
+                field_name = f"retry_{name}"
+                setattr(route, field_name, r.number(retry, name, f"{path}.retry", None, _f(ROUTE, field_name)))
         if route.alias in {m.alias for m in config.models}:
             r.fail(f"{path}.alias", f"duplicate model alias {route.alias!r}")
         if "targets" not in item:
             r.fail(f"{path}.targets", "required (a list of {provider, model})")
-        for j, target in enumerate(r.items(item, "targets", path)):
-            tpath = f"{path}.targets[{j}]"
-            if r.mapping(target, tpath, TARGET_FIELDS) is None:
-                continue
-            spec = TargetSpec(
-                provider=r.string(target, "provider", tpath),
-                model=r.string(target, "model", tpath),
-                priority=r.number(target, "priority", tpath, 0),
-                weight=r.number(target, "weight", tpath, 1),
-            )
-            if spec.provider and spec.provider not in providers:
-                r.fail(f"{tpath}.provider", f"unknown provider {spec.provider!r}")
-            route.targets.append(spec)
+        _targets(r, r.items(item, "targets", path), path, route, providers)
         config.models.append(route)
 
-    seen_prices = set()
-    for i, item in enumerate(r.items(data, "prices", "")):
-        path = f"prices[{i}]"
-        if r.mapping(item, path, PRICE_FIELDS) is None:
-            continue
-        price = PriceSpec(
-            model=r.string(item, "model", path),
-            **{
-                f: r.number(item, f, path, 0, kind=Decimal, places=6)
-                for f in ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
-            },
-            effective_from=_date(r, item, "effective_from", path),
-            cache_write_1h_per_mtok=r.number(item, "cache_write_1h_per_mtok", path, None, kind=Decimal, places=6),
-            batch_discount=r.number(item, "batch_discount", path, 0, kind=Decimal, places=4),
-            **_long_context(r, item, path),
+
+def _accounts(r: _Reader, items: list, path: str, provider: ProviderSpec) -> None:
+    for apath, account in r.each(items, f"{path}.accounts", ACCOUNT_FIELDS):
+        spec = AccountSpec(
+            name=r.string(account, "name", apath, model_field=_f("accounts.ProviderAccount", "name")),
+            credential=r.credential(account, apath),
+            weight=r.number(account, "weight", apath, 1, _f("accounts.ProviderAccount", "weight")),
+            priority=r.number(account, "priority", apath, 0, _f("accounts.ProviderAccount", "priority")),
+            enabled=r.boolean(account, "enabled", apath, True),
         )
-        if price.batch_discount > 1:
-            r.fail(f"{path}.batch_discount", "a fraction from 0 to 1 (0.5 = half price)")
+        if spec.name in {a.name for a in provider.accounts}:
+            r.fail(f"{apath}.name", f"duplicate account {spec.name!r}")
+        provider.accounts.append(spec)
+
+
+def _targets(r: _Reader, items: list, path: str, route: RouteSpec, providers: set) -> None:
+    for tpath, target in r.each(items, f"{path}.targets", TARGET_FIELDS):
+        spec = TargetSpec(
+            provider=r.string(target, "provider", tpath),
+            model=r.string(target, "model", tpath),
+            priority=r.number(target, "priority", tpath, 0, _f("accounts.RouteTarget", "priority")),
+            weight=r.number(target, "weight", tpath, 1, _f("accounts.RouteTarget", "weight")),
+        )
+        if spec.provider and spec.provider not in providers:
+            r.fail(f"{tpath}.provider", f"unknown provider {spec.provider!r}")
+        route.targets.append(spec)
+
+
+def _prices(r: _Reader, items: list, config: Config) -> None:
+    seen_prices = set()
+    for path, item in r.each(items, "prices", PRICE_FIELDS):
+        before = len(r.problems)
+        numbers = {name: r.number(item, name, path, None if name in pricing.PRICE_OPTIONAL else 0, _f(PRICE, name))
+                   for name in pricing.PRICE_NUMBERS}  # fmt: skip
+        price = PriceSpec(model=r.string(item, "model", path), effective_from=_date(r, item, "effective_from", path),
+                          **numbers)  # fmt: skip
+        if len(r.problems) == before and (problem := pricing.long_tier_problem(numbers)):
+            r.fail(f"{path}.{problem[0]}", problem[1])  # the rule ModelPrice.clean and the catalogue apply
         if (price.model, price.effective_from) in seen_prices:
             r.fail(f"{path}.model", f"duplicate price for {price.model!r} from {price.effective_from or 'today'}")
         seen_prices.add((price.model, price.effective_from))
         config.prices.append(price)
 
-    for i, item in enumerate(r.items(data, "projects", "")):
-        path = f"projects[{i}]"
-        if r.mapping(item, path, PROJECT_FIELDS) is None:
-            continue
-        slug = r.string(item, "slug", path, max_length=50)
-        if slug:
-            try:
-                validate_slug(slug)
-            except ValidationError:
-                r.fail(f"{path}.slug", f"{slug!r}: only letters, digits, - and _ are allowed")
+
+def _projects(r: _Reader, items: list, config: Config) -> None:
+    for path, item in r.each(items, "projects", PROJECT_FIELDS):
+        slug = r.string(item, "slug", path, model_field=_f(PROJECT, "slug"))
         if slug in {p.slug for p in config.projects}:
             r.fail(f"{path}.slug", f"duplicate project {slug!r}")
         config.projects.append(
@@ -437,27 +415,23 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
                 slug=slug,
                 name=r.string(item, "name", path, slug),
                 active=r.boolean(item, "active", path, True),
-                rpm_limit=r.number(item, "rpm", path, None),
-                tpm_limit=r.number(item, "tpm", path, None),
-                monthly_budget_usd=r.number(item, "monthly_budget_usd", path, None, kind=Decimal, places=2),
-                daily_budget_usd=r.number(item, "daily_budget_usd", path, None, kind=Decimal, places=2),
-                budget_alert_percent=r.number(item, "budget_alert_percent", path, 80, minimum=0),
+                rpm_limit=r.number(item, "rpm", path, None, _f(PROJECT, "rpm_limit")),
+                tpm_limit=r.number(item, "tpm", path, None, _f(PROJECT, "tpm_limit")),
+                monthly_budget_usd=r.number(item, "monthly_budget_usd", path, None, _f(PROJECT, "monthly_budget_usd")),
+                daily_budget_usd=r.number(item, "daily_budget_usd", path, None, _f(PROJECT, "daily_budget_usd")),
+                budget_alert_percent=r.number(item, "budget_alert_percent", path, 80,
+                                              _f(PROJECT, "budget_alert_percent")),
                 allowed_models=_aliases(r, item, path),
                 optimize=_optimize(r, item, path),
             )
         )
-
-    if r.problems:
-        raise ConfigError(r.problems)
-    config.warnings = r.warnings
-    return config
 
 
 def _headers(r: _Reader, item: dict, path: str) -> dict:
     value = item.get("extra_headers") or {}
     where = f"{path}.extra_headers"
     if not isinstance(value, dict):
-        r.fail(where, f"expected a mapping of header: value, got {_type_name(value)}")
+        r.fail(where, f"expected a mapping of header: value, got {type_name(value)}")
         return {}
     headers = {}
     for name, header in value.items():
@@ -487,7 +461,8 @@ def _optimize(r: _Reader, item: dict, path: str) -> dict | None:
     if r.mapping(value, where, fields) is None:
         return None
     out = {name: r.boolean(value, name, where, False) for name in OPTIMIZE_FLAGS if name in value}
-    out |= {name: r.number(value, name, where, None) for name in OPTIMIZE_NUMBERS if name in value}
+    out |= {name: r.number(value, name, where, None, _f("accounts.ProjectOptimization", name))
+            for name in OPTIMIZE_NUMBERS if name in value}
     out |= {name: r.string(value, name, where, "") for name in (*OPTIMIZE_ALIASES, "diff_first_text") if name in value}
     for name in OPTIMIZE_LISTS:
         if name in value:
@@ -523,24 +498,6 @@ def _fill_from_preset(r: _Reader, provider: ProviderSpec, path: str) -> None:
         r.fail(f"{path}.base_url", f"required: the {provider.preset} preset has no default URL")
 
 
-def _long_context(r: _Reader, item: dict, path: str) -> dict:
-    """A price's long-context tier fields. All or nothing: a threshold without its rates would bill long
-    requests at 0, rates without a threshold would never apply."""
-    out = {f: r.number(item, f, path, None, kind=Decimal, places=6)
-           for f in (*LONG_PRICE_RATES, "long_cache_write_1h_per_mtok")}  # fmt: skip
-    out["long_context_threshold"] = threshold = r.number(item, "long_context_threshold", path, None, minimum=1)
-    if threshold is None:
-        if any(v is not None for v in out.values()):
-            given = next(f for f, v in out.items() if v is not None)
-            r.fail(f"{path}.long_context_threshold", f"required with {given} (the prompt tokens above which "
-                                                     "the long-context rates apply)")  # fmt: skip
-        return out
-    for f in LONG_PRICE_RATES:
-        if out[f] is None and item.get(f) is None:  # (a value that is not a number was reported by r.number)
-            r.fail(f"{path}.{f}", "required with long_context_threshold (every rate of the tier is charged)")
-    return out
-
-
 def _date(r: _Reader, item: dict, key: str, path: str) -> date | None:
     value = item.get(key)
     if value is None or (isinstance(value, date) and not hasattr(value, "hour")):
@@ -560,7 +517,7 @@ def _aliases(r: _Reader, item: dict, path: str) -> list[str]:
     if isinstance(value, str):
         value = [a.strip() for a in value.replace("\n", ",").split(",") if a.strip()]
     if not isinstance(value, list):
-        r.fail(where, f"expected a list of model aliases, got {_type_name(value)}")
+        r.fail(where, f"expected a list of model aliases, got {type_name(value)}")
         return []
     aliases = []
     for j, alias in enumerate(value):
@@ -569,39 +526,3 @@ def _aliases(r: _Reader, item: dict, path: str) -> list[str]:
             continue
         aliases.append(r.expand(alias, f"{where}[{j}]").strip())
     return aliases
-
-
-# --- the file's authority -----------------------------------------------------------------------------------
-# With GATEWAY_CONFIG set, every start (bin/run -> bootstrap) applies the file again: for each object the file
-# names, the fields below are put back to the file's values (accounts/services.py `_apply` writes exactly these;
-# keep the two in step). Objects the file does not name, and other fields, are the admin's. The admin shows the
-# owned fields on each owned object (accounts/admin_config.py).
-FILE_OWNED_FIELDS = {
-    "provider": ("kind", "base_url", "preset", "capabilities", "connect_timeout", "read_timeout", "extra_headers",
-                 "enabled"),
-    "provideraccount": ("weight", "priority", "enabled", "credential"),
-    "modelroute": ("display_name", "enabled", "default_max_tokens", "max_output_tokens", "strategy",
-                   "retry_max_attempts", "retry_base_ms", "retry_cap_ms", "retry_deadline_seconds", "response_cache_ttl",
-                   "on_all_open",
-                   "targets"),
-    "project": ("name", "active", "rpm_limit", "tpm_limit", "monthly_budget_usd", "daily_budget_usd",
-                "budget_alert_percent", "allowed_models"),
-}  # fmt: skip
-_owned_cache: dict = {}
-
-
-def file_owned(path: str, environ) -> dict[str, set]:
-    """The objects `path` names, by model: {"provider": {name}, "provideraccount": {(provider, name)},
-    "modelroute": {alias}, "project": {slug}}; read again only when the file changes. Raises ConfigError."""
-    import os
-
-    stamp = (path, os.stat(path).st_mtime_ns)
-    if _owned_cache.get("stamp") != stamp:
-        config = config_parse(config_read(path), environ=environ, known_providers=())
-        _owned_cache.update(stamp=stamp, owned={
-            "provider": {p.name for p in config.providers},
-            "provideraccount": {(p.name, a.name) for p in config.providers for a in p.accounts},
-            "modelroute": {m.alias for m in config.models},
-            "project": {p.slug for p in config.projects},
-        })  # fmt: skip
-    return _owned_cache["owned"]

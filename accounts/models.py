@@ -13,6 +13,11 @@ from .presets import (
 alias_list_help = "Model aliases or patterns such as claude-*, separated by commas or new lines. Empty means all."
 
 
+# A budget in USD: empty = no limit. Its validators are the rule of the admin, the config file and the
+# management API alike (accounts/fields.py).
+_BUDGET = {"max_digits": 12, "decimal_places": 2, "null": True, "blank": True, "validators": [MinValueValidator(0)]}
+
+
 def split_aliases(text: str) -> list[str]:
     return [a.strip() for a in text.replace("\n", ",").split(",") if a.strip()]
 
@@ -24,11 +29,11 @@ class Project(models.Model):
     rpm_limit = models.PositiveIntegerField("requests/min", null=True, blank=True)
     tpm_limit = models.PositiveIntegerField("tokens/min", null=True, blank=True)
     monthly_budget_usd = models.DecimalField(
-        "monthly budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True,
+        "monthly budget (USD)", **_BUDGET,
         help_text="Spending limit per calendar month (UTC). Empty means no limit.",
     )
     daily_budget_usd = models.DecimalField(
-        "daily budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True,
+        "daily budget (USD)", **_BUDGET,
         help_text="Spending limit per calendar day (UTC). Empty means no limit.",
     )
     budget_alert_percent = models.PositiveSmallIntegerField(
@@ -61,10 +66,12 @@ class ApiKey(models.Model):
         "max concurrent requests", null=True, blank=True, validators=[MinValueValidator(1)]
     )
     monthly_budget_usd = models.DecimalField(
-        "monthly budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True,
+        "monthly budget (USD)", **_BUDGET,
         help_text="This key's own limit per calendar month (UTC), inside the project's.",
     )
-    daily_budget_usd = models.DecimalField("daily budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True)
+    daily_budget_usd = models.DecimalField(
+        "daily budget (USD)", **_BUDGET
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -199,10 +206,12 @@ class ModelRoute(models.Model):
     display_name = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
     default_max_tokens = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Used when a client sends no max_tokens and the upstream needs one."
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Used when a client sends no max_tokens and the upstream needs one.",
     )
     max_output_tokens = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Upstream cap: larger client max_tokens are clamped to it."
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Upstream cap: larger client max_tokens are clamped to it.",
     )
     STRATEGY_CHOICES = [
         ("priority", "priority: in order, failover to the next"),

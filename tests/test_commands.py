@@ -203,10 +203,10 @@ BAD_CONFIGS = [
     ),
     ("yaml syntax error", "models: [\n  - alias: x", "YAML syntax error at line"),
     ("duplicate alias", "models:\n  - {alias: a, targets: []}\n  - {alias: a, targets: []}", "models[1].alias: dup"),
-    ("bad price", "prices:\n  - {model: m, input_per_mtok: 0.0000001}", "prices[0].input_per_mtok: at most 6 decimal"),
+    ("bad price", "prices:\n  - {model: m, input_per_mtok: 0.0000001}", "prices[0].input_per_mtok: Ensure that there are no more than 6 decimal places"),
     ("bad date", "prices:\n  - {model: m, effective_from: soon}", "prices[0].effective_from: expected a date"),
     ("half a long-context tier", "prices:\n  - {model: m, long_context_threshold: 200000, long_input_per_mtok: 6}",
-     "prices[0].long_output_per_mtok: required with long_context_threshold"),
+     "prices[0].long_output_per_mtok: required when long_context_threshold is set"),
     # found only while writing (by the model's own validation), after other rows were written: rolled back
     (
         "too many digits for the column",
@@ -240,7 +240,7 @@ def test_apply_config_rejects_bad_file_naming_the_field_and_changes_nothing(writ
         ("{name: p, kind: openai, base_url: '${GATEHOUSE_UNSET_URL}'}", "providers[1].base_url: environment variable"),
         ("{name: p, kind: openai, base_url: 'https://x.test', connect_timeout: soon}", "providers[1].connect_timeout"),
         ("{name: p, kind: openai, base_url: 'https://x.test', accounts: [{name: a, weight: -1}]}",
-         "providers[1].accounts[0].weight: must be at least 0"),
+         "providers[1].accounts[0].weight: Ensure this value is greater than or equal to 0"),
         ("{name: 'bad name', kind: openai, base_url: 'https://x.test'}", "providers[1].name: 'bad name'"),
     ],
 )

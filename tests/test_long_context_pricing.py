@@ -123,7 +123,7 @@ def test_catalogue_entry_with_half_a_tier_is_refused_naming_the_field(tmp_path):
     with pytest.raises(services.CatalogueError, match=r"prices\[0\]\.long_cache_write_per_mtok: required"):
         services.prices_read(bad)
     bad.write_text(json.dumps({"prices": [{**entry, "long_cache_write_per_mtok": "7.5", "long_context_threshold": 2.5}]}))
-    with pytest.raises(services.CatalogueError, match=r"prices\[0\]\.long_context_threshold: a whole number"):
+    with pytest.raises(services.CatalogueError, match=r"prices\[0\]\.long_context_threshold: expected a whole number"):
         services.prices_read(bad)
 
 
@@ -160,10 +160,10 @@ def test_config_file_round_trip_of_a_tier(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"long_output_per_mtok": None}, "prices[0].long_output_per_mtok: required with long_context_threshold"),
-    ({"long_context_threshold": None}, "prices[0].long_context_threshold: required with long_input_per_mtok"),
+    ({"long_output_per_mtok": None}, "prices[0].long_output_per_mtok: required when long_context_threshold is set"),
+    ({"long_context_threshold": None}, "prices[0].long_context_threshold: long-context rates need a threshold"),
     ({"long_context_threshold": "lots"}, "prices[0].long_context_threshold: expected a whole number"),
-    ({"long_context_threshold": 0}, "prices[0].long_context_threshold: must be at least 1"),
+    ({"long_context_threshold": 0}, "prices[0].long_context_threshold: Ensure this value is greater than or equal to 1"),
     ({"long_input_per_mtok": "six"}, "prices[0].long_input_per_mtok: expected a number"),
 ])  # fmt: skip
 def test_config_tier_errors_name_the_field(change, message):

@@ -1,22 +1,26 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 
-_TIER_RATE = {"max_digits": 12, "decimal_places": 6, "null": True, "blank": True}
+# A rate in USD per million tokens; its validators are the rule the config file, the management API, the
+# catalogue and the admin all apply (accounts/fields.py).
+_RATE = {"max_digits": 12, "decimal_places": 6, "validators": [MinValueValidator(0)]}
+_TIER_RATE = {**_RATE, "null": True, "blank": True}
 
 
 class ModelPrice(models.Model):
     model = models.CharField(max_length=200, db_index=True, help_text="The provider's model id (remote id).")
-    input_per_mtok = models.DecimalField("input $/Mtok", max_digits=12, decimal_places=6, default=0)
-    output_per_mtok = models.DecimalField("output $/Mtok", max_digits=12, decimal_places=6, default=0)
-    cache_read_per_mtok = models.DecimalField("cache read $/Mtok", max_digits=12, decimal_places=6, default=0)
-    cache_write_per_mtok = models.DecimalField("cache write $/Mtok", max_digits=12, decimal_places=6, default=0)
+    input_per_mtok = models.DecimalField("input $/Mtok", default=0, **_RATE)
+    output_per_mtok = models.DecimalField("output $/Mtok", default=0, **_RATE)
+    cache_read_per_mtok = models.DecimalField("cache read $/Mtok", default=0, **_RATE)
+    cache_write_per_mtok = models.DecimalField("cache write $/Mtok", default=0, **_RATE)
     cache_write_1h_per_mtok = models.DecimalField(
-        "1-hour cache write $/Mtok", max_digits=12, decimal_places=6, null=True, blank=True,
+        "1-hour cache write $/Mtok", **_TIER_RATE,
         help_text="Anthropic prices 1-hour cache writes apart from 5-minute ones; empty = the cache write rate.",
     )
     batch_discount = models.DecimalField(
-        max_digits=5, decimal_places=4, default=0,
+        max_digits=5, decimal_places=4, default=0, validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Fraction taken off for a provider's native batch API (0.5 = half price).",
     )
     effective_from = models.DateField(default=timezone.localdate)
@@ -25,7 +29,7 @@ class ModelPrice(models.Model):
     # 200k, Claude Haiku 5.5 above 100k). Empty threshold = one tier; with one, the four tier rates are required
     # (the constraint below), so a half-filled tier cannot undercharge.
     long_context_threshold = models.PositiveIntegerField(
-        "long-context threshold (prompt tokens)", null=True, blank=True,
+        "long-context threshold (prompt tokens)", null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="A request whose prompt (input + cache read + cache write tokens) is above this many tokens is "
                   "billed entirely at the long-context rates below. Empty = the rates above apply to every request.",
     )  # fmt: skip

@@ -12,7 +12,7 @@
 import json
 import logging
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -20,6 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
+from accounts import fields
 from accounts.signals import config_applying
 
 from . import pricing, selectors
@@ -27,9 +28,6 @@ from .models import DailyRollup, ModelPrice, RolledDay, UsageRecord
 
 log = logging.getLogger(__name__)
 CATALOGUE = Path(__file__).resolve().parent / "data" / "prices.json"
-PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok",
-                "cache_write_1h_per_mtok", "batch_discount", *pricing.LONG_FIELDS)  # fmt: skip
-OPTIONAL_FIELDS = ("cache_write_1h_per_mtok", *pricing.LONG_FIELDS)  # empty means "not set", not 0
 
 
 @receiver(config_applying)
@@ -38,15 +36,7 @@ def prices_apply(sender, *, config, counts, upsert, **kwargs) -> None:
     force today starts a new row, dated today (so re-applying a file changes nothing)."""
     today = timezone.localdate()
     for i, spec in enumerate(config.prices):
-        values = {
-            "input_per_mtok": spec.input_per_mtok,
-            "output_per_mtok": spec.output_per_mtok,
-            "cache_read_per_mtok": spec.cache_read_per_mtok,
-            "cache_write_per_mtok": spec.cache_write_per_mtok,
-            "cache_write_1h_per_mtok": spec.cache_write_1h_per_mtok,
-            "batch_discount": spec.batch_discount,
-            **{f: getattr(spec, f) for f in pricing.LONG_FIELDS},
-        }
+        values = {name: getattr(spec, name) for name in pricing.PRICE_NUMBERS}
         if spec.effective_from is None:
             current = ModelPrice.objects.filter(model=spec.model, effective_from__lte=today).first()
             if current and all(getattr(current, k) == v for k, v in values.items()):
@@ -80,7 +70,7 @@ def prices_read(path: Path | str = CATALOGUE) -> list[dict]:
             values = {"model": entry["model"], "effective_from": date.fromisoformat(str(entry.get("effective_from")))}
         except ValueError:
             raise CatalogueError(f"{where}.effective_from: an ISO date (YYYY-MM-DD) is required") from None
-        for name in PRICE_FIELDS:
+        for name in pricing.PRICE_NUMBERS:
             values[name] = _catalogue_number(entry.get(name), name, where)
         problem = pricing.long_tier_problem(values)
         if problem:
@@ -90,20 +80,14 @@ def prices_read(path: Path | str = CATALOGUE) -> list[dict]:
 
 
 def _catalogue_number(raw, name: str, where: str) -> Decimal | int | None:
-    """One rate (or the tier's threshold, a whole number of tokens) of a catalogue entry, checked."""
-    if raw is None and name in OPTIONAL_FIELDS:
-        return None
+    """One number of a catalogue entry, checked by its ModelPrice field (accounts/fields.py), as the config file
+    and the admin check it."""
+    if raw is None:
+        return None if name in pricing.PRICE_OPTIONAL else Decimal(0)
     try:
-        value = Decimal(str(raw if raw is not None else 0))
-    except InvalidOperation:
-        raise CatalogueError(f"{where}.{name}: not a number: {raw!r}") from None
-    if not value.is_finite() or value < 0 or (name == "batch_discount" and value >= 1):
-        raise CatalogueError(f"{where}.{name}: out of range: {raw!r}")
-    if name == "long_context_threshold":
-        if value != value.to_integral_value() or value < 1:
-            raise CatalogueError(f"{where}.{name}: a whole number of prompt tokens is required: {raw!r}")
-        return int(value)
-    return value
+        return fields.number(ModelPrice._meta.get_field(name), raw)
+    except fields.FieldProblem as problem:
+        raise CatalogueError(f"{where}.{name}: {problem}") from None
 
 
 @transaction.atomic
@@ -113,7 +97,7 @@ def prices_load(entries: list[dict], *, update: bool = False) -> dict[str, int]:
     counts = {"created": 0, "updated": 0, "kept": 0}
     for values in entries:
         lookup = {"model": values["model"], "effective_from": values["effective_from"]}
-        fields = {k: values[k] for k in PRICE_FIELDS}
+        fields = {k: values[k] for k in pricing.PRICE_NUMBERS}
         row = ModelPrice.objects.filter(**lookup).first()
         if row is None:
             ModelPrice.objects.create(**lookup, **fields)

@@ -457,3 +457,52 @@ def test_numbers_agree_with_the_finance_report_to_the_cent(world, manage, commit
     total_label = rows[-1][0]
     assert report_by_model.pop(total_label)[1] == Decimal(api["total_usd"])
     assert report_by_model == api_by_model
+
+
+# --- one rule, three doors --------------------------------------------------------------------------------------
+
+BAD_PRICES = [
+    ("batch_discount", "1.5", "Ensure this value is less than or equal to 1."),
+    ("batch_discount", "-0.5", "Ensure this value is greater than or equal to 0."),
+    ("output_per_mtok", "-2", "Ensure this value is greater than or equal to 0."),
+    ("input_per_mtok", "0.0000001", "Ensure that there are no more than 6 decimal places."),
+]
+
+
+@pytest.mark.parametrize("field, value, message", BAD_PRICES, ids=[f"{f}={v}" for f, v, _ in BAD_PRICES])
+def test_a_bad_price_is_refused_in_the_same_words_by_the_file_the_api_and_the_admin(world, manage, committed,
+                                                                                    tmp_path, field, value, message):
+    """The ModelPrice field is the rule's one declaration (accounts/fields.py): the config file, the management
+    API (which goes through the file's validator) and the admin's form refuse the same value with the same
+    message, and nothing is written."""
+    import html
+    import re
+
+    import yaml
+    from django.core.management import CommandError, call_command
+
+    from tests.e2e.test_failover_and_breakers import admin_session
+    from usage.models import ModelPrice
+
+    model = f"rule-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "gatehouse.yaml"
+    path.write_text(yaml.safe_dump({"prices": [{"model": model, field: value}]}))
+    with pytest.raises(CommandError) as file_error:
+        call_command("apply_config", str(path))
+    assert f"prices[0].{field}: {message}" in str(file_error.value)
+
+    problems = _error(manage.post("/prices", json={"model": model, field: value}), 422,
+                      "invalid_request_error")["problems"]  # fmt: skip
+    assert problems == [f"prices[0].{field}: {message}"]
+
+    admin = admin_session(world.url)
+    form = {"model": model, "effective_from": "2026-01-01", "input_per_mtok": "1", "output_per_mtok": "1",
+            "cache_read_per_mtok": "0", "cache_write_per_mtok": "0", "batch_discount": "0", field: value,
+            "csrfmiddlewaretoken": admin.cookies["csrftoken"]}  # fmt: skip
+    page = admin.post("/admin/usage/modelprice/add/", data=form, headers={"referer": world.url + "/admin/"})
+    assert page.status_code == 200, page.status_code  # the form again, not a redirect to the list
+    row = re.search(rf'<div class="form-row[^"]*field-{field}[^"]*">(.*?)</div>\s*</div>', page.text, re.S)
+    errors = [html.unescape(e) for e in re.findall(r"<li>(.*?)</li>", re.search(r'errorlist[^>]*>(.*?)</ul>',
+                                                                                 row.group(1), re.S).group(1))]
+    assert errors == [message]
+    assert not ModelPrice.objects.filter(model=model).exists()
