@@ -12,7 +12,7 @@ from ninja import Router
 
 from proxy import hop, routing
 from proxy.auth import GatewayKey
-from proxy.errors import UPLOAD_PATHS, InvalidRequest, RequestTooLarge, check_length
+from proxy.errors import UPLOAD_PATHS, InvalidRequest, RequestTooLarge, check_length, json_object
 
 from . import selectors, services, validate, wire
 from .models import Batch, BatchFile
@@ -23,13 +23,7 @@ KEY = GatewayKey()
 
 def _json_body(request: HttpRequest) -> dict:
     check_length(request.META.get("CONTENT_LENGTH"), request.path_info)
-    try:
-        body = orjson.loads(_raw_body(request) or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
-    return body
+    return json_object(_raw_body(request) or b"{}")
 
 
 def _raw_body(request: HttpRequest) -> bytes:

@@ -215,7 +215,7 @@ def error_response(path: str, headers, err: GatewayError) -> HttpResponse:
     response = HttpResponse(content, status=status, content_type="application/json")
     for name, value in {**extra, **err.headers}.items():
         response[name] = value
-    request_id_header = "request-id" if fmt.NAME == "anthropic" else "x-request-id"
+    request_id_header = ids.request_id_header(fmt.NAME)
     if not response.has_header(request_id_header):
         response[request_id_header] = ids.request_id()
     return response

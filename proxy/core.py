@@ -30,12 +30,11 @@ import orjson
 from django.utils import timezone
 
 from . import attempts, formats, hop, ids, optimize, policies, relay, routing, validate
-from .errors import GatewayError, InvalidRequest, body_limit, too_large, unexpected
+from .errors import GatewayError, InvalidRequest, body_limit, json_object, too_large, unexpected
 from .metering import Call, outcome_of
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER = {"anthropic": "request-id", "openai": "x-request-id", "responses": "x-request-id"}
 SESSION_HEADER = "x-claude-code-session-id"  # Claude Code's session, on the ledger row (README "Claude Code")
 
 
@@ -59,7 +58,7 @@ async def run(
     call = Call(request_id or ids.request_id(), ingress_api, client_headers.get("user-agent", ""), key=key,
                 batch_id=batch_id)
     call.session_id = client_headers.get(SESSION_HEADER) or ""
-    headers = {REQUEST_ID_HEADER[ingress.NAME]: call.request_id}
+    headers = {ids.request_id_header(ingress.NAME): call.request_id}
     try:
         body_bytes = len(body) if isinstance(body, bytes) else 0
         body = parse_body(body, ingress.NAME) if isinstance(body, bytes) else validate.check(ingress.NAME, body)
@@ -116,12 +115,7 @@ def parse_body(raw: bytes, ingress_api: str = "", limit: int = 0) -> dict:
     limit = limit or body_limit()  # a model call: the general limit (a WebSocket frame: its own)
     if len(raw) > limit:
         raise too_large(limit)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
+    body = json_object(raw)
     return validate.check(ingress_api, body) if ingress_api else body  # the fields the gateway relies on
 
 

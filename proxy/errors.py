@@ -29,6 +29,34 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
+# An upstream's HTTP status -> our error kind, for upstreams of every format (an error body's own type, where a
+# format has one, comes first); other statuses: api_error from 500 up, invalid_request below (kind_for_status).
+KIND_BY_STATUS = {
+    400: "invalid_request",
+    401: "authentication",
+    402: "billing",
+    403: "permission",
+    404: "not_found",
+    408: "timeout",
+    409: "api_error",
+    413: "request_too_large",
+    429: "rate_limit",
+    500: "api_error",
+    502: "overloaded",
+    503: "overloaded",
+    504: "timeout",
+    508: "loop_detected",
+    529: "overloaded",
+}
+# Kinds a client should not retry as they are: rendered with `x-should-retry: false` in every format.
+NOT_RETRYABLE_KINDS = frozenset({"invalid_request", "authentication", "permission", "not_found", "billing",
+                                 "loop_detected"})  # fmt: skip
+
+
+def kind_for_status(status: int) -> str:
+    return KIND_BY_STATUS.get(status) or ("api_error" if status >= 500 else "invalid_request")
+
+
 KIND_STATUS = {
     "invalid_request": 400,
     "authentication": 401,
@@ -132,6 +160,18 @@ def check_length(content_length: str | None, path: str) -> None:
         raise too_large(limit)
 
 
+def json_object(raw: bytes) -> dict:
+    """A request body that must be one JSON object (model calls, batches, the management API); anything else is
+    an InvalidRequest that says what was wrong."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
 class RateLimited(GatewayError):
     kind = "rate_limit"
 
@@ -152,13 +192,12 @@ class LoopDetected(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """An upstream failed or refused. `retryable` says whether another account/target may be tried
-    (only before any byte reached the client); `raw` is the upstream's own response, if it sent one."""
+    """An upstream failed or refused; `raw` is the upstream's own response, if it sent one. Whether another
+    account or target is tried is proxy/attempts.py's verdict (from the status and x-should-retry)."""
 
-    def __init__(self, message: str, *, raw: RawError | None = None, retryable: bool = False, **kwargs):
+    def __init__(self, message: str, *, raw: RawError | None = None, **kwargs):
         super().__init__(message, **kwargs)
         self.raw = raw
-        self.retryable = retryable
 
 
 def unexpected(exc: Exception, where: str) -> GatewayError:

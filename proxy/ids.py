@@ -13,6 +13,12 @@ _TO_BASE62 = bytes(_BASE62[i % 62] for i in range(256))
 _VALID_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 
 
+def request_id_header(api: str) -> str:
+    """The response header that carries the request id for a caller of `api`: Anthropic's clients read
+    `request-id`, OpenAI's (chat completions and Responses) `x-request-id`."""
+    return "request-id" if api == "anthropic" else "x-request-id"
+
+
 def _random62(n: int = 24) -> str:
     return random.randbytes(n).translate(_TO_BASE62).decode()
 

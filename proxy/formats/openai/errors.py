@@ -4,7 +4,9 @@ import re
 
 import orjson
 
-from proxy.errors import GatewayError, RawError, UpstreamError
+from proxy.errors import (
+    KIND_BY_STATUS, NOT_RETRYABLE_KINDS, GatewayError, RawError, UpstreamError, kind_for_status,
+)
 
 # kind -> (status, type, default code) as an OpenAI client expects them (§5.12)
 RENDERED_BY_KIND = {
@@ -19,24 +21,6 @@ RENDERED_BY_KIND = {
     "overloaded": (503, "server_error", "server_is_overloaded"),
     "timeout": (504, "server_error", None),
     "loop_detected": (508, "server_error", "loop_detected"),
-}
-NOT_RETRYABLE_KINDS = ("invalid_request", "authentication", "permission", "not_found", "billing", "loop_detected")
-KIND_BY_STATUS = {
-    400: "invalid_request",
-    401: "authentication",
-    402: "billing",
-    403: "permission",
-    404: "not_found",
-    408: "timeout",
-    409: "api_error",
-    413: "request_too_large",
-    429: "rate_limit",
-    500: "api_error",
-    502: "overloaded",
-    503: "overloaded",
-    504: "timeout",
-    508: "loop_detected",
-    529: "overloaded",
 }
 KEPT_HEADERS = ("retry-after", "retry-after-ms", "x-request-id", "x-should-retry")
 CONTEXT_OVERFLOW = re.compile(r"maximum context length|context window|context_length_exceeded|prompt is too long", re.I)
@@ -70,10 +54,9 @@ def render_error(err: GatewayError) -> tuple[int, bytes, dict[str, str]]:
 
 def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
     error = _error_object(body)
-    kind = KIND_BY_STATUS.get(status) or ("api_error" if status >= 500 else "invalid_request")
+    kind = kind_for_status(status)
     error_from = upstream_error(error, kind=kind)
     error_from.retry_after = headers.get("retry-after")
-    error_from.retryable = status in (408, 409, 429) or status >= 500
     error_from.raw = RawError(
         api="openai", status=status, body=body, headers={k: headers[k] for k in KEPT_HEADERS if k in headers}
     )
@@ -96,7 +79,7 @@ def upstream_error(error: dict, *, kind: str | None = None) -> UpstreamError:
     if overflow and kind in ("invalid_request", "request_too_large"):
         kind, code, message = "invalid_request", "context_length_exceeded", _context_overflow_message(message)
     param = error.get("param") if isinstance(error.get("param"), str) else None
-    return UpstreamError(message, kind=kind, code=code, param=param, retryable=kind not in NOT_RETRYABLE_KINDS)
+    return UpstreamError(message, kind=kind, code=code, param=param)
 
 
 def _kind_from_labels(labels: str) -> str:

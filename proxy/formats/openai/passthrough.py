@@ -55,7 +55,7 @@ class Relay:
     def finish(self) -> bytes:
         forwarded = self._relay(b"", self._parser.finish())
         if not self.complete and self.error is None:
-            self.error = UpstreamError("upstream stream ended before [DONE]", kind="api_error", retryable=True)
+            self.error = UpstreamError("upstream stream ended before [DONE]", kind="api_error")
         return forwarded
 
     def _relay(self, chunk: bytes, events: list[sse.SSEEvent]) -> bytes:

@@ -92,7 +92,7 @@ class StreamDecoder:
             if self._finish_reason is not None:
                 self._end(events)
             else:
-                error = UpstreamError("upstream stream ended early", kind="api_error", retryable=True)
+                error = UpstreamError("upstream stream ended early", kind="api_error")
                 self._fail(error, events)
         return events
 
