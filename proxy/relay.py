@@ -54,94 +54,102 @@ def complete(answer, ingress, call) -> bytes:
 
 def stream(answer, body: dict, ingress, call):
     if answer.chat is None:
-        return _same_api(answer.response, body, ingress, call)
-    return _translated(answer.response, answer.chat, ingress, answer.upstream_format, call)
-
-
-async def _same_api(response, body, ingress, call):
-    relay = ingress.Relay(body)
-    outcome, error, deltas = "ok", None, 0
-    estimate = lambda: len(orjson.dumps(body)) // 4  # noqa: E731  (only for a stream cut before its usage)
-    task = _started(call)
-    try:
-        async for chunk in http.body_chunks(response):
-            call.first_byte()
-            deltas += chunk.count(DELTA)
-            if time.perf_counter() - call.snapshot_at >= SNAPSHOT_SECONDS:
-                call.progress(_so_far(relay.usage, deltas, estimate))
-            out = relay.feed(chunk)
-            if out:
-                yield out
-        forwarded_error = relay.error  # an error event the upstream sent itself has already been relayed
-        tail = relay.finish()
-        if tail:
-            yield tail
-        error = relay.error
-        if error is not None:
-            outcome = "interrupted"
-            if forwarded_error is None:
-                yield _relay_failure(relay, ingress, error)
-    except httpx.HTTPError as exc:
-        outcome, error = "interrupted", _broken_stream(exc)
-        yield _relay_failure(relay, ingress, error)
-    except asyncio.CancelledError:
-        outcome = "cancelled"
-        if not ended_by_shutdown(task):
-            raise
-        outcome, error = "interrupted", shutdown_error()
-        yield _relay_failure(relay, ingress, error)
-    except GeneratorExit:
-        outcome = "cancelled"
-        raise
-    finally:
-        _streams.pop(task, None)
-        await response.aclose()
-        call.usage = relay.usage if outcome == "ok" else _so_far(relay.usage, deltas, estimate)
-        call.finish(status=200, outcome=outcome, error=error)
-
-
-async def _translated(response, chat, ingress, upstream_format, call):
-    decoder, encoder = upstream_format.StreamDecoder(chat), ingress.StreamEncoder(chat)
-    outcome, error, deltas = "ok", None, 0
+        side = _SameApi(ingress.Relay(body), ingress)
+        estimate = lambda: len(orjson.dumps(body)) // 4  # noqa: E731  (only for a stream cut before its usage)
+        return _relayed(answer.response, http.body_chunks(answer.response), side, call, estimate)
+    chat = answer.chat
+    side = _Translated(answer.upstream_format.StreamDecoder(chat), ingress.StreamEncoder(chat), call)
     estimate = lambda: estimate_input_tokens(chat)  # noqa: E731
+    return _relayed(answer.response, _upstream_chunks(answer.response, chat), side, call, estimate)
+
+
+class _SameApi:
+    """The upstream's bytes unchanged, watched by the format's Relay."""
+
+    __slots__ = ("relay", "ingress")
+
+    def __init__(self, relay, ingress):
+        self.relay, self.ingress = relay, ingress
+
+    @property
+    def usage(self) -> Usage:
+        return self.relay.usage
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.relay.feed(chunk)
+
+    def end(self) -> tuple[bytes, GatewayError | None]:
+        forwarded = self.relay.error  # an error event the upstream sent itself has already been relayed
+        tail = self.relay.finish() or b""
+        error = self.relay.error
+        if error is not None and forwarded is None:
+            tail += self.fail(error)
+        return tail, error
+
+    def fail(self, error) -> bytes:
+        fail = getattr(self.relay, "fail", None)  # the Relays of anthropic and openai have none: a stateless event
+        return fail(error) if fail is not None else self.ingress.render_stream_error(error)
+
+
+class _Translated:
+    """The upstream's format decoded into proxy.canonical events, the caller's format encoded from them."""
+
+    __slots__ = ("decoder", "encoder", "call", "error")
+
+    def __init__(self, decoder, encoder, call):
+        self.decoder, self.encoder, self.call, self.error = decoder, encoder, call, None
+
+    @property
+    def usage(self) -> Usage:
+        return self.call.usage  # call.meter follows it through the events
+
+    def feed(self, chunk: bytes | None) -> bytes:
+        if chunk is None:  # the upstream is thinking in silence: keep the client's connection alive
+            return self.encoder.encode(Ping())
+        return self._encode(self.decoder.feed(chunk))
+
+    def end(self) -> tuple[bytes, GatewayError | None]:
+        return self._encode(self.decoder.finish()), self.error
+
+    def fail(self, error) -> bytes:
+        return self.encoder.encode(StreamError(error))  # the encoder ends its own stream (responses: response.failed)
+
+    def _encode(self, events) -> bytes:
+        if not events:
+            return b""
+        self.call.meter(events)
+        self.error = self.error or self.call.stream_failure(events)
+        return b"".join([self.encoder.encode(event) for event in events])
+
+
+async def _relayed(response, chunks, side, call, estimate):
+    """The one way a stream runs and ends, whichever `side` (_SameApi, _Translated) makes its bytes."""
+    outcome, error, deltas = "ok", None, 0
     task = _started(call)
     try:
-        async with aclosing(_upstream_chunks(response, chat)) as chunks:  # a keep-alive watch ends with us
+        async with aclosing(chunks):  # a keep-alive watch ends with us
             async for chunk in chunks:
-                if chunk is None:  # the upstream is thinking in silence: keep the client's connection alive
-                    yield encoder.encode(Ping())
-                    continue
-                call.first_byte()
-                deltas += chunk.count(DELTA)
-                if time.perf_counter() - call.snapshot_at >= SNAPSHOT_SECONDS:
-                    call.progress(_so_far(call.usage, deltas, estimate))
-                events = decoder.feed(chunk)
-                if events:
-                    call.meter(events)
-                    error = error or call.stream_failure(events)
-                    out = b"".join([encoder.encode(event) for event in events])
-                    if out:
-                        yield out
-        events = decoder.finish()
-        call.meter(events)
-        error = error or call.stream_failure(events)
-        out = b"".join([encoder.encode(event) for event in events])
+                if chunk is not None:
+                    call.first_byte()
+                    deltas += chunk.count(DELTA)
+                    if time.perf_counter() - call.snapshot_at >= SNAPSHOT_SECONDS:
+                        call.progress(_so_far(side.usage, deltas, estimate))
+                out = side.feed(chunk)
+                if out:
+                    yield out
+        out, error = side.end()
         if out:
             yield out
         if error is not None:
             outcome = "interrupted"
-    except httpx.HTTPError as exc:
-        outcome, error = "interrupted", _broken_stream(exc)
-        out = encoder.encode(StreamError(error))  # the encoder ends its own stream (responses: response.failed)
-        if out:
-            yield out
-    except asyncio.CancelledError:
-        outcome = "cancelled"
-        if not ended_by_shutdown(task):
-            raise
-        outcome, error = "interrupted", shutdown_error()
-        out = encoder.encode(StreamError(error))
-        if out:
+    except (httpx.HTTPError, asyncio.CancelledError) as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            outcome = "cancelled"
+            if not ended_by_shutdown(task):
+                raise
+        outcome, error = "interrupted", _broken_stream(exc) if isinstance(exc, httpx.HTTPError) else shutdown_error()
+        out = side.fail(error)
+        if out:  # (an empty chunk would end a chunked response early)
             yield out
     except GeneratorExit:
         outcome = "cancelled"
@@ -149,8 +157,7 @@ async def _translated(response, chat, ingress, upstream_format, call):
     finally:
         _streams.pop(task, None)
         await response.aclose()
-        if outcome != "ok":
-            call.usage = _so_far(call.usage, deltas, estimate)
+        call.usage = side.usage if outcome == "ok" else _so_far(side.usage, deltas, estimate)
         call.finish(status=200, outcome=outcome, error=error)
 
 
@@ -208,11 +215,6 @@ def ended_by_shutdown(task=None) -> bool:
 
 def shutdown_error() -> GatewayError:
     return GatewayError("the gateway is restarting and ended this request; retry it", kind="overloaded")
-
-
-def _relay_failure(relay, ingress, error) -> bytes:
-    fail = getattr(relay, "fail", None)  # the Relays of anthropic and openai have none: a stateless error event
-    return fail(error) if fail is not None else ingress.render_stream_error(error)
 
 
 def _upstream_chunks(response, chat):

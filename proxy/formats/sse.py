@@ -1,10 +1,13 @@
-"""Server-sent events framing, and nothing else: bytes in, (event, data) out; (event, data) in, bytes out.
+"""Server-sent events framing: bytes in, (event, data) out; (event, data) in, bytes out; and `data_object`, the
+one lenient reading of an event's JSON data that the relays use.
 
 The parser is incremental: feed it whatever TCP chunks arrive, split anywhere (mid-line, mid-UTF-8 character,
 between \\r and \\n). It works on bytes and only splits at line ends, so a multi-byte character is never cut.
 """
 
 from dataclasses import dataclass
+
+import orjson
 
 
 @dataclass(slots=True)
@@ -73,3 +76,13 @@ def encode(event: str | None, data: bytes) -> bytes:
     if event is None:
         return b"data: " + data + b"\n\n"
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def data_object(data: bytes) -> dict:
+    """An event's data as a JSON object, {} when it is not one: a malformed event must not break a relay (the
+    caller still gets the bytes and judges them itself)."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

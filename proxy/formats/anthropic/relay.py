@@ -5,10 +5,8 @@ This runs on every streamed byte, so only the three small events that matter are
 (input and cache usage), message_delta (cumulative usage) and error. Content deltas are framed, never parsed.
 """
 
-import orjson
-
 from ...canonical import Usage
-from ..sse import SSEParser
+from ..sse import SSEParser, data_object
 from .errors import stream_error
 from .stream import truncated_stream_error
 from .wire import usage_from_wire
@@ -39,18 +37,9 @@ class Relay:
         if name == "message_stop":
             self.complete = True
         elif name == "message_start":
-            message = _json(data).get("message")
+            message = data_object(data).get("message")
             self.usage = usage_from_wire(message.get("usage") if isinstance(message, dict) else None)
         elif name == "message_delta":
-            self.usage = usage_from_wire(_json(data).get("usage"), base=self.usage)
+            self.usage = usage_from_wire(data_object(data).get("usage"), base=self.usage)
         elif name == "error":
             self.error = stream_error(data)
-
-
-def _json(data: bytes) -> dict:
-    """A malformed event must not break the relay: the caller still gets the bytes and judges them itself."""
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}

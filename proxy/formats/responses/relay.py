@@ -78,7 +78,7 @@ class Relay:
         name = event.event or _type_of(event.data)
         if name not in WATCHED:
             return
-        payload = _json(event.data)
+        payload = sse.data_object(event.data)
         response = payload.get("response") if isinstance(payload.get("response"), dict) else {}
         if name == "response.created":
             self._snapshot = response
@@ -96,16 +96,7 @@ class Relay:
 def _type_of(data: bytes) -> str | None:
     """For a stream without `event:` lines: the type, read only when the event could be a watched one."""
     if b'"response.created"' in data or b'"response.completed"' in data or b'"response.incomplete"' in data:
-        return _json(data).get("type")
+        return sse.data_object(data).get("type")
     if b'"response.failed"' in data or b'"error"' in data:
-        return _json(data).get("type")
+        return sse.data_object(data).get("type")
     return None
-
-
-def _json(data: bytes) -> dict:
-    """A malformed event must not break the relay: the caller still gets the bytes and judges them itself."""
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
