@@ -37,8 +37,8 @@ def parse_request(body: dict) -> ChatRequest:
         max_tokens=_max_tokens(body),
         stream=stream,
         include_usage=stream and isinstance(stream_options, dict) and stream_options.get("include_usage") is True,
-        temperature=_number(body, "temperature"),
-        top_p=_number(body, "top_p"),
+        temperature=number(body, "temperature"),
+        top_p=number(body, "top_p"),
         stop=_stop(body.get("stop")),
         tools=tools,
         tool_choice=_tool_choice(body, tools),
@@ -63,16 +63,21 @@ def _reject_unsupported(body: dict) -> None:
 
 def _max_tokens(body: dict) -> int | None:
     for key in ("max_completion_tokens", "max_tokens"):
-        value = body.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidRequest(f"Invalid '{key}': expected an integer >= 1.", param=key)
-        return value
+        if body.get(key) is not None:
+            return token_count(body, key)
     return None
 
 
-def _number(body: dict, key: str) -> float | None:
+def token_count(body: dict, key: str) -> int | None:
+    """A token limit (max_tokens, max_completion_tokens, Responses' max_output_tokens): an integer >= 1."""
+    value = body.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidRequest(f"Invalid '{key}': expected an integer >= 1.", param=key)
+    return value
+
+
+def number(body: dict, key: str) -> float | None:
+    """A sampling number (temperature, top_p), in the OpenAI APIs' wording."""
     value = body.get(key)
     if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
         raise InvalidRequest(f"Invalid '{key}': expected a number.", param=key)

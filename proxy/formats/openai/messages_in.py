@@ -107,6 +107,12 @@ def _image(part: dict, param: str) -> Image:
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str):
         raise InvalidRequest("image_url needs a url.", param=param)
+    return image_from_url(url, param, _cache_control(part))
+
+
+def image_from_url(url: str, param: str, cache_control: dict | None = None) -> Image:
+    """An image given as a URL (Chat Completions' image_url.url, Responses' input_image.image_url): a base64 data
+    URL of a type every upstream takes (P-8), or an http(s) URL."""
     if url.startswith("data:"):
         media_type, data = _data_url(url)
         media_type = "image/jpeg" if media_type == "image/jpg" else media_type
@@ -114,9 +120,9 @@ def _image(part: dict, param: str) -> Image:
             raise InvalidRequest(
                 "Images must be base64 data URLs of type image/jpeg, image/png, image/gif or image/webp.", param=param
             )
-        return Image(media_type=media_type, data=data, cache_control=_cache_control(part))
+        return Image(media_type=media_type, data=data, cache_control=cache_control)
     if url.startswith(("https://", "http://")):
-        return Image(url=url, cache_control=_cache_control(part))
+        return Image(url=url, cache_control=cache_control)
     raise InvalidRequest("image_url must be an http(s) URL or a base64 data URL.", param=param)
 
 
@@ -131,7 +137,12 @@ def _data_url(url: str) -> tuple[str, str]:
 def _document(file: dict, param: str) -> Document:
     if file.get("file_id"):
         raise InvalidRequest("file_id is not supported by this gateway; send the file as file_data.", param=param)
-    data = file.get("file_data")
+    return pdf_document(file.get("file_data"), param)
+
+
+def pdf_document(data, param: str) -> Document:
+    """A PDF sent as file_data (Chat Completions' file part, Responses' input_file): a base64 data URL, or bare
+    base64 that starts like a PDF."""
     if isinstance(data, str) and data.startswith("data:"):
         media_type, data = _data_url(data)
     else:

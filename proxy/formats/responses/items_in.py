@@ -16,11 +16,10 @@ from proxy.canonical import Document, Image, Message, Text, ToolResult, ToolUse
 from proxy.errors import InvalidRequest
 from proxy.ids import sanitize_tool_id
 
+from ..openai.messages_in import image_from_url, pdf_document
 from . import reasoning
 
 CUSTOM_INPUT = "input"  # the one string parameter a custom (freeform) tool becomes upstream (R-3)
-IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")  # P-8
-PDF_BASE64_MAGIC = "JVBER"  # "%PDF" in base64
 HOSTED_CALL_ITEMS = frozenset(
     {
         "web_search_call", "file_search_call", "code_interpreter_call", "image_generation_call", "computer_call",
@@ -156,18 +155,7 @@ def _image(part: dict, param: str) -> Image:
     url = part.get("image_url")
     if not isinstance(url, str) or not url:
         raise InvalidRequest("input_image needs an image_url.", param=f"{param}.image_url")
-    if url.startswith("data:"):
-        media_type, data = _data_url(url)
-        media_type = "image/jpeg" if media_type == "image/jpg" else media_type
-        if media_type not in IMAGE_MEDIA_TYPES or not data:
-            raise InvalidRequest(
-                "Images must be base64 data URLs of type image/jpeg, image/png, image/gif or image/webp.",
-                param=f"{param}.image_url",
-            )
-        return Image(media_type=media_type, data=data)
-    if url.startswith(("https://", "http://")):
-        return Image(url=url)
-    raise InvalidRequest("image_url must be an http(s) URL or a base64 data URL.", param=f"{param}.image_url")
+    return image_from_url(url, f"{param}.image_url")
 
 
 def _document(part: dict, param: str) -> Document:
@@ -177,22 +165,7 @@ def _document(part: dict, param: str) -> Document:
                 f"input_file.{unsupported} is not supported by this gateway; send the PDF as file_data.",
                 param=f"{param}.{unsupported}",
             )
-    data = part.get("file_data")
-    if isinstance(data, str) and data.startswith("data:"):
-        media_type, data = _data_url(data)
-    else:
-        media_type = "application/pdf" if isinstance(data, str) and data.startswith(PDF_BASE64_MAGIC) else ""
-    if media_type != "application/pdf" or not data:
-        raise InvalidRequest("Only PDF files sent as base64 file_data are supported.", param=f"{param}.file_data")
-    return Document(source={"type": "base64", "media_type": "application/pdf", "data": data})
-
-
-def _data_url(url: str) -> tuple[str, str]:
-    """("image/png", "<base64>") for "data:image/png;base64,<base64>"; ("", "") when not base64."""
-    header, _, data = url[len("data:") :].partition(",")
-    if not header.endswith(";base64"):
-        return "", ""
-    return header.split(";", 1)[0].strip().lower(), data
+    return pdf_document(part.get("file_data"), f"{param}.file_data")
 
 
 def _output_content(output, param: str) -> list:

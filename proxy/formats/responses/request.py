@@ -25,7 +25,7 @@ from proxy.canonical import (
 )
 from proxy.errors import InvalidRequest
 
-from ..openai.caller_request import thinking_from_effort
+from ..openai.caller_request import number, thinking_from_effort, token_count
 from .items_in import CUSTOM_INPUT, parse_input
 
 HOSTED_TOOL_TYPES = frozenset(
@@ -70,10 +70,10 @@ def parse_request(body: dict) -> ResponsesRequest:
         model=model,
         messages=parse_input(body.get("input"), {spelled: name for name, spelled in namespaced.items()}),
         system=_instructions(body.get("instructions")),
-        max_tokens=_max_tokens(body.get("max_output_tokens")),
+        max_tokens=token_count(body, "max_output_tokens"),
         stream=_flag(body, "stream", False),
-        temperature=_number(body, "temperature"),
-        top_p=_number(body, "top_p"),
+        temperature=number(body, "temperature"),
+        top_p=number(body, "top_p"),
         tools=tools,
         tool_choice=_tool_choice(body, tools),
         thinking=thinking_from_effort(reasoning.get("effort"), "reasoning.effort"),  # Chat's table
@@ -144,13 +144,6 @@ def _flag(body: dict, key: str, default: bool) -> bool:
     return value
 
 
-def _number(body: dict, key: str) -> float | None:
-    value = body.get(key)
-    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-        raise InvalidRequest(f"Invalid '{key}': expected a number.", param=key)
-    return value
-
-
 def _string(body: dict, key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
@@ -166,12 +159,6 @@ def _instructions(value) -> list[Text]:
     return [Text(value)]
 
 
-def _max_tokens(value) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidRequest("Invalid 'max_output_tokens': expected an integer >= 1.", param="max_output_tokens")
-    return value
 
 
 def _response_format(value) -> ResponseFormat | None:
