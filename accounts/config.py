@@ -14,8 +14,6 @@ from decimal import Decimal
 import yaml
 from django.core.exceptions import ValidationError
 
-from usage import pricing  # its pure rules only: accounts does not import usage's models
-
 from . import config_seeds, fields, presets, self_address
 from .fields import type_name
 from .models import ModelRoute, Provider
@@ -270,7 +268,6 @@ ON_ALL_OPEN = tuple(value for value, _ in ModelRoute.ON_ALL_OPEN_CHOICES if valu
 ROUTE, PROJECT, PRICE = "accounts.ModelRoute", "accounts.Project", "usage.ModelPrice"
 _f = fields.field
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
-PRICE_FIELDS = {"model", "effective_from", *pricing.PRICE_NUMBERS}
 PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd",
                   "budget_alert_percent", "allowed_models", "optimize"}  # fmt: skip
 
@@ -390,15 +387,20 @@ def _targets(r: _Reader, items: list, path: str, route: RouteSpec, providers: se
 
 
 def _prices(r: _Reader, items: list, config: Config) -> None:
+    """`prices:` entries, each number read by its usage.ModelPrice field (by label: accounts does not import
+    usage) and the whole entry checked by ModelPrice.clean (the long-context tier is all or nothing)."""
+    numbers = fields.numbers(PRICE)
     seen_prices = set()
-    for path, item in r.each(items, "prices", PRICE_FIELDS):
+    for path, item in r.each(items, "prices", {"model", "effective_from", *(f.name for f in numbers)}):
         before = len(r.problems)
-        numbers = {name: r.number(item, name, path, None if name in pricing.PRICE_OPTIONAL else 0, _f(PRICE, name))
-                   for name in pricing.PRICE_NUMBERS}  # fmt: skip
+        values = {f.name: r.number(item, f.name, path, None if f.null else f.default, f) for f in numbers}
         price = PriceSpec(model=r.string(item, "model", path), effective_from=_date(r, item, "effective_from", path),
-                          **numbers)  # fmt: skip
-        if len(r.problems) == before and (problem := pricing.long_tier_problem(numbers)):
-            r.fail(f"{path}.{problem[0]}", problem[1])  # the rule ModelPrice.clean and the catalogue apply
+                          **values)  # fmt: skip
+        if len(r.problems) == before:
+            try:
+                numbers[0].model(**values).clean()
+            except ValidationError as e:
+                r.problems.extend(f"{path}.{name}: {' '.join(m)}" for name, m in e.message_dict.items())
         if (price.model, price.effective_from) in seen_prices:
             r.fail(f"{path}.model", f"duplicate price for {price.model!r} from {price.effective_from or 'today'}")
         seen_prices.add((price.model, price.effective_from))

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 
 _KIND = {"DecimalField": Decimal, "FloatField": float}  # every other numeric field holds a whole number
 _WHOLE = re.compile(r"-?\d+")
+_NUMBER_TYPES = {"DecimalField", "FloatField", "IntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
+                 "SmallIntegerField", "BigIntegerField", "PositiveBigIntegerField"}  # fmt: skip
 
 
 class FieldProblem(ValueError):
@@ -24,6 +26,12 @@ class FieldProblem(ValueError):
 def field(label: str, name: str):
     """The model field `name` of "app.Model" (by label: accounts does not import usage)."""
     return apps.get_model(label)._meta.get_field(name)
+
+
+def numbers(label: str) -> list:
+    """The number fields of "app.Model" (decimals and whole numbers), in their declared order."""
+    return [f for f in apps.get_model(label)._meta.concrete_fields
+            if not f.primary_key and f.get_internal_type() in _NUMBER_TYPES]  # fmt: skip
 
 
 def number(model_field, value):

@@ -1,7 +1,8 @@
 """Client API keys: made, digested, revoked, and read as the plain value the request path carries.
 
 A key is `gh_` + 8 characters (the visible prefix, stored and shown) + 40 more. Only HMAC-SHA256(pepper, key)
-is stored. Checking a key on a request (with its in-process cache) is proxy.auth's job; this module only reads.
+is stored. Checking a key on a request (with its in-process cache) is proxy.auth's job; it reads keys through
+`key_load` and `key_by_id` here, which never write.
 """
 
 import hashlib

@@ -277,8 +277,8 @@ class RouteTarget(models.Model):
 
 
 class ManagementToken(models.Model):
-    """A credential for the management API (accounts/management_api.py), never for the model API. The secret is
-    shown once at creation; only its digest is kept, as for API keys."""
+    """A credential for the management API (gateway_site/manage_api.py, accounts/manage_api.py), never for the
+    model API. The secret is shown once at creation; only its digest is kept, as for API keys."""
 
     SCOPES = [("read", "read: usage, costs, errors, status"), ("write", "write: everything")]
 

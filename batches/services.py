@@ -1,5 +1,6 @@
-"""Everything that writes batches, items and files. The API (batches/api.py), the tasks (batches/tasks.py), the
-runner (batches/runner.py) and the admin call these; nothing else writes the batch tables.
+"""The writes of batches, items and files. The API (batches/api.py), the tasks (batches/tasks.py), the runner
+(batches/runner.py) and the admin call these. The one other writer is batches/native.py, which records a batch
+sent to a provider's own batch API (Batch.native) and its items' results as it collects them.
 
 A batch's life:
     create_*        validate every item (batches/validate.py), store the batch and its items, dispatch() it

@@ -61,12 +61,6 @@ LONG_FIELDS = {
     "long_cache_write_1h_per_mtok": "long_cache_write_1h",
 }
 LONG_REQUIRED = ("long_input_per_mtok", "long_output_per_mtok", "long_cache_read_per_mtok", "long_cache_write_per_mtok")
-# Every number of a price, as ModelPrice names them: what the config file's `prices:`, the management API and the
-# catalogue accept (each value checked by its ModelPrice field: accounts/fields.py). Optional ones are empty
-# ("not set", not 0) when left out; the others default to 0.
-PRICE_OPTIONAL = ("cache_write_1h_per_mtok", *LONG_FIELDS)
-PRICE_NUMBERS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok", "batch_discount",
-                 *PRICE_OPTIONAL)  # fmt: skip
 
 
 def long_tier_problem(values: dict) -> tuple[str, str] | None:

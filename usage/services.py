@@ -28,6 +28,7 @@ from .models import DailyRollup, ModelPrice, RolledDay, UsageRecord
 
 log = logging.getLogger(__name__)
 CATALOGUE = Path(__file__).resolve().parent / "data" / "prices.json"
+PRICE = "usage.ModelPrice"  # its number fields are what a price file (config or catalogue) may give
 
 
 @receiver(config_applying)
@@ -36,7 +37,7 @@ def prices_apply(sender, *, config, counts, upsert, **kwargs) -> None:
     force today starts a new row, dated today (so re-applying a file changes nothing)."""
     today = timezone.localdate()
     for i, spec in enumerate(config.prices):
-        values = {name: getattr(spec, name) for name in pricing.PRICE_NUMBERS}
+        values = {f.name: getattr(spec, f.name) for f in fields.numbers(PRICE)}
         if spec.effective_from is None:
             current = ModelPrice.objects.filter(model=spec.model, effective_from__lte=today).first()
             if current and all(getattr(current, k) == v for k, v in values.items()):
@@ -70,8 +71,8 @@ def prices_read(path: Path | str = CATALOGUE) -> list[dict]:
             values = {"model": entry["model"], "effective_from": date.fromisoformat(str(entry.get("effective_from")))}
         except ValueError:
             raise CatalogueError(f"{where}.effective_from: an ISO date (YYYY-MM-DD) is required") from None
-        for name in pricing.PRICE_NUMBERS:
-            values[name] = _catalogue_number(entry.get(name), name, where)
+        for field in fields.numbers(PRICE):
+            values[field.name] = _catalogue_number(entry.get(field.name), field, where)
         problem = pricing.long_tier_problem(values)
         if problem:
             raise CatalogueError(f"{where}.{problem[0]}: {problem[1]}")
@@ -79,15 +80,15 @@ def prices_read(path: Path | str = CATALOGUE) -> list[dict]:
     return out
 
 
-def _catalogue_number(raw, name: str, where: str) -> Decimal | int | None:
+def _catalogue_number(raw, field, where: str) -> Decimal | int | None:
     """One number of a catalogue entry, checked by its ModelPrice field (accounts/fields.py), as the config file
     and the admin check it."""
     if raw is None:
-        return None if name in pricing.PRICE_OPTIONAL else Decimal(0)
+        return None if field.null else field.default
     try:
-        return fields.number(ModelPrice._meta.get_field(name), raw)
+        return fields.number(field, raw)
     except fields.FieldProblem as problem:
-        raise CatalogueError(f"{where}.{name}: {problem}") from None
+        raise CatalogueError(f"{where}.{field.name}: {problem}") from None
 
 
 @transaction.atomic
@@ -97,13 +98,13 @@ def prices_load(entries: list[dict], *, update: bool = False) -> dict[str, int]:
     counts = {"created": 0, "updated": 0, "kept": 0}
     for values in entries:
         lookup = {"model": values["model"], "effective_from": values["effective_from"]}
-        fields = {k: values[k] for k in pricing.PRICE_NUMBERS}
+        numbers = {f.name: values[f.name] for f in fields.numbers(PRICE)}
         row = ModelPrice.objects.filter(**lookup).first()
         if row is None:
-            ModelPrice.objects.create(**lookup, **fields)
+            ModelPrice.objects.create(**lookup, **numbers)
             counts["created"] += 1
-        elif update and any(getattr(row, k) != v for k, v in fields.items()):
-            ModelPrice.objects.filter(pk=row.pk).update(**fields)
+        elif update and any(getattr(row, k) != v for k, v in numbers.items()):
+            ModelPrice.objects.filter(pk=row.pk).update(**numbers)
             counts["updated"] += 1
         else:
             counts["kept"] += 1

@@ -16,8 +16,8 @@ A request with `previous_response_id` is never cached: its answer continues a st
 the body, which may be deleted or expire) and echoes that id. Codex's per-turn `client_metadata` is not keyed.
 
 Storage: Redis (`gh:rcache:<digest>`, SET EX ttl) when REDIS_URL is set, else an in-process LRU with a TTL and
-a size cap (GATEWAY_RESPONSE_CACHE_MAX_ENTRIES, default 2000; entries over GATEWAY_RESPONSE_CACHE_MAX_ENTRY_BYTES,
-default 1 MiB, are not stored). A Redis error is a miss, never a failed request.
+a size cap (MAX_ENTRIES, 2000; an answer over MAX_ENTRY_BYTES, 1 MiB, is not stored in either; both are fixed
+here, not settings). A Redis error is a miss, never a failed request.
 """
 
 import asyncio
@@ -46,8 +46,8 @@ IGNORED = frozenset({"stream", "stream_options", "metadata", "user", "store", "s
                      "client_metadata"})
 TERMINAL = ("response.completed", "response.incomplete")  # a Responses stream's complete answer
 BILLING_LINE = "x-anthropic-billing-header:"
-MAX_ENTRIES = getattr(settings, "GATEWAY_RESPONSE_CACHE_MAX_ENTRIES", 2000)
-MAX_ENTRY_BYTES = getattr(settings, "GATEWAY_RESPONSE_CACHE_MAX_ENTRY_BYTES", 1 << 20)
+MAX_ENTRIES = 2000
+MAX_ENTRY_BYTES = 1 << 20
 _tasks: set = set()
 
 
