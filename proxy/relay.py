@@ -125,16 +125,16 @@ class _Translated:
 async def _relayed(response, chunks, side, call, estimate):
     """The one way a stream runs and ends, whichever `side` (_SameApi, _Translated) makes its bytes."""
     outcome, error, deltas = "ok", None, 0
-    task = _started(call)
+    task, feed, clock = _started(call), side.feed, time.perf_counter  # (bound once: this loop runs per chunk)
     try:
         async with aclosing(chunks):  # a keep-alive watch ends with us
             async for chunk in chunks:
                 if chunk is not None:
                     call.first_byte()
                     deltas += chunk.count(DELTA)
-                    if time.perf_counter() - call.snapshot_at >= SNAPSHOT_SECONDS:
+                    if clock() - call.snapshot_at >= SNAPSHOT_SECONDS:
                         call.progress(_so_far(side.usage, deltas, estimate))
-                out = side.feed(chunk)
+                out = feed(chunk)
                 if out:
                     yield out
         out, error = side.end()
