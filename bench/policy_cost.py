@@ -68,7 +68,7 @@ def worker(args) -> int:
     django.setup()
     from accounts.keys import digest, key_load
     from proxy import core
-    from proxy.policies.state import redis_status
+    from proxy.policies.store import redis_status
 
     from . import bodies
 

@@ -56,7 +56,8 @@ async def _measure(state, n: int, concurrency: int) -> tuple[float, float]:
 async def run(n: int, url: str, concurrency: int) -> None:
     import redis.asyncio as aioredis
 
-    from proxy.policies.state import LocalState, RedisState
+    from proxy.policies.state_local import LocalState
+    from proxy.policies.state_redis import RedisState
 
     client = aioredis.Redis.from_url(url)
     await client.ping()

@@ -34,10 +34,10 @@ def _database_ok() -> bool:
 
 async def ready(request):
     """Ready = can serve: the database answers. Redis is reported, not required: while it is down the gateway
-    keeps serving with per-process limits and breakers (proxy/policies/state.py), so it stays in rotation.
+    keeps serving with per-process limits and breakers (proxy/policies/store.py), so it stays in rotation.
     The ledger likewise: while its rows cannot be written (a locked table, a failing database) they wait in
     the spool (usage/ledger.py) and requests are still served, so it is "degraded", not a 503."""
-    from proxy.policies.state import redis_status
+    from proxy.policies.store import redis_status
     from usage import ledger
 
     database = await sync_to_async(_database_ok, thread_sensitive=False)()

@@ -340,7 +340,7 @@ GATEWAY_BREAKER_SYNC_SECONDS = env_float("GATEWAY_BREAKER_SYNC_SECONDS", 1.0)  #
 # When every account of a route is open: "panic" still sends the request (the client gets the upstream's own
 # answer, never one the gateway made up); "fail_fast" answers 529/503 at once. A route may override it.
 GATEWAY_BREAKER_ON_ALL_OPEN = env_choice("GATEWAY_BREAKER_ON_ALL_OPEN", "panic", ("panic", "fail_fast"))
-# Shared policy state (limits, budgets, breakers) lives in Redis when REDIS_URL is set (proxy/policies/state.py).
+# Shared policy state (limits, budgets, breakers) lives in Redis when REDIS_URL is set (proxy/policies/store.py).
 GATEWAY_POLICY_FAIL_CLOSED = env_bool("GATEWAY_POLICY_FAIL_CLOSED", False)  # refuse requests while Redis is down
 GATEWAY_REDIS_TIMEOUT = env_float("GATEWAY_REDIS_TIMEOUT", 1.0)  # a busy Redis is not a dead one
 GATEWAY_REDIS_RETRY_SECONDS = env_float("GATEWAY_REDIS_RETRY_SECONDS", 5.0)

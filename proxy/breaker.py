@@ -26,7 +26,8 @@ from django.utils import timezone
 from accounts.services import account_error_set
 from usage import metrics
 
-from .policies.state import BreakerState, StateUnavailable, get_state
+from .policies.state import BreakerState, StateUnavailable
+from .policies.store import get_state
 from .routing import account_labels
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts import keys
 from accounts.models import Project, Provider, ProviderAccount
-from proxy.policies.state import get_state
+from proxy.policies.store import get_state
 from tests.conftest import database_url
 from usage.models import UsageRecord
 

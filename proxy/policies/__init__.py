@@ -8,7 +8,7 @@ proxy/core.py calls exactly two functions, one on each side of the upstream call
 `admit` gathers every limit that applies to the key:
     limits.py    RPM and TPM per key and per project (sliding windows), concurrent requests per key
     budgets.py   USD per month and per day, per project and per key, reserved at the request's maximum cost
-and asks the state store (state.py: Redis when REDIS_URL is set, else this process) to take them all or none,
+and asks the state store (store.py: Redis when REDIS_URL is set, else this process) to take them all or none,
 in ONE round trip that also reads the circuit breakers of the route's accounts (breaker.py uses them to skip
 unhealthy accounts). TPM admits on an estimate (request bytes / 3 + the request's max output tokens) and the
 budget reserves input estimate x input price + max output tokens x output price, the dearest of the route's
@@ -45,7 +45,8 @@ from .. import breaker
 from ..canonical import Limits
 from ..errors import Unavailable
 from . import budgets, limits
-from .state import Admission, StateUnavailable, get_state
+from .state import Admission, StateUnavailable
+from .store import get_state
 
 log = logging.getLogger(__name__)
 _background: set[asyncio.Task] = set()

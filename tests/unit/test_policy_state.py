@@ -14,18 +14,10 @@ import uuid
 import pytest
 import redis
 
-from proxy.policies.state import (
-    Budget,
-    Concurrency,
-    FallbackState,
-    LocalState,
-    RedisState,
-    StateUnavailable,
-    Window,
-    get_state,
-    redis_status,
-    reset_for_tests,
-)
+from proxy.policies.state import Budget, Concurrency, StateUnavailable, Window
+from proxy.policies.state_local import LocalState
+from proxy.policies.state_redis import RedisState
+from proxy.policies.store import FallbackState, get_state, redis_status, reset_for_tests
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 T0 = float(int(time.time()))  # a real clock value: Redis expires keys on its own clock
@@ -456,7 +448,7 @@ def throwaway_redis(settings):
 
 
 def _warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "proxy.policies.state" and r.levelno == logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name == "proxy.policies.store" and r.levelno == logging.WARNING]
 
 
 def test_without_redis_url_the_store_is_local(settings):
@@ -468,7 +460,7 @@ def test_without_redis_url_the_store_is_local(settings):
 
 def test_fallback_serves_from_local_state_while_redis_is_down_then_recovers(throwaway_redis, settings, caplog):
     port, servers = throwaway_redis
-    caplog.set_level(logging.WARNING, logger="proxy.policies.state")
+    caplog.set_level(logging.WARNING, logger="proxy.policies.store")
     w = Window("rpm:k:1", 100, 1)
     in_flight = []
 
@@ -518,7 +510,7 @@ def test_fallback_serves_from_local_state_while_redis_is_down_then_recovers(thro
 
 def test_a_stalled_redis_degrades_too_and_recovery_forgets_the_totals_spent_locally(throwaway_redis, caplog):
     port, _ = throwaway_redis
-    caplog.set_level(logging.WARNING, logger="proxy.policies.state")
+    caplog.set_level(logging.WARNING, logger="proxy.policies.store")
     control = redis.Redis(port=port)
 
     async def run():

@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.management.output import write_json, write_table
 from accounts.models import ProviderAccount
 from proxy import breaker
-from proxy.policies.state import redis_status
+from proxy.policies.store import redis_status
 from usage.models import UsageRecord
 from usage.selectors import day_start
 
