@@ -31,6 +31,7 @@ from proxy import formats, ids, policies, routing, upstreams
 from proxy.attempts import target_options
 from proxy.errors import GatewayError
 from usage import ledger, pricing
+from usage.ledger_row import LedgerRow, error_fields, usage_fields
 
 from . import services
 from .models import Batch, BatchItem
@@ -166,13 +167,13 @@ def _settle(batch, item, kind: str, status: int, body, snapshot) -> Decimal:
     alias, remote_model = batch.native["models"].get(str(item.id), ["", ""])
     price = snapshot.price(remote_model, timezone.localdate())
     cost = pricing.usage_cost(usage, price, batch=True)  # the provider's batch discount (ModelPrice.batch_discount)
-    ledger.record(ledger.LedgerRow(
+    ledger.record(LedgerRow(
         request_id=request_id, ingress_api=batch.ingress_api, http_status=fields["status_code"],
         outcome="ok" if kind == "succeeded" else "client_error" if status < 500 else "upstream_error",
         created_at=now, project_id=batch.project_id, api_key_id=batch.api_key_id, alias=alias[:200],
         provider=batch.native["provider"], account=_account_name(batch), remote_model=remote_model[:200],
         upstream_api=batch.native["api"], cost_usd=cost, attempts=1, batch_id=batch.id,
-        user_agent="gatehouse native batch", **ledger.usage_fields(usage), **ledger.error_fields(error)))
+        user_agent="gatehouse native batch", **usage_fields(usage), **error_fields(error)))
     return cost
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 def _rows(n: int):
     from decimal import Decimal
 
-    from usage.ledger import LedgerRow
+    from usage.ledger_row import LedgerRow
 
     return [
         LedgerRow(
@@ -34,21 +34,21 @@ def _rows(n: int):
 
 
 def measure(n: int, batch: int, directory: Path) -> dict:
-    from usage import ledger
+    from usage import ledger_row, ledger_spool
 
     rows = _rows(n)
-    spool = ledger.Spool(directory)
+    spool = ledger_spool.Spool(directory)
     cpu, wall = time.process_time(), time.perf_counter()
     tokens = []
     for r in rows:  # what the request path does: a snapshot, then the final row
-        spool.append(r.request_id, ledger._encode("s", r), final=False)
-        tokens.append(spool.append(r.request_id, ledger._encode("f", r), final=True))
+        spool.append(r.request_id, ledger_row.encode("s", r), final=False)
+        tokens.append(spool.append(r.request_id, ledger_row.encode("f", r), final=True))
     request_cpu = time.process_time() - cpu
     request_wall = time.perf_counter() - wall
     size = sum(p.stat().st_size for p in directory.glob(f"{spool.owner}.*.spool"))
 
     replay_cpu = time.process_time()
-    replayed = ledger.read_segments(sorted(directory.glob(f"{spool.owner}.*.spool")))
+    replayed = ledger_spool.read_segments(sorted(directory.glob(f"{spool.owner}.*.spool")))
     replay_cpu = time.process_time() - replay_cpu
     assert len(replayed) == n
 

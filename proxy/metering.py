@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.keys import AuthenticatedKey
 from usage import feed, ledger, metrics, pricing
+from usage.ledger_row import LedgerRow, error_fields, usage_fields
 
 from . import policies, selection
 from .canonical import MessageDelta, MessageStart, StreamError, Usage
@@ -144,8 +145,8 @@ class Call:
         metrics.request_finished(self, status, outcome, cost, elapsed)
         feed.publish(self, status, outcome, cost, elapsed)  # costs a clock read when nobody watches
 
-    def row(self, status: int, outcome: str, error: GatewayError | None, cost) -> ledger.LedgerRow:
-        return ledger.LedgerRow(
+    def row(self, status: int, outcome: str, error: GatewayError | None, cost) -> LedgerRow:
+        return LedgerRow(
             created_at=self.created_at,
             request_id=self.request_id,
             project_id=self.key.project_id if self.key else None,
@@ -171,6 +172,6 @@ class Call:
             reductions=self.reductions[:200],
             tokens_saved=self.tokens_saved,
             saved_usd=self.saved_usd,
-            **ledger.usage_fields(self.usage),
-            **ledger.error_fields(error),
+            **usage_fields(self.usage),
+            **error_fields(error),
         )

@@ -28,277 +28,35 @@ forever. `status()` (shown by /ready) turns "degraded" while writes fail or stal
 for good (a constraint, bad data) is retried without its project/key links, then kept in
 `rejected.jsonl` next to the spools, with an error in the log: never dropped silently.
 
-Adding a ledger column: add the field to usage.models.UsageRecord (with a migration) and to LedgerRow below
-(with a default, so older spools still replay), then fill it in proxy/metering.py (Call.row).
-tests/unit/test_ledger_spool.py checks that the two field lists match.
+The row itself (LedgerRow, and how to add a column) is usage/ledger_row.py; the spool files are
+usage/ledger_spool.py; this module is the writer thread and the API the request path calls.
 """
 
 import atexit
-import fcntl
 import hashlib
 import logging
 import os
 import queue
-import secrets
 import threading
 import time
-from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 
-import orjson
 from django.conf import settings
 from django.db import DataError, IntegrityError, close_old_connections, connection
 from django.db.models import Q
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from . import metrics
+from .ledger_row import LedgerRow, encode
+from .ledger_spool import Orphan, Spool, find_orphans
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 1000
 LAST_USED_EVERY = 60.0
-SEGMENT_BYTES = 4 << 20  # a spool that never empties (always something in flight) rolls over at this size
 RESCAN_SECONDS = 30.0  # how often a running writer looks for spools of processes that died since it started
 STALL_SECONDS = 10.0  # a write that has not succeeded for this long makes the ledger "degraded"
 BACKOFF_MAX = 10.0
-INTERRUPTED_MESSAGE = "the gateway process ended before the request finished"
-
-
-@dataclass
-class LedgerRow:
-    """One UsageRecord, typed: a misspelt field is a TypeError where the row is built, not a row lost at insert."""
-
-    request_id: str
-    ingress_api: str
-    http_status: int
-    outcome: str
-    created_at: datetime = field(default_factory=timezone.now)
-    project_id: int | None = None
-    api_key_id: int | None = None
-    alias: str = ""
-    requested_model: str = ""
-    provider: str = ""
-    account: str = ""
-    remote_model: str = ""
-    upstream_api: str = ""
-    stream: bool = False
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0  # the 1-hour part of cache_write_tokens (usage.pricing)
-    cost_usd: Decimal = Decimal(0)
-    latency_ms: int = 0
-    ttft_ms: int | None = None
-    attempts: int = 0
-    error_type: str = ""
-    error_message: str = ""
-    user_agent: str = ""
-    batch_id: str = ""
-    session_id: str = ""
-    route_rule: str = ""
-    reductions: str = ""
-    tokens_saved: int = 0
-    saved_usd: Decimal = Decimal(0)
-
-
-def usage_fields(usage) -> dict:
-    """A row's token columns from a usage object (proxy.canonical.Usage): the one mapping for live traffic, batch
-    items (both through proxy.metering) and native batch results (batches/native.py)."""
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
-            "cache_write_1h_tokens": usage.cache_write_1h_tokens}  # fmt: skip
-
-
-def error_fields(error) -> dict:
-    """A row's error columns from a proxy.errors.GatewayError, or none."""
-    if error is None:
-        return {"error_type": "", "error_message": ""}
-    return {"error_type": error.kind, "error_message": error.message[:300]}
-
-
-_ROW_FIELDS = {f.name: f for f in fields(LedgerRow)}
-_DECIMALS = ("cost_usd", "saved_usd")
-
-
-def _encode(kind: str, row: LedgerRow | None = None, request_id: str = "") -> bytes:
-    record = {"k": kind, "row": row} if row is not None else {"k": kind, "id": request_id}
-    return orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
-
-
-def row_from_json(data: dict) -> LedgerRow:
-    """A spooled row back into a LedgerRow. Fields this version does not know are dropped (a newer spool)."""
-    values = {k: v for k, v in data.items() if k in _ROW_FIELDS}
-    if isinstance(values.get("created_at"), str):
-        values["created_at"] = parse_datetime(values["created_at"])
-    for name in _DECIMALS:
-        if name in values:
-            values[name] = Decimal(str(values[name]))
-    return LedgerRow(**values)
-
-
-# --- the spool: this process's files ----------------------------------------------------------------------
-
-
-class Spool:
-    """Append-only JSON lines in `<directory>/<owner>.<seq>.spool`, owned through an flock on `<owner>.lock`.
-
-    Each request's latest record is its *anchor*: the segment holding it stays until that request's final row
-    is committed. Appends come from request threads; only the writer thread closes, truncates or deletes."""
-
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.dir = directory
-        self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
-        # Locked before it is visible under its name, so another process never sees it unlocked while we live.
-        hidden = self.dir / f".{self.owner}.lock.tmp"
-        self._lock_fd = os.open(hidden, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(hidden, self.dir / f"{self.owner}.lock")
-        self._mutex = threading.Lock()
-        self._fds: dict[int, int] = {}
-        self._pending: dict[int, int] = {}  # segment -> requests whose latest record is there, not yet committed
-        self._anchor: dict[str, int] = {}  # request id -> segment of its latest record (requests in flight)
-        self._seq, self._size, self._synced = -1, 0, True
-        self._roll()
-
-    def path(self, seq: int) -> Path:
-        return self.dir / f"{self.owner}.{seq:06d}.spool"
-
-    def _roll(self) -> None:
-        self._seq += 1
-        self._fds[self._seq] = os.open(self.path(self._seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._pending[self._seq], self._size = 0, 0
-
-    def append(self, request_id: str, line: bytes, final: bool) -> int:
-        """Write one record; returns the segment that now holds the request (commit it there when final)."""
-        with self._mutex:
-            if self._size >= SEGMENT_BYTES:
-                self._roll()
-            _write_all(self._fds[self._seq], line)
-            self._size += len(line)
-            self._synced = False
-            seq = self._seq
-            old = self._anchor.pop(request_id, None) if final else self._anchor.get(request_id)
-            if old != seq:
-                self._pending[seq] += 1
-                if old is not None:
-                    self._pending[old] -= 1
-            if not final:
-                self._anchor[request_id] = seq
-            return seq
-
-    def committed(self, seqs) -> None:
-        with self._mutex:
-            for seq in seqs:
-                self._pending[seq] -= 1
-
-    def maintain(self) -> None:
-        """Writer thread: fsync what was appended, then drop what every request in it no longer needs."""
-        with self._mutex:
-            fd, synced = self._fds[self._seq], self._synced
-            self._synced = True
-        if not synced:
-            os.fsync(fd)
-        with self._mutex:
-            for seq in [s for s, n in self._pending.items() if n == 0]:
-                if seq != self._seq:
-                    os.close(self._fds.pop(seq))
-                    del self._pending[seq]
-                    self.path(seq).unlink(missing_ok=True)
-                elif self._size:
-                    os.ftruncate(self._fds[seq], 0)
-                    self._size = 0
-
-    def idle(self) -> bool:
-        with self._mutex:
-            return not any(self._pending.values())
-
-    def close(self) -> None:
-        """Release the spool: its files go when nothing in them is uncommitted, else they stay for a replay."""
-        with self._mutex:
-            clean = not any(self._pending.values())
-            for seq, fd in self._fds.items():
-                os.close(fd)
-                if clean:
-                    self.path(seq).unlink(missing_ok=True)
-            self._fds.clear()
-            if clean:
-                (self.dir / f"{self.owner}.lock").unlink(missing_ok=True)
-            os.close(self._lock_fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
-
-
-# --- orphans: spools of dead processes --------------------------------------------------------------------
-
-
-@dataclass
-class Orphan:
-    """A dead process's spool, locked by us until its rows are committed."""
-
-    owner: str
-    directory: Path
-    lock_fd: int
-    rows: list[LedgerRow]
-    pending: int = 0
-
-    def done(self) -> None:
-        for path in self.directory.glob(f"{self.owner}.*.spool"):
-            path.unlink(missing_ok=True)
-        (self.directory / f"{self.owner}.lock").unlink(missing_ok=True)
-        os.close(self.lock_fd)
-
-
-def find_orphans(directory: Path, own: str | None) -> list[Orphan]:
-    """Spools whose owner's lock is free (the owner died), each read into rows and locked by us."""
-    owners = {p.name.split(".")[0] for p in directory.glob("*.spool")} | {p.stem for p in directory.glob("*.lock")}
-    found = []
-    for owner in sorted(owners - {own}):
-        fd = os.open(directory / f"{owner}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)  # alive, or another process is replaying it
-            continue
-        if os.fstat(fd).st_nlink == 0:  # replayed and removed by another process meanwhile
-            os.close(fd)
-            continue
-        segments = sorted(directory.glob(f"{owner}.*.spool"))
-        found.append(Orphan(owner, directory, fd, read_segments(segments)))
-    return found
-
-
-def read_segments(paths: list[Path]) -> list[LedgerRow]:
-    """The rows a dead process's spool stands for: each request's last record; a snapshot becomes interrupted."""
-    latest: dict[str, tuple[str, dict | None]] = {}
-    for path in paths:
-        with path.open("rb") as f:
-            for number, line in enumerate(f, 1):
-                try:
-                    record = orjson.loads(line)
-                    row = record.get("row")
-                    request_id = row["request_id"] if row else record["id"]
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    log.warning("ledger spool %s line %d is not a record (cut by a crash?); skipped", path.name, number)
-                    continue
-                latest.pop(request_id, None)  # keep the order of last appearance
-                latest[request_id] = (record["k"], row)
-    rows = []
-    for kind, data in latest.values():
-        if kind == "x" or data is None:  # discarded: a call that was not part of the ledger
-            continue
-        row = row_from_json(data)
-        if kind == "s":
-            row.outcome, row.error_type, row.error_message = "interrupted", "api_error", INTERRUPTED_MESSAGE
-        rows.append(row)
-    return rows
 
 
 # --- the writer ---------------------------------------------------------------------------------------------
@@ -565,9 +323,9 @@ def _reject(row: LedgerRow, error: Exception) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab") as f:
-            f.write(_encode("f", row))
+            f.write(encode("f", row))
     except OSError:
-        log.error("the database refused usage record %s (%s): %s", row.request_id, error, _encode("f", row))
+        log.error("the database refused usage record %s (%s): %s", row.request_id, error, encode("f", row))
         return
     log.error("the database refused usage record %s (%s); kept in %s", row.request_id, error, path)
 
@@ -605,7 +363,7 @@ def snapshot(row: LedgerRow) -> None:
     """The row so far of a request still running; replayed as `interrupted` if the process dies before it ends."""
     try:
         (_writer if _writer is not None and _writer.thread.is_alive() else start()).append(
-            row.request_id, _encode("s", row), final=False
+            row.request_id, encode("s", row), final=False
         )
     except Exception:
         log.exception("ledger snapshot failed")
@@ -614,7 +372,7 @@ def snapshot(row: LedgerRow) -> None:
 def discard(request_id: str) -> None:
     """A call that snapshotted but is not part of the ledger after all (token counting)."""
     writer = start()
-    seq = writer.append(request_id, _encode("x", request_id=request_id), final=True)
+    seq = writer.append(request_id, encode("x", request_id=request_id), final=True)
     if seq is not None and writer.spool is not None:
         writer.spool.committed([seq])
 
@@ -624,7 +382,7 @@ def record(row: LedgerRow) -> None:
     writer = _writer if _writer is not None and _writer.thread.is_alive() else start()
     token = None
     try:
-        token = writer.append(row.request_id, _encode("f", row), final=True)
+        token = writer.append(row.request_id, encode("f", row), final=True)
     except Exception:
         log.exception("ledger spool append failed")
     writer.queue.put((row, token))

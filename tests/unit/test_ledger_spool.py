@@ -9,8 +9,9 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from usage import ledger
-from usage.ledger import LedgerRow, Spool, find_orphans, read_segments
+from usage import ledger_row, ledger_spool
+from usage.ledger_row import LedgerRow
+from usage.ledger_spool import Spool, find_orphans, read_segments
 
 
 def row(request_id="req_1", **fields) -> LedgerRow:
@@ -19,14 +20,14 @@ def row(request_id="req_1", **fields) -> LedgerRow:
 
 
 def line(kind: str, r: LedgerRow) -> bytes:
-    return ledger._encode(kind, r)
+    return ledger_row.encode(kind, r)
 
 
 def test_the_typed_row_has_exactly_the_ledger_tables_columns():
     from usage.models import UsageRecord
 
     columns = {f.attname for f in UsageRecord._meta.concrete_fields} - {"id"}
-    assert set(ledger._ROW_FIELDS) == columns
+    assert set(ledger_row.ROW_FIELDS) == columns
 
 
 def test_a_misspelt_field_fails_where_the_row_is_built():
@@ -36,7 +37,7 @@ def test_a_misspelt_field_fails_where_the_row_is_built():
 
 def test_a_row_survives_the_round_trip_through_the_spool_exactly():
     original = row(cost_usd=Decimal("0.00012345"), saved_usd=Decimal("0.5"), ttft_ms=12, project_id=3, stream=True)
-    back = ledger.row_from_json(orjson.loads(line("f", original))["row"])
+    back = ledger_row.row_from_json(orjson.loads(line("f", original))["row"])
     assert back == original
     assert back.created_at.tzinfo is not None and back.created_at.astimezone(tz.utc) == original.created_at
 
@@ -45,7 +46,7 @@ def test_fields_this_version_does_not_know_are_dropped_and_missing_ones_defaulte
     data = orjson.loads(line("f", row()))["row"]
     data["from_a_newer_version"] = 1
     del data["reductions"]
-    back = ledger.row_from_json(data)
+    back = ledger_row.row_from_json(data)
     assert back.reductions == "" and back.request_id == "req_1"
 
 
@@ -70,7 +71,7 @@ def test_the_spool_empties_only_when_everything_in_it_is_committed(tmp_path):
 
 
 def test_a_full_segment_rolls_over_and_goes_once_its_requests_are_committed(tmp_path, monkeypatch):
-    monkeypatch.setattr(ledger, "SEGMENT_BYTES", 1)
+    monkeypatch.setattr(ledger_spool, "SEGMENT_BYTES", 1)
     spool = Spool(tmp_path)
     first = spool.append("req_a", line("f", row("req_a")), final=True)
     spool.append("req_b", line("s", row("req_b")), final=False)  # rolls: segment 1
@@ -83,7 +84,7 @@ def test_a_full_segment_rolls_over_and_goes_once_its_requests_are_committed(tmp_
 
 
 def test_a_snapshot_moving_to_a_new_segment_releases_the_old_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(ledger, "SEGMENT_BYTES", 1)
+    monkeypatch.setattr(ledger_spool, "SEGMENT_BYTES", 1)
     spool = Spool(tmp_path)
     spool.append("req_a", line("s", row("req_a")), final=False)
     spool.append("req_a", line("s", row("req_a", output_tokens=5)), final=False)  # segment 1 now holds req_a
@@ -99,7 +100,7 @@ def test_replay_takes_each_requests_last_record(tmp_path):
                      cost_usd=Decimal("0.001"))  # fmt: skip
     path.write_bytes(
         line("s", started) + line("s", row("req_b")) + line("s", progressed) + line("f", row("req_b", output_tokens=3))
-        + line("s", row("req_d")) + ledger._encode("x", request_id="req_d")
+        + line("s", row("req_d")) + ledger_row.encode("x", request_id="req_d")
         + b'{"k":"f","row":{"request_id":"req_e","ingress_a'  # cut by a crash mid-line
     )
     rows = {r.request_id: r for r in read_segments([path])}

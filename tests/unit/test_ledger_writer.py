@@ -10,7 +10,8 @@ import pytest
 from django.db import OperationalError
 
 from usage import ledger
-from usage.ledger import LedgerRow, Writer
+from usage.ledger import Writer
+from usage.ledger_row import LedgerRow, encode
 
 # The writer commits, as it does in a server, so these tests work outside a test transaction (`committed`) and
 # remove their own rows after. Not `django_db(transaction=True)`: its flush after each test would wipe the
@@ -34,7 +35,7 @@ def row(request_id, **fields) -> LedgerRow:
 def dead_spool(directory, *records: tuple[str, LedgerRow]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "999-dead.lock").touch()
-    (directory / "999-dead.000000.spool").write_bytes(b"".join(ledger._encode(kind, r) for kind, r in records))
+    (directory / "999-dead.000000.spool").write_bytes(b"".join(encode(kind, r) for kind, r in records))
 
 
 def ids_in_ledger() -> list[str]:
