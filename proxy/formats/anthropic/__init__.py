@@ -11,6 +11,7 @@ upstreams (api.anthropic.com and compatible endpoints). The surface is the one p
     wire.py               block and usage JSON shared by the above
 """
 
+from .. import SURFACE
 from .errors import parse_error, render_error
 from .limits import render_limit_headers
 from .relay import Relay
@@ -21,20 +22,4 @@ from .upstream_request import passthrough_request, render_request
 
 NAME = "anthropic"
 
-__all__ = [
-    "NAME",
-    "parse_request",
-    "parse_count_tokens_request",
-    "render_response",
-    "StreamEncoder",
-    "render_error",
-    "render_request",
-    "parse_response",
-    "StreamDecoder",
-    "parse_error",
-    "passthrough_request",
-    "usage_from_response",
-    "Relay",
-    "render_stream_error",
-    "render_limit_headers",
-]
+__all__ = [*SURFACE, "parse_count_tokens_request"]

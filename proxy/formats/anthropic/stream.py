@@ -8,22 +8,8 @@ stops early ends in an error, never in a clean message_stop.
 
 import orjson
 
-from ...canonical import (
-    BlockDelta,
-    BlockStart,
-    BlockStop,
-    ChatRequest,
-    MessageDelta,
-    MessageStart,
-    MessageStop,
-    Ping,
-    RedactedThinking,
-    StreamError,
-    Text,
-    Thinking,
-    ToolUse,
-    Usage,
-)
+from ...canonical import (BlockDelta, BlockStart, BlockStop, ChatRequest, MessageDelta, MessageStart, MessageStop,
+                          Ping, RedactedThinking, StreamError, Text, Thinking, ToolUse, Usage)  # fmt: skip
 from ...errors import UpstreamError
 from ...ids import sanitize_tool_id
 from ..sse import SSEParser, encode

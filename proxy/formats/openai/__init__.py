@@ -12,6 +12,7 @@ DeepSeek, OpenRouter, Groq, vLLM, Ollama). The surface is the one every format e
     passthrough      passthrough_request, usage_from_response, Relay
 """
 
+from .. import SURFACE
 from .caller_request import parse_request
 from .errors import parse_error, render_error
 from .limits import render_limit_headers
@@ -24,20 +25,4 @@ from .upstream_request import render_request
 
 NAME = "openai"
 
-__all__ = [
-    "render_stream_error",
-    "render_limit_headers",
-    "NAME",
-    "parse_request",
-    "render_response",
-    "StreamEncoder",
-    "render_error",
-    "render_request",
-    "parse_response",
-    "StreamDecoder",
-    "parse_error",
-    "passthrough_request",
-    "usage_from_response",
-    "Relay",
-    "tool_name_map",
-]
+__all__ = [*SURFACE, "tool_name_map"]

@@ -16,22 +16,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from proxy.canonical import (
-    BlockDelta,
-    BlockStart,
-    BlockStop,
-    ChatRequest,
-    MessageDelta,
-    MessageStart,
-    MessageStop,
-    Ping,
-    StreamError,
-    StreamEvent,
-    Text,
-    Thinking,
-    ToolUse,
-    Usage,
-)
+from proxy.canonical import (BlockDelta, BlockStart, BlockStop, ChatRequest, MessageDelta, MessageStart, MessageStop,
+                             Ping, StreamError, StreamEvent, Text, Thinking, ToolUse, Usage)  # fmt: skip
 from proxy.errors import UpstreamError
 from proxy.ids import message_id, sanitize_tool_id
 from proxy.tokens import estimate_input_tokens

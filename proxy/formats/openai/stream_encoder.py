@@ -4,20 +4,8 @@ import time
 
 import orjson
 
-from proxy.canonical import (
-    BlockDelta,
-    BlockStart,
-    ChatRequest,
-    MessageDelta,
-    MessageStart,
-    MessageStop,
-    Ping,
-    StreamError,
-    StreamEvent,
-    ToolUse,
-    Usage,
-    cumulative_usage,
-)
+from proxy.canonical import (BlockDelta, BlockStart, ChatRequest, MessageDelta, MessageStart, MessageStop, Ping,
+                             StreamError, StreamEvent, ToolUse, Usage, cumulative_usage)  # fmt: skip
 from proxy.ids import completion_id
 
 from .. import sse

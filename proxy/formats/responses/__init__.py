@@ -21,6 +21,7 @@ WebSocket mode's `generate: false`, proxy/ws.py), and `replay` (the response cac
 stores this format's own object and gives it back through it, never through the canonical model).
 """
 
+from .. import SURFACE
 from . import replay
 from .errors import parse_error, render_error
 from .reasoning import configure as configure_reasoning
@@ -33,29 +34,8 @@ from .upstream import parse_response, render_request
 
 NAME = "responses"
 
-__all__ = [
-    "NAME",
-    "parse_request",
-    "render_response",
-    "StreamEncoder",
-    "render_error",
-    "render_stream_error",
-    "render_request",
-    "parse_response",
-    "StreamDecoder",
-    "parse_error",
-    "passthrough_request",
-    "usage_from_response",
-    "Relay",
-    "ResponsesRequest",
-    "expand_previous",
-    "input_items",
-    "dropped_tools",
-    "configure_reasoning",
-    "render_limit_headers",
-    "replay",
-    "empty_response",
-]
+__all__ = [*SURFACE, "ResponsesRequest", "expand_previous", "input_items", "dropped_tools", "configure_reasoning",
+           "replay", "empty_response"]
 
 
 def render_limit_headers(limits, now: float) -> dict[str, str]:

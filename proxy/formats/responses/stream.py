@@ -24,23 +24,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from proxy.canonical import (
-    BlockDelta,
-    BlockStart,
-    BlockStop,
-    ChatRequest,
-    MessageDelta,
-    MessageStart,
-    MessageStop,
-    Ping,
-    RedactedThinking,
-    StreamError,
-    Text,
-    Thinking,
-    ToolUse,
-    Usage,
-    cumulative_usage,
-)
+from proxy.canonical import (BlockDelta, BlockStart, BlockStop, ChatRequest, MessageDelta, MessageStart, MessageStop,
+                             Ping, RedactedThinking, StreamError, Text, Thinking, ToolUse, Usage,
+                             cumulative_usage)  # fmt: skip
 
 from .. import sse
 from ..openai.mappings import parse_arguments

@@ -9,20 +9,8 @@ a stream that stops before either becomes a StreamError (R-2), never a clean end
 
 import orjson
 
-from proxy.canonical import (
-    BlockDelta,
-    BlockStart,
-    BlockStop,
-    ChatRequest,
-    MessageDelta,
-    MessageStart,
-    MessageStop,
-    StreamError,
-    Text,
-    Thinking,
-    ToolUse,
-    Usage,
-)
+from proxy.canonical import (BlockDelta, BlockStart, BlockStop, ChatRequest, MessageDelta, MessageStart, MessageStop,
+                             StreamError, Text, Thinking, ToolUse, Usage)  # fmt: skip
 from proxy.errors import UpstreamError
 from proxy.ids import message_id, sanitize_tool_id
 from proxy.tokens import estimate_input_tokens
