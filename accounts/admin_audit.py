@@ -6,16 +6,8 @@ from django.utils.html import format_html, format_html_join
 from .models import AuditEvent
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "actor", "source", "action", "object_type", "object_repr", "summary")
-    list_filter = ("source", "action", "object_type", "created_at")
-    search_fields = ("actor", "object_repr", "=object_id")
-    date_hierarchy = "created_at"
-    fields = ("created_at", "actor", "user", "source", "action", "object_type", "object_id", "object_repr",
-              "changes_table")  # fmt: skip
-    readonly_fields = fields
-    list_per_page = 100
+class ReadOnly:
+    """ModelAdmin mixin (first in the bases) for a record nobody edits in the admin: the audit trail, the ledger."""
 
     def has_add_permission(self, request):
         return False
@@ -25,6 +17,18 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("created_at", "actor", "source", "action", "object_type", "object_repr", "summary")
+    list_filter = ("source", "action", "object_type", "created_at")
+    search_fields = ("actor", "object_repr", "=object_id")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "actor", "user", "source", "action", "object_type", "object_id", "object_repr",
+              "changes_table")  # fmt: skip
+    readonly_fields = fields
+    list_per_page = 100
 
     @admin.display(description="changes")
     def summary(self, obj):

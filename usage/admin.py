@@ -24,6 +24,7 @@ from django.utils.functional import cached_property
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 
+from accounts.admin_audit import ReadOnly
 from accounts.models import Provider
 
 from .models import ModelPrice, UsageRecord
@@ -362,7 +363,7 @@ class AliasFilter(admin.SimpleListFilter):
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("created_at", "request_id", "project", "key_prefix", "alias", "upstream", "ingress_api", "stream",
                     "http_status", "outcome", "input_tokens", "output_tokens", "cost_usd", "latency_ms")  # fmt: skip
     list_filter = (CreatedRangeFilter, "outcome", AliasFilter, IngressFilter, ProviderNameFilter, StreamFilter,
@@ -382,15 +383,6 @@ class UsageRecordAdmin(admin.ModelAdmin):
     SORT_WINDOW = timedelta(days=1)  # sorting by other columns sorts every row in the window
     SEARCH_ALIASES = 1000
     SEARCH_ROWS = 2000  # rows listed for a search matching several aliases (20 pages)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_changelist(self, request, **kwargs):
         return LedgerChangeList

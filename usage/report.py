@@ -3,13 +3,13 @@ the chosen range and filters in (`Query`), everything the page and its CSV show 
 arithmetic over the cells plus a few small lookups (project and key names); no other reads of the ledger.
 
 To add a grouping: a DIMENSIONS entry in usage/selectors.py (rollup column, raw column), a label in `_labels`,
-a choice in GROUPS. To add a column: a field on selectors.Cell (summed in both of its queries), on Row, in
+a choice in GROUPS. To add a column: a field on selectors.Counters (summed in both of usage_cells' queries), in
 COLUMNS (the table and the CSV take it from there).
 """
 
 import calendar
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -82,18 +82,9 @@ class Query:
 
 
 @dataclass
-class Row:
+class Row(selectors.Counters):
     label: str
     value: object = None
-    requests: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost: Decimal = field(default_factory=Decimal)
-    cache_hits: int = 0
-    saved: Decimal = field(default_factory=Decimal)  # what the response cache and token reduction avoided
 
     def add(self, cell) -> None:
         for name in selectors.COUNTERS:

@@ -125,15 +125,10 @@ COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_t
 _CELL_ATTR = {"project": "project_id", "key": "key_id", "model": "model", "provider": "provider"}
 
 
-@dataclass(slots=True)
-class Cell:
-    """Usage of one day x project x key x model x provider; a dimension not asked for (usage_cells' `by`) is None."""
+@dataclass(slots=True, kw_only=True)
+class Counters:
+    """The sums of usage the finance numbers show (COUNTERS, cost and saved): a Cell's, a report Row's."""
 
-    day: date | None = None
-    project_id: int | None = None
-    key_id: int | None = None
-    model: str | None = None
-    provider: str | None = None
     requests: int = 0
     errors: int = 0
     input_tokens: int = 0
@@ -143,6 +138,17 @@ class Cell:
     cache_hits: int = 0
     cost: Decimal = field(default_factory=Decimal)
     saved: Decimal = field(default_factory=Decimal)  # cost avoided by the response cache and token reduction
+
+
+@dataclass(slots=True)
+class Cell(Counters):
+    """Usage of one day x project x key x model x provider; a dimension not asked for (usage_cells' `by`) is None."""
+
+    day: date | None = None
+    project_id: int | None = None
+    key_id: int | None = None
+    model: str | None = None
+    provider: str | None = None
 
 
 @dataclass(slots=True)

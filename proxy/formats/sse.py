@@ -1,5 +1,6 @@
-"""Server-sent events framing: bytes in, (event, data) out; (event, data) in, bytes out; and `data_object`, the
-one lenient reading of an event's JSON data that the relays use.
+"""Server-sent events framing: bytes in, (event, data) out; (event, data) in, bytes out; `data_object`, the one
+lenient reading of an event's JSON data that the relays use; and `Decoding`, the feed/finish of a decoder of an
+SSE upstream (Anthropic's, Responses').
 
 The parser is incremental: feed it whatever TCP chunks arrive, split anywhere (mid-line, mid-UTF-8 character,
 between \\r and \\n). It works on bytes and only splits at line ends, so a multi-byte character is never cut.
@@ -8,6 +9,8 @@ between \\r and \\n). It works on bytes and only splits at line ends, so a multi
 from dataclasses import dataclass
 
 import orjson
+
+from ..canonical import StreamError
 
 
 @dataclass(slots=True)
@@ -86,3 +89,18 @@ def data_object(data: bytes) -> dict:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+class Decoding:
+    """feed/finish for a StreamDecoder over SSE: the subclass has `_parser` (an SSEParser), `_decode(events)`, an
+    `_ended` flag it sets on its format's last event, and `_cut()`, the error of a stream that stopped before it."""
+
+    def feed(self, chunk: bytes) -> list:
+        return self._decode(self._parser.feed(chunk))
+
+    def finish(self) -> list:
+        events = self._decode(self._parser.finish())
+        if not self._ended:
+            self._ended = True
+            events.append(StreamError(self._cut()))
+        return events

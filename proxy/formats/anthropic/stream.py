@@ -12,7 +12,7 @@ from ...canonical import (BlockDelta, BlockStart, BlockStop, ChatRequest, Messag
                           Ping, RedactedThinking, StreamError, Text, Thinking, ToolUse, Usage)  # fmt: skip
 from ...errors import UpstreamError
 from ...ids import sanitize_tool_id
-from ..sse import SSEParser, encode
+from ..sse import Decoding, SSEParser, encode
 from .errors import render_error, stream_error
 from .response import anthropic_message_id, is_json_schema
 from .upstream_request import JSON_TOOL_NAME
@@ -108,7 +108,7 @@ def _single_line(body: bytes) -> bytes:
         return orjson.dumps({"type": "error", "error": {"type": "api_error", "message": message}})
 
 
-class StreamDecoder:
+class StreamDecoder(Decoding):
     """An Anthropic upstream's SSE -> canonical events, one for one, with three edits: server-tool blocks are
     skipped (and later indices renumbered so they stay contiguous), a `json_response` tool block becomes text
     (see response.py), and a missing message_stop becomes a StreamError."""
@@ -122,15 +122,7 @@ class StreamDecoder:
         self._usage = Usage()
         self._ended = False  # message_stop or error seen: nothing after counts
 
-    def feed(self, chunk: bytes) -> list:
-        return self._decode(self._parser.feed(chunk))
-
-    def finish(self) -> list:
-        events = self._decode(self._parser.finish())
-        if not self._ended:
-            self._ended = True
-            events.append(StreamError(truncated_stream_error()))
-        return events
+    _cut = staticmethod(truncated_stream_error)
 
     def _decode(self, sse_events) -> list:
         events = []

@@ -22,11 +22,7 @@ from .messages_in import parse_messages
 
 
 def parse_request(body: dict) -> ChatRequest:
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("you must provide a model parameter", param="model")
+    model = model_of(body, "you must provide a model parameter")
     _reject_unsupported(body)
     stream = body.get("stream") is True
     stream_options = body.get("stream_options")
@@ -59,6 +55,17 @@ def _reject_unsupported(body: dict) -> None:
         raise InvalidRequest("Audio output is not supported by this gateway.", param="audio")
     if isinstance(body.get("modalities"), list) and "audio" in body["modalities"]:
         raise InvalidRequest("Audio output is not supported by this gateway.", param="modalities")
+
+
+def model_of(body: dict, missing: str) -> str:
+    """The body's model; InvalidRequest when the body is not an object or names none (`missing`: in the API's
+    own words)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(missing, param="model")
+    return model
 
 
 def _max_tokens(body: dict) -> int | None:

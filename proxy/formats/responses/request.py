@@ -25,7 +25,7 @@ from proxy.canonical import (
 )
 from proxy.errors import InvalidRequest
 
-from ..openai.caller_request import number, thinking_from_effort, token_count
+from ..openai.caller_request import model_of, number, thinking_from_effort, token_count
 from .items_in import CUSTOM_INPUT, parse_input
 
 HOSTED_TOOL_TYPES = frozenset(
@@ -54,11 +54,7 @@ class ResponsesRequest(ChatRequest):
 
 
 def parse_request(body: dict) -> ResponsesRequest:
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+    model = model_of(body, "Missing required parameter: 'model'.")
     _reject_unsupported(body)
     tool_defs = _offered_tools(body)
     names = _upstream_names(tool_defs)

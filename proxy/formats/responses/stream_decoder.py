@@ -17,12 +17,12 @@ from proxy.tokens import estimate_input_tokens
 
 from ..openai.errors import upstream_error
 from ..openai.tool_names import tool_name_map
-from ..sse import SSEParser
+from ..sse import Decoding, SSEParser
 from .response import usage_from_wire
 from .upstream import stop_reason_for
 
 
-class StreamDecoder:
+class StreamDecoder(Decoding):
     def __init__(self, req: ChatRequest):
         self._req = req
         self._names = tool_name_map(req)
@@ -35,16 +35,9 @@ class StreamDecoder:
         self._tool_blocks = 0
         self._refused = False
 
-    def feed(self, chunk: bytes) -> list:
-        return self._decode(self._parser.feed(chunk))
-
-    def finish(self) -> list:
-        events = self._decode(self._parser.finish())
-        if not self._ended:
-            self._ended = True
-            cut = UpstreamError("upstream stream ended before response.completed", kind="api_error")
-            events.append(StreamError(cut))
-        return events
+    @staticmethod
+    def _cut() -> UpstreamError:
+        return UpstreamError("upstream stream ended before response.completed", kind="api_error")
 
     def _decode(self, sse_events) -> list:
         events: list = []
