@@ -5,7 +5,6 @@ batches/wire.py; errors are GatewayErrors, rendered by the gateway's one handler
 project's batch or file is not found (404).
 """
 
-import orjson
 from asgiref.sync import sync_to_async
 from django.http import FileResponse, HttpRequest, JsonResponse
 from ninja import Router

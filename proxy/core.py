@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import AsyncIterator
 
-import orjson
 from django.utils import timezone
 
 from . import attempts, formats, hop, ids, optimize, policies, relay, routing, validate
-from .errors import GatewayError, InvalidRequest, body_limit, json_object, too_large, unexpected
+from .errors import GatewayError, body_limit, json_object, too_large, unexpected
 from .metering import Call, outcome_of
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ COLUMNS (the table and the CSV take it from there).
 """
 
 import calendar
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal

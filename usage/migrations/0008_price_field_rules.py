@@ -29,7 +29,7 @@ FIELDS = {
 
 
 class Migration(migrations.Migration):
-    dependencies = [("usage", "0006_long_context_price_tier")]
+    dependencies = [("usage", "0007_ledger_session_id")]
 
     operations = [migrations.AlterField(model_name="modelprice", name=name, field=field)
                   for name, field in FIELDS.items()]  # fmt: skip

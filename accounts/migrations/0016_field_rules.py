@@ -24,6 +24,6 @@ FIELDS = [
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0014_provider_kind_from_registry")]
+    dependencies = [("accounts", "0015_provider_preset_choices_callable")]
 
     operations = [migrations.AlterField(model_name=model, name=name, field=field) for model, name, field in FIELDS]
