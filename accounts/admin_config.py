@@ -1,7 +1,7 @@
 """The config file's authority, shown where it matters: on the admin page of every object GATEWAY_CONFIG names.
 
-With GATEWAY_CONFIG set, each start applies the file again, and the fields it owns (FILE_OWNED_FIELDS
-below) go back to the file's values. So the change page of such an object says so in a warning at
+With GATEWAY_CONFIG set, each start applies the file again, and the fields it owns (accounts.config
+FILE_OWNED_FIELDS) go back to the file's values. So the change page of such an object says so in a warning at
 the top, and each owned field's help text starts with "Set by GATEWAY_CONFIG". The file stays the authority:
 edit it, not the admin. Objects the file does not name, and the other fields, are the admin's alone.
 
@@ -15,25 +15,10 @@ import os
 from django.conf import settings
 from django.contrib import messages
 
-from .config import ConfigError, config_parse, config_read
+from .config import FILE_OWNED_FIELDS, ConfigError, config_parse, config_read
 
 OWNED_NOTE = "Set by GATEWAY_CONFIG: reverted to the file's value at the next start."
 
-# With GATEWAY_CONFIG set, every start (bin/run -> bootstrap) applies the file again: for each object the file
-# names, the fields below are put back to the file's values (accounts/services.py `_apply` writes exactly these;
-# keep the two in step). Objects the file does not name, and other fields, are the admin's. ConfigOwned below shows
-# the owned fields on each owned object.
-FILE_OWNED_FIELDS = {
-    "provider": ("kind", "base_url", "preset", "capabilities", "connect_timeout", "read_timeout", "extra_headers",
-                 "enabled"),
-    "provideraccount": ("weight", "priority", "enabled", "credential"),
-    "modelroute": ("display_name", "enabled", "default_max_tokens", "max_output_tokens", "strategy",
-                   "retry_max_attempts", "retry_base_ms", "retry_cap_ms", "retry_deadline_seconds", "response_cache_ttl",
-                   "on_all_open",
-                   "targets"),
-    "project": ("name", "active", "rpm_limit", "tpm_limit", "monthly_budget_usd", "daily_budget_usd",
-                "budget_alert_percent", "allowed_models"),
-}  # fmt: skip
 _owned_cache: dict = {}
 
 

@@ -112,6 +112,23 @@ class ProjectSpec:
     optimize: dict | None = None  # ProjectOptimization field values; None = leave the project's settings alone
 
 
+# What the file writes: with GATEWAY_CONFIG set, every start (bin/run -> bootstrap) applies the file again, and for
+# each object the file names these fields go back to the file's values (accounts/services.py `_apply` writes
+# exactly these, from the spec attributes of the same names). Objects the file does not name, and other fields,
+# are the admin's; accounts/admin_config.py shows the owned fields on each owned object.
+FILE_OWNED_FIELDS = {
+    "provider": ("kind", "base_url", "preset", "capabilities", "connect_timeout", "read_timeout", "extra_headers",
+                 "enabled"),
+    "provideraccount": ("weight", "priority", "enabled", "credential"),
+    "modelroute": ("display_name", "enabled", "default_max_tokens", "max_output_tokens", "strategy",
+                   "retry_max_attempts", "retry_base_ms", "retry_cap_ms", "retry_deadline_seconds", "response_cache_ttl",
+                   "on_all_open",
+                   "targets"),
+    "project": ("name", "active", "rpm_limit", "tpm_limit", "monthly_budget_usd", "daily_budget_usd",
+                "budget_alert_percent", "allowed_models"),
+}  # fmt: skip
+
+
 @dataclass
 class Config:
     providers: list[ProviderSpec] = field(default_factory=list)

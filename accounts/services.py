@@ -19,7 +19,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from . import audit, keys
-from .config import Config, ConfigError, config_parse, config_read
+from .config import FILE_OWNED_FIELDS, Config, ConfigError, config_parse, config_read
 from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget, split_aliases
 from .signals import config_applying, config_changed
 
@@ -143,16 +143,7 @@ def _apply(config: Config, report: ApplyReport) -> None:
     count = report.counts
     for i, spec in enumerate(config.providers):
         path = f"providers[{i}]"
-        values = {
-            "preset": spec.preset,
-            "capabilities": spec.capabilities,
-            "kind": spec.kind,
-            "base_url": spec.base_url,
-            "connect_timeout": spec.connect_timeout,
-            "read_timeout": spec.read_timeout,
-            "extra_headers": spec.extra_headers,
-            "enabled": spec.enabled,
-        }
+        values = {name: getattr(spec, name) for name in FILE_OWNED_FIELDS["provider"]}
         provider, state = _upsert(Provider, {"name": spec.name}, values, path)
         count["providers"][state] += 1
         for j, account_spec in enumerate(spec.accounts):
@@ -161,19 +152,7 @@ def _apply(config: Config, report: ApplyReport) -> None:
     providers = {p.name: p for p in Provider.objects.all()}
     for i, spec in enumerate(config.models):
         path = f"models[{i}]"
-        values = {
-            "display_name": spec.display_name,
-            "enabled": spec.enabled,
-            "default_max_tokens": spec.default_max_tokens,
-            "max_output_tokens": spec.max_output_tokens,
-            "strategy": spec.strategy,
-            "retry_max_attempts": spec.retry_max_attempts,
-            "retry_base_ms": spec.retry_base_ms,
-            "retry_cap_ms": spec.retry_cap_ms,
-            "retry_deadline_seconds": spec.retry_deadline_seconds,
-            "response_cache_ttl": spec.response_cache_ttl,
-            "on_all_open": spec.on_all_open,
-        }
+        values = {name: getattr(spec, name) for name in FILE_OWNED_FIELDS["modelroute"] if name != "targets"}
         route, state = _upsert(ModelRoute, {"alias": spec.alias}, values, path)
         wanted = [(providers[t.provider].pk, t.model, t.priority, t.weight) for t in spec.targets]
         existing = list(route.targets.order_by("id").values_list("provider_id", "remote_model", "priority", "weight"))
@@ -192,16 +171,8 @@ def _apply(config: Config, report: ApplyReport) -> None:
     for i, spec in enumerate(config.projects):
         project = Project.objects.filter(slug=spec.slug).first()
         same_models = project is not None and split_aliases(project.allowed_models) == spec.allowed_models
-        values = {
-            "name": spec.name,
-            "active": spec.active,
-            "rpm_limit": spec.rpm_limit,
-            "tpm_limit": spec.tpm_limit,
-            "monthly_budget_usd": spec.monthly_budget_usd,
-            "daily_budget_usd": spec.daily_budget_usd,
-            "budget_alert_percent": spec.budget_alert_percent,
-            "allowed_models": project.allowed_models if same_models else ", ".join(spec.allowed_models),
-        }
+        values = {name: getattr(spec, name) for name in FILE_OWNED_FIELDS["project"]}
+        values["allowed_models"] = project.allowed_models if same_models else ", ".join(spec.allowed_models)
         project, state = _upsert(Project, {"slug": spec.slug}, values, f"projects[{i}]")
         if spec.optimize is not None:  # the file describes every setting: absent ones go back to their defaults
             defaults = {f.name: f.get_default() for f in ProjectOptimization._meta.concrete_fields if not f.primary_key}
@@ -216,7 +187,7 @@ def _apply_account(provider: Provider, spec, path: str) -> str:
     state = "unchanged"
     if account is None:
         account, state = ProviderAccount(provider=provider, name=spec.name), "created"
-    for attr in ("weight", "priority", "enabled"):
+    for attr in (a for a in FILE_OWNED_FIELDS["provideraccount"] if a != "credential"):  # (compared below)
         if getattr(account, attr) != getattr(spec, attr):
             setattr(account, attr, getattr(spec, attr))
             state = state if state == "created" else "updated"

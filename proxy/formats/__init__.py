@@ -35,9 +35,8 @@ The caller's format and the upstream's format meet only through proxy.canonical,
 from importlib import import_module
 
 # The names above, which every format package exports (its __all__ starts with these).
-SURFACE = ("NAME", "parse_request", "render_response", "StreamEncoder", "render_error", "render_stream_error",
-           "render_limit_headers", "render_request", "parse_response", "StreamDecoder", "parse_error",
-           "passthrough_request", "usage_from_response", "Relay")  # fmt: skip
+SURFACE = tuple("""NAME parse_request render_response StreamEncoder render_error render_stream_error render_limit_headers
+    render_request parse_response StreamDecoder parse_error passthrough_request usage_from_response Relay""".split())
 
 FORMATS = {
     "anthropic": "proxy.formats.anthropic",

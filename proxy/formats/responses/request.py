@@ -155,8 +155,6 @@ def _instructions(value) -> list[Text]:
     return [Text(value)]
 
 
-
-
 def _response_format(value) -> ResponseFormat | None:
     if value is None or (isinstance(value, dict) and value.get("type") == "text"):
         return None
