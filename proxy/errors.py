@@ -42,7 +42,7 @@ KIND_BY_STATUS = {
     413: "request_too_large",
     429: "rate_limit",
     500: "api_error",
-    502: "overloaded",
+    502: "api_error",  # a bad gateway stays a 502 for the caller (never relabelled as the provider overloaded)
     503: "overloaded",
     504: "timeout",
     508: "loop_detected",

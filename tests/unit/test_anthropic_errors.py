@@ -107,7 +107,7 @@ def test_parse_error_reads_anthropic_error_types(status, error_type, kind, mappe
     "status, kind, mapped_status",
     [(400, "invalid_request", 400), (401, "authentication", 401), (402, "billing", 402), (403, "permission", 403),
      (404, "not_found", 404), (413, "request_too_large", 413), (429, "rate_limit", 429), (503, "overloaded", 529),
-     (529, "overloaded", 529), (504, "timeout", 504), (502, "overloaded", 529), (418, "invalid_request", 418)],
+     (529, "overloaded", 529), (504, "timeout", 504), (502, "api_error", 502), (418, "invalid_request", 418)],
 )
 def test_parse_error_falls_back_to_status_for_non_json_bodies(status, kind, mapped_status):
     error = anthropic.parse_error(status, b"<html><body>\n  upstream   trouble\n</body></html>", {})

@@ -76,7 +76,7 @@ def openai_error(message, type_="invalid_request_error", code=None, param=None) 
 @pytest.mark.parametrize(
     "status, kind",
     [(400, "invalid_request"), (401, "authentication"), (402, "billing"), (403, "permission"), (404, "not_found"),
-     (413, "request_too_large"), (429, "rate_limit"), (500, "api_error"), (502, "overloaded"), (503, "overloaded"),
+     (413, "request_too_large"), (429, "rate_limit"), (500, "api_error"), (502, "api_error"), (503, "overloaded"),
      (504, "timeout"), (520, "api_error"), (408, "timeout"), (409, "api_error")],
 )
 def test_parse_error_kind_by_status(status, kind):
