@@ -19,7 +19,7 @@ from ninja import Router
 
 from . import manage_schemas as S
 from . import self_address, services
-from .manage_common import ManagementError, audited, config_item_apply, idempotent, invalid, json_body, not_found, page
+from .manage_common import ManagementError, config_item_apply, endpoint, invalid, json_body, not_found, page
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, split_aliases
 
 router = Router(tags=["projects, keys, providers, routes"])
@@ -68,37 +68,26 @@ def _project(slug: str) -> Project:
     return project
 
 
-@router.get("/projects", summary="List projects (newest first)", response=S.responds(200, S.ProjectPage))
+@endpoint(router.get, "/projects", "List projects (newest first)", S.ProjectPage)
 def projects_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, active: bool | None = None):
     queryset = Project.objects.all() if active is None else Project.objects.filter(active=active)
     return page(queryset, cursor=cursor, limit=limit, render=project_out)
 
 
-@router.post(
-    "/projects",
-    summary="Create a project (Idempotency-Key honoured)",
-    response=S.responds(201, S.ProjectOut),
-    openapi_extra=S.body(S.ProjectIn),
-)
-@idempotent
-@audited
+@endpoint(router.post, "/projects", "Create a project (Idempotency-Key honoured)",
+          S.ProjectOut, status=201, body=S.ProjectIn)  # fmt: skip
 def projects_create(request: HttpRequest):
     project = _create("projects", json_body(request), Project, "slug", lambda slug: Project.objects.get(slug=slug))
     return JsonResponse(project_out(project), status=201)
 
 
-@router.get("/projects/{slug}", summary="A project", response=S.responds(200, S.ProjectOut))
+@endpoint(router.get, "/projects/{slug}", "A project", S.ProjectOut)
 def projects_read(request: HttpRequest, slug: str):
     return project_out(_project(slug))
 
 
-@router.patch(
-    "/projects/{slug}",
-    summary="Change a project's name, limits, budgets, allowed models or active flag",
-    response=S.responds(200, S.ProjectOut),
-    openapi_extra=S.body(S.ProjectIn),
-)
-@audited
+@endpoint(router.patch, "/projects/{slug}", "Change a project's name, limits, budgets, allowed models or active flag",
+          S.ProjectOut, body=S.ProjectIn)  # fmt: skip
 def projects_update(request: HttpRequest, slug: str):
     body = json_body(request)
     unknown = sorted(set(body) - set(PROJECT_EDITABLE))
@@ -112,12 +101,8 @@ def projects_update(request: HttpRequest, slug: str):
     return project_out(project)
 
 
-@router.delete(
-    "/projects/{slug}",
-    summary="Deactivate a project (its keys stop working; its history stays)",
-    response=S.responds(200, S.ProjectOut),
-)
-@audited
+@endpoint(router.delete, "/projects/{slug}", "Deactivate a project (its keys stop working; its history stays)",
+          S.ProjectOut)  # fmt: skip
 def projects_deactivate(request: HttpRequest, slug: str):
     project = _project(slug)
     if project.active:
@@ -159,11 +144,7 @@ def _key(key_id: int) -> ApiKey:
     return key
 
 
-@router.get(
-    "/keys",
-    summary="List client API keys (prefixes only, never secrets)",
-    response=S.responds(200, S.KeyPage),
-)
+@endpoint(router.get, "/keys", "List client API keys (prefixes only, never secrets)", S.KeyPage)
 def keys_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, project: str | None = None,
               status: str | None = None):  # fmt: skip
     queryset = ApiKey.objects.select_related("project")
@@ -178,14 +159,8 @@ def keys_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, 
     return page(queryset, cursor=cursor, limit=limit, render=key_out)
 
 
-@router.post(
-    "/projects/{slug}/keys",
-    summary="Create a client API key (its secret is in this response only)",
-    response=S.responds(201, S.KeyCreated),
-    openapi_extra=S.body(S.KeyIn),
-)
-@idempotent
-@audited
+@endpoint(router.post, "/projects/{slug}/keys", "Create a client API key (its secret is in this response only)",
+          S.KeyCreated, status=201, body=S.KeyIn)  # fmt: skip
 def keys_create(request: HttpRequest, slug: str):
     project = _project(slug)
     if not project.active:
@@ -215,17 +190,13 @@ def _key_fields(body: dict) -> dict:
     return {k: getattr(candidate, k) for k in fields}
 
 
-@router.get("/keys/{key_id}", summary="A client API key (prefix only)", response=S.responds(200, S.KeyOut))
+@endpoint(router.get, "/keys/{key_id}", "A client API key (prefix only)", S.KeyOut)
 def keys_read(request: HttpRequest, key_id: int):
     return key_out(_key(key_id))
 
 
-@router.post(
-    "/keys/{key_id}/revoke",
-    summary="Revoke a client API key (refused by every process within seconds)",
-    response=S.responds(200, S.KeyOut),
-)
-@audited
+@endpoint(router.post, "/keys/{key_id}/revoke", "Revoke a client API key (refused by every process within seconds)",
+          S.KeyOut)  # fmt: skip
 def keys_revoke(request: HttpRequest, key_id: int):
     key = _key(key_id)
     if key.revoked_at is None:
@@ -234,14 +205,8 @@ def keys_revoke(request: HttpRequest, key_id: int):
     return key_out(key)
 
 
-@router.post(
-    "/keys/{key_id}/rotate",
-    summary="A new secret for a key; the old one stays valid for grace_seconds",
-    response=S.responds(201, S.KeyRotated),
-    openapi_extra=S.body(S.RotateIn),
-)
-@idempotent
-@audited
+@endpoint(router.post, "/keys/{key_id}/rotate", "A new secret for a key; the old one stays valid for grace_seconds",
+          S.KeyRotated, status=201, body=S.RotateIn)  # fmt: skip
 def keys_rotate(request: HttpRequest, key_id: int):
     body = json_body(request) if request.body else {}
     grace = body.get("grace_seconds", 0)
@@ -315,40 +280,25 @@ def _writable(body: dict) -> dict:
     return body
 
 
-@router.get(
-    "/providers",
-    summary="List providers with their accounts (credentials never shown)",
-    response=S.responds(200, S.ProviderPage),
-)
+@endpoint(router.get, "/providers", "List providers with their accounts (credentials never shown)", S.ProviderPage)
 def providers_list(request: HttpRequest, cursor: str | None = None, limit: int = 50):
     return page(Provider.objects.prefetch_related("accounts"), cursor=cursor, limit=limit, render=provider_out)
 
 
-@router.post(
-    "/providers",
-    summary="Create a provider (and its accounts, with api_key)",
-    response=S.responds(201, S.ProviderOut),
-    openapi_extra=S.body(S.ProviderIn),
-)
-@idempotent
-@audited
+@endpoint(router.post, "/providers", "Create a provider (and its accounts, with api_key)",
+          S.ProviderOut, status=201, body=S.ProviderIn)  # fmt: skip
 def providers_create(request: HttpRequest):
     provider = _create("providers", _writable(json_body(request)), Provider, "name", _provider)
     return JsonResponse(provider_out(provider), status=201)
 
 
-@router.get("/providers/{name}", summary="A provider", response=S.responds(200, S.ProviderOut))
+@endpoint(router.get, "/providers/{name}", "A provider", S.ProviderOut)
 def providers_read(request: HttpRequest, name: str):
     return provider_out(_provider(name))
 
 
-@router.put(
-    "/providers/{name}",
-    summary="Replace a provider's settings; accounts named are created or updated",
-    response=S.responds(200, S.ProviderOut),
-    openapi_extra=S.body(S.ProviderIn),
-)
-@audited
+@endpoint(router.put, "/providers/{name}", "Replace a provider's settings; accounts named are created or updated",
+          S.ProviderOut, body=S.ProviderIn)  # fmt: skip
 def providers_update(request: HttpRequest, name: str):
     _provider(name)  # 404 before anything else
     body = _writable({**json_body(request), "name": name})
@@ -361,12 +311,7 @@ def providers_update(request: HttpRequest, name: str):
     return provider_out(_provider(name))
 
 
-@router.delete(
-    "/providers/{name}",
-    summary="Delete a provider (refused while a route targets it)",
-    response=S.responds(204, None),
-)
-@audited
+@endpoint(router.delete, "/providers/{name}", "Delete a provider (refused while a route targets it)", None, status=204)
 def providers_delete(request: HttpRequest, name: str):
     provider = _provider(name)
     routes = sorted(set(provider.targets.values_list("route__alias", flat=True)))
@@ -376,12 +321,7 @@ def providers_delete(request: HttpRequest, name: str):
     return HttpResponse(status=204)
 
 
-@router.delete(
-    "/providers/{name}/accounts/{account}",
-    summary="Delete one account of a provider",
-    response=S.responds(204, None),
-)
-@audited
+@endpoint(router.delete, "/providers/{name}/accounts/{account}", "Delete one account of a provider", None, status=204)
 def accounts_delete(request: HttpRequest, name: str, account: str):
     row = ProviderAccount.objects.filter(provider__name=name, name=account).first()
     if row is None:
@@ -429,37 +369,25 @@ def _route(route_id: int) -> ModelRoute:
     return route
 
 
-@router.get("/routes", summary="List model routes with their targets", response=S.responds(200, S.RoutePage))
+@endpoint(router.get, "/routes", "List model routes with their targets", S.RoutePage)
 def routes_list(request: HttpRequest, cursor: str | None = None, limit: int = 50):
     return page(_routes(), cursor=cursor, limit=limit, render=route_out)
 
 
-@router.post(
-    "/routes",
-    summary="Create a model route",
-    response=S.responds(201, S.RouteOut),
-    openapi_extra=S.body(S.RouteIn),
-)
-@idempotent
-@audited
+@endpoint(router.post, "/routes", "Create a model route", S.RouteOut, status=201, body=S.RouteIn)
 def routes_create(request: HttpRequest):
     body = {k: v for k, v in json_body(request).items() if k != "id"}
     route = _create("models", body, ModelRoute, "alias", lambda alias: _routes().get(alias=alias))
     return JsonResponse(route_out(route), status=201)
 
 
-@router.get("/routes/{route_id}", summary="A model route", response=S.responds(200, S.RouteOut))
+@endpoint(router.get, "/routes/{route_id}", "A model route", S.RouteOut)
 def routes_read(request: HttpRequest, route_id: int):
     return route_out(_route(route_id))
 
 
-@router.put(
-    "/routes/{route_id}",
-    summary="Replace a route's settings and targets (the alias may not change)",
-    response=S.responds(200, S.RouteOut),
-    openapi_extra=S.body(S.RouteIn),
-)
-@audited
+@endpoint(router.put, "/routes/{route_id}", "Replace a route's settings and targets (the alias may not change)",
+          S.RouteOut, body=S.RouteIn)  # fmt: skip
 def routes_update(request: HttpRequest, route_id: int):
     route = _route(route_id)
     body = {k: v for k, v in json_body(request).items() if k != "id"}
@@ -470,8 +398,7 @@ def routes_update(request: HttpRequest, route_id: int):
     return route_out(_route(route_id))
 
 
-@router.delete("/routes/{route_id}", summary="Delete a model route", response=S.responds(204, None))
-@audited
+@endpoint(router.delete, "/routes/{route_id}", "Delete a model route", None, status=204)
 def routes_delete(request: HttpRequest, route_id: int):
     route = _route(route_id)
     with transaction.atomic():

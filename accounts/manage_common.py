@@ -12,8 +12,9 @@ proxy/manage_api.py: live status) and use only what is here, so every endpoint b
 - Lists are cursor pages (`page()`): `?limit=&cursor=` in, `{"data", "has_more", "next_cursor"}` out.
 - Creates that a retried script must not repeat take an `Idempotency-Key` header (`idempotent`).
 
-To add an endpoint: a function on one of the routers, reading the body with `json_body(request)`, raising
-ManagementError, decorated with `audited` when it writes; its path and schema appear at /manage/v1/docs.
+To add an endpoint: a function declared with `endpoint(router.<method>, path, summary, answer schema)`, reading
+the body with `json_body(request)` and raising ManagementError; `endpoint` audits a write and makes a create
+idempotent. Its path and schema appear at /manage/v1/docs.
 """
 
 import base64
@@ -28,6 +29,7 @@ from django.utils import timezone
 from ninja.security.base import AuthBase
 
 from . import api_tokens, audit, crypto, services
+from . import manage_schemas as S
 from .config import ConfigError
 from .models import IdempotentResponse, ManagementToken
 
@@ -213,3 +215,21 @@ def audited(view):
             return view(request, *args, **kwargs)
 
     return wrapper
+
+
+# --- declaring an endpoint -------------------------------------------------------------------------------------
+
+
+def endpoint(route, path: str, summary: str, answer, *, status: int = 200, body=None):
+    """Declare a view on a router: `route` is the router's method (`router.get`, `router.post`, ...), `answer` the
+    schema of its success (`status`), `body` the schema its request body is described by. Every write is
+    `audited`; a write that creates (201) is also `idempotent`, so a retried script never creates twice."""
+
+    def declare(view):
+        if route.__name__ != "get":
+            view = audited(view)
+            view = idempotent(view) if status == 201 else view
+        extra = {"openapi_extra": S.body(body)} if body is not None else {}
+        return route(path, summary=summary, response=S.responds(status, answer), **extra)(view)
+
+    return declare
