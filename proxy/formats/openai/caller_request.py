@@ -39,7 +39,7 @@ def parse_request(body: dict) -> ChatRequest:
         tools=tools,
         tool_choice=_tool_choice(body, tools),
         thinking=thinking_from_effort(body.get("reasoning_effort"), "reasoning_effort"),
-        response_format=_response_format(body.get("response_format")),
+        response_format=response_format(body.get("response_format"), "response_format", "json_schema"),
         user=_user(body),
     )
 
@@ -172,17 +172,22 @@ def thinking_from_effort(effort, param: str) -> ThinkingConfig | None:
     return ThinkingConfig(type="enabled", budget_tokens=EFFORT_BUDGETS[effort], effort=effort)
 
 
-def _response_format(value) -> ResponseFormat | None:
-    if value is None or (isinstance(value, dict) and value.get("type") == "text"):
+def response_format(value, param: str, spec_key: str | None) -> ResponseFormat | None:
+    """The structured-output format: Chat's `response_format` keeps a json_schema's name, schema and strict under
+    `json_schema` (spec_key); Responses' `text.format` has them at the top (spec_key None) and needs the schema."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    if value is None or kind == "text":
         return None
-    if isinstance(value, dict) and value.get("type") == "json_object":
+    if kind == "json_object":
         return ResponseFormat(type="json_object")
-    if isinstance(value, dict) and value.get("type") == "json_schema":
-        spec = value.get("json_schema") or {}
-        return ResponseFormat(
-            type="json_schema", schema=spec.get("schema"), name=spec.get("name"), strict=spec.get("strict")
-        )
-    raise InvalidRequest("Invalid 'response_format'.", param="response_format")
+    if kind != "json_schema":
+        raise InvalidRequest(f"Invalid '{param}': expected text, json_object or json_schema.", param=param)
+    spec = (value.get(spec_key) or {}) if spec_key else value
+    if not isinstance(spec, dict):
+        raise InvalidRequest(f"Invalid '{param}.{spec_key}': expected an object.", param=f"{param}.{spec_key}")
+    if spec_key is None and not isinstance(spec.get("schema"), dict):
+        raise InvalidRequest(f"{param} json_schema needs a schema object.", param=f"{param}.schema")
+    return ResponseFormat(type="json_schema", schema=spec.get("schema"), name=spec.get("name"), strict=spec.get("strict"))
 
 
 def _user(body: dict) -> str | None:

@@ -36,11 +36,25 @@ def stop_reason_for(finish_reason: str | None, has_tool_calls: bool) -> str:
 
 
 def _count(value) -> int:
+    """A token count as a provider reported it: a positive int, anything else (None, a bool, a string) is 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def openai_usage(prompt, completion, cache_read, cache_write, reasoning) -> Usage:
+    """OpenAI's prompt count (Chat's prompt_tokens, Responses' input_tokens) includes the cached tokens read and
+    written; canonical input_tokens does not (P-21). Shared by Chat and Responses usage."""
+    cache_read, cache_write = _count(cache_read), _count(cache_write)
+    return Usage(
+        input_tokens=max(_count(prompt) - cache_read - cache_write, 0),
+        output_tokens=_count(completion),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning if isinstance(reasoning, int) else None,
+    )
+
+
 def usage_from_openai(usage: dict | None) -> Usage:
-    """OpenAI's prompt_tokens includes cached tokens; canonical input_tokens does not (P-21)."""
+    """Chat usage -> canonical, with the cache fields of the compatible servers that name them otherwise."""
     if not isinstance(usage, dict):
         return Usage()
     prompt_details = usage.get("prompt_tokens_details") or {}
@@ -48,19 +62,11 @@ def usage_from_openai(usage: dict | None) -> Usage:
     cache_read = prompt_details.get("cached_tokens")
     if cache_read is None:
         cache_read = usage.get("prompt_cache_hit_tokens")  # DeepSeek
-    cache_read = _count(cache_read)
     cache_write = prompt_details.get("cache_write_tokens")
     if cache_write is None:
         cache_write = prompt_details.get("cache_creation_tokens")  # routers fronting Anthropic models
-    cache_write = _count(cache_write)
-    reasoning = completion_details.get("reasoning_tokens")
-    return Usage(
-        input_tokens=max(_count(usage.get("prompt_tokens")) - cache_read - cache_write, 0),
-        output_tokens=_count(usage.get("completion_tokens")),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=reasoning if isinstance(reasoning, int) else None,
-    )
+    return openai_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), cache_read, cache_write,
+                        completion_details.get("reasoning_tokens"))  # fmt: skip
 
 
 def usage_to_openai(usage: Usage) -> dict:

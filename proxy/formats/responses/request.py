@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 
 from proxy.canonical import (
     ChatRequest,
-    ResponseFormat,
     Text,
     Tool,
     ToolChoice,
 )
 from proxy.errors import InvalidRequest
 
-from ..openai.caller_request import model_of, number, thinking_from_effort, token_count
+from ..openai.caller_request import model_of, number, response_format, thinking_from_effort, token_count
 from .items_in import CUSTOM_INPUT, parse_input
 
 HOSTED_TOOL_TYPES = frozenset(
@@ -73,7 +72,7 @@ def parse_request(body: dict) -> ResponsesRequest:
         tools=tools,
         tool_choice=_tool_choice(body, tools),
         thinking=thinking_from_effort(reasoning.get("effort"), "reasoning.effort"),  # Chat's table
-        response_format=_response_format(text.get("format")),
+        response_format=response_format(text.get("format"), "text.format", None),
         user=_string(body, "user") or _string(body, "safety_identifier"),
         echo=_echo(body, _echoed_tools(tool_defs), reasoning, text),
         custom_tools=frozenset(name for o, name in zip(tool_defs, names) if o.definition.get("type") == "custom"),
@@ -153,20 +152,6 @@ def _instructions(value) -> list[Text]:
     if not isinstance(value, str):
         raise InvalidRequest("Invalid 'instructions': expected a string.", param="instructions")
     return [Text(value)]
-
-
-def _response_format(value) -> ResponseFormat | None:
-    if value is None or (isinstance(value, dict) and value.get("type") == "text"):
-        return None
-    if isinstance(value, dict) and value.get("type") == "json_object":
-        return ResponseFormat(type="json_object")
-    if isinstance(value, dict) and value.get("type") == "json_schema":
-        if not isinstance(value.get("schema"), dict):
-            raise InvalidRequest("text.format json_schema needs a schema object.", param="text.format.schema")
-        return ResponseFormat(
-            type="json_schema", schema=value["schema"], name=value.get("name"), strict=value.get("strict")
-        )
-    raise InvalidRequest("Invalid 'text.format': expected text, json_object or json_schema.", param="text.format")
 
 
 # --- tools ---------------------------------------------------------------------------------------------------

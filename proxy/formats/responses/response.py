@@ -14,6 +14,7 @@ import orjson
 from proxy.canonical import ChatRequest, ChatResponse, RedactedThinking, Text, Thinking, ToolUse, Usage
 
 from . import ids, reasoning
+from ..openai.mappings import openai_usage
 from .items_in import CUSTOM_INPUT
 
 INCOMPLETE_REASONS = {
@@ -203,21 +204,9 @@ def usage_from_wire(usage) -> Usage:
         return Usage()
     input_details = usage.get("input_tokens_details") or {}
     output_details = usage.get("output_tokens_details") or {}
-    cache_read = _count(input_details.get("cached_tokens"))
-    cache_write = _count(input_details.get("cache_write_tokens"))
-    reasoning_tokens = output_details.get("reasoning_tokens")
-    return Usage(
-        input_tokens=max(_count(usage.get("input_tokens")) - cache_read - cache_write, 0),
-        output_tokens=_count(usage.get("output_tokens")),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=reasoning_tokens if isinstance(reasoning_tokens, int) else None,
-    )
+    return openai_usage(usage.get("input_tokens"), usage.get("output_tokens"), input_details.get("cached_tokens"),
+                        input_details.get("cache_write_tokens"), output_details.get("reasoning_tokens"))  # fmt: skip
 
 
 def usage_from_response(body: dict) -> Usage:
     return usage_from_wire(body.get("usage"))
-
-
-def _count(value) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
