@@ -81,21 +81,10 @@ class RouteSpec:
 @dataclass
 class PriceSpec:
     model: str
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    cache_read_per_mtok: Decimal
-    cache_write_per_mtok: Decimal
     effective_from: date | None  # None: today, unless the current price already matches
-    cache_write_1h_per_mtok: Decimal | None = None  # None: the 5-minute cache write rate
-    batch_discount: Decimal = Decimal(0)  # fraction off for a provider's native batch API (0.5: half price)
-    # The long-context tier (usage.pricing): above this many prompt tokens the whole request is billed at the
-    # long_* rates. None: one tier. With a threshold the four long_* rates other than the 1-hour one are required.
-    long_context_threshold: int | None = None
-    long_input_per_mtok: Decimal | None = None
-    long_output_per_mtok: Decimal | None = None
-    long_cache_read_per_mtok: Decimal | None = None
-    long_cache_write_per_mtok: Decimal | None = None
-    long_cache_write_1h_per_mtok: Decimal | None = None
+    # The number fields of usage.ModelPrice by name (rates, batch discount, the long-context tier): the model
+    # declares them and their rules once; the file, the catalogue, the API and the admin all read that.
+    numbers: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -412,7 +401,7 @@ def _prices(r: _Reader, items: list, config: Config) -> None:
         before = len(r.problems)
         values = {f.name: r.number(item, f.name, path, None if f.null else f.default, f) for f in numbers}
         price = PriceSpec(model=r.string(item, "model", path), effective_from=_date(r, item, "effective_from", path),
-                          **values)  # fmt: skip
+                          numbers=values)  # fmt: skip
         if len(r.problems) == before:
             try:
                 numbers[0].model(**values).clean()

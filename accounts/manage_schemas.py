@@ -8,6 +8,15 @@ Responses are declared with `response=` and checked by django-ninja. Request bod
 from datetime import date, datetime
 
 from ninja import Field, Schema
+from pydantic import create_model
+
+from . import fields
+
+
+def page_of(item: type[Schema], name: str) -> type[Schema]:
+    """A cursor page of `item`, as accounts/manage_common.page() answers."""
+    return create_model(name, __base__=Schema, data=(list[item], ...), has_more=(bool, ...),
+                        next_cursor=(str | None, ...))  # fmt: skip
 
 
 class Error(Schema):
@@ -41,10 +50,7 @@ class ProjectOut(ProjectIn):
     created_at: datetime
 
 
-class ProjectPage(Schema):
-    data: list[ProjectOut]
-    has_more: bool
-    next_cursor: str | None
+ProjectPage = page_of(ProjectOut, "ProjectPage")
 
 
 # --- keys -----------------------------------------------------------------------------------------------------
@@ -83,10 +89,7 @@ class RotateIn(Schema):
     grace_seconds: int = 0
 
 
-class KeyPage(Schema):
-    data: list[KeyOut]
-    has_more: bool
-    next_cursor: str | None
+KeyPage = page_of(KeyOut, "KeyPage")
 
 
 # --- providers and routes -------------------------------------------------------------------------------------
@@ -139,10 +142,7 @@ class ProviderOut(Schema):
     warnings: list[str] = Field([], description="Problems to fix, e.g. a base URL that is the gateway's own address")
 
 
-class ProviderPage(Schema):
-    data: list[ProviderOut]
-    has_more: bool
-    next_cursor: str | None
+ProviderPage = page_of(ProviderOut, "ProviderPage")
 
 
 class Target(Schema):
@@ -182,31 +182,22 @@ class RouteOut(RouteIn):
     id: int
 
 
-class RoutePage(Schema):
-    data: list[RouteOut]
-    has_more: bool
-    next_cursor: str | None
+RoutePage = page_of(RouteOut, "RoutePage")
 
 
 # --- prices and numbers ---------------------------------------------------------------------------------------
 
 
-class PriceIn(Schema):
-    model: str
-    input_per_mtok: str = "0"
-    output_per_mtok: str = "0"
-    cache_read_per_mtok: str = "0"
-    cache_write_per_mtok: str = "0"
-    cache_write_1h_per_mtok: str | None = None
-    batch_discount: str = "0"
-    effective_from: date | None = None
-    # The long-context tier (usage.pricing): all four rates are required with a threshold.
-    long_context_threshold: int | None = None
-    long_input_per_mtok: str | None = None
-    long_output_per_mtok: str | None = None
-    long_cache_read_per_mtok: str | None = None
-    long_cache_write_per_mtok: str | None = None
-    long_cache_write_1h_per_mtok: str | None = None
+# The rates, the batch discount and the long-context tier are usage.ModelPrice's number fields (money as strings,
+# as everywhere in this API); the config file's validator reads the same fields (accounts/config.py _prices).
+PriceIn = create_model(
+    "PriceIn",
+    __base__=Schema,
+    model=(str, ...),
+    effective_from=(date | None, None),
+    **{f.name: (int | None, f.default if not f.null else None) if f.get_internal_type().endswith("IntegerField")
+       else (str | None, None) if f.null else (str, str(f.default)) for f in fields.numbers("usage.ModelPrice")},
+)  # fmt: skip
 
 
 class PriceOut(PriceIn):
@@ -214,10 +205,7 @@ class PriceOut(PriceIn):
     effective_from: date
 
 
-class PricePage(Schema):
-    data: list[PriceOut]
-    has_more: bool
-    next_cursor: str | None
+PricePage = page_of(PriceOut, "PricePage")
 
 
 class Counters(Schema):
@@ -288,10 +276,7 @@ class FailedRequest(Schema):
     message: str
 
 
-class ErrorPage(Schema):
-    data: list[FailedRequest]
-    has_more: bool
-    next_cursor: str | None
+ErrorPage = page_of(FailedRequest, "ErrorPage")
 
 
 class BudgetStatus(Schema):

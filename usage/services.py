@@ -37,7 +37,7 @@ def prices_apply(sender, *, config, counts, upsert, **kwargs) -> None:
     force today starts a new row, dated today (so re-applying a file changes nothing)."""
     today = timezone.localdate()
     for i, spec in enumerate(config.prices):
-        values = {f.name: getattr(spec, f.name) for f in fields.numbers(PRICE)}
+        values = spec.numbers
         if spec.effective_from is None:
             current = ModelPrice.objects.filter(model=spec.model, effective_from__lte=today).first()
             if current and all(getattr(current, k) == v for k, v in values.items()):
