@@ -5,12 +5,14 @@ Responses are declared with `response=` and checked by django-ninja. Request bod
 (accounts/config.py), the one rule set the file, the admin and this API share, whose errors name each field.
 """
 
+import dataclasses
 from datetime import date, datetime
 
 from ninja import Field, Schema
 from pydantic import create_model
 
 from . import fields
+from .config import RouteSpec
 
 
 def page_of(item: type[Schema], name: str) -> type[Schema]:
@@ -152,30 +154,26 @@ class Target(Schema):
     weight: int = 1
 
 
-class Retry(Schema):
-    max_attempts: int | None = None
-    base_ms: int | None = None
-    cap_ms: int | None = None
-    deadline_seconds: float | None = None
+def _route_fields(prefix: str = "") -> dict:
+    """RouteSpec's own fields (the config file's route, accounts/config.py) as schema fields: `prefix` picks the
+    retry_* group, named without the prefix as the API nests them under `retry`."""
+    out = {}
+    for f in dataclasses.fields(RouteSpec):
+        if f.name == "targets" or f.name.startswith("retry_") != bool(prefix):
+            continue
+        default = ... if f.default is dataclasses.MISSING else f.default
+        out[f.name.removeprefix(prefix)] = (f.type, Field(default, description=_ROUTE_NOTES.get(f.name)))
+    return out
 
 
-class RouteIn(Schema):
-    alias: str
-    display_name: str = ""
-    enabled: bool = True
-    default_max_tokens: int | None = None
-    max_output_tokens: int | None = None
-    strategy: str = "priority"
-    retry: Retry = Retry()
-    response_cache_ttl: int | None = Field(
-        None, description="Response cache TTL for this route (for projects with the cache on); 0 = never; null = the "
-        "project's TTL.",
-    )
-    on_all_open: str = Field(
-        "", description="When every account's circuit breaker is open: 'panic' sends the request anyway (the client "
-        "gets the provider's own answer), 'fail_fast' answers 529/503 at once; '' = GATEWAY_BREAKER_ON_ALL_OPEN.",
-    )
-    targets: list[Target]
+_ROUTE_NOTES = {
+    "response_cache_ttl": "Response cache TTL for this route (for projects with the cache on); 0 = never; null = "
+    "the project's TTL.",
+    "on_all_open": "When every account's circuit breaker is open: 'panic' sends the request anyway (the client gets "
+    "the provider's own answer), 'fail_fast' answers 529/503 at once; '' = GATEWAY_BREAKER_ON_ALL_OPEN.",
+}
+Retry = create_model("Retry", __base__=Schema, **_route_fields("retry_"))
+RouteIn = create_model("RouteIn", __base__=Schema, **_route_fields(), retry=(Retry, Retry()), targets=(list[Target], ...))
 
 
 class RouteOut(RouteIn):
