@@ -31,7 +31,9 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
+import socket
 import sys
 
 log = logging.getLogger("gateway_site.server")
@@ -172,6 +174,7 @@ def run_uvicorn(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m gateway_site.server uvicorn")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--fd", type=int, default=None, help="serve this inherited listening socket (a worker)")
     args = ap.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
     from django.conf import settings
@@ -193,7 +196,50 @@ def run_uvicorn(argv: list[str]) -> None:
         access_log=False, proxy_headers=True, lifespan="on", timeout_graceful_shutdown=grace + END_SECONDS,
         ws_max_size=websocket_sizes()["websocket_max_message_size"],
     )  # fmt: skip
-    GracefulUvicorn(config).run()
+    GracefulUvicorn(config).run(sockets=None if args.fd is None else [socket.socket(fileno=args.fd)])
+
+
+def run_workers(argv: list[str], workers: int) -> int:
+    """Several workers on one port (gateway_site/workers.py): bind here, start each with the socket's fd."""
+    import logging.config
+
+    from django.conf import settings
+
+    from gateway_site import workers as supervisor
+
+    # The master logs as the workers do, without django.setup(): no app's threads may run across the fork.
+    logging.config.dictConfig(settings.LOGGING)
+    uvicorn = argv[:1] == ["uvicorn"]
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--host", "-b", "--bind", dest="host", default="127.0.0.1")
+    ap.add_argument("--port", "-p", dest="port", type=int, default=8000)
+    where, rest = ap.parse_known_args(argv[1:] if uvicorn else argv)
+    if not uvicorn and ":" in where.host:
+        sys.exit("GATEWAY_WORKERS above 1 with daphne listens on IPv4 only; use GATEWAY_SERVER=uvicorn for IPv6")
+    sock = supervisor.bind(where.host, where.port)
+    made = supervisor.metrics_dir(settings.DATA_DIR)
+    me = [sys.executable, "-m", "gateway_site.server"]
+    command = (lambda fd: [*me, "uvicorn", "--fd", str(fd)]) if uvicorn else (lambda fd: [*me, "--fd", str(fd), *rest])
+    stop = settings.GATEWAY_SHUTDOWN_GRACE_SECONDS + END_SECONDS + supervisor.STOP_MARGIN_SECONDS
+    try:
+        return supervisor.Master(sock, workers, command, stop).run()
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    from django.conf import settings
+
+    from gateway_site import workers
+
+    count = workers.count(settings.GATEWAY_WORKERS, settings.REDIS_URL, settings.DATABASES["default"]["ENGINE"])
+    if count > 1:
+        return run_workers(argv, count)
+    if argv[:1] == ["uvicorn"]:
+        run_uvicorn(argv[1:])
+        return 0
+    return daphne_cli().run(argv)
 
 
 if __name__ == "__main__":
@@ -203,7 +249,4 @@ if __name__ == "__main__":
     # Through the module gateway_site/asgi.py imports too, not this __main__ copy: one GracefulServer class.
     from gateway_site import server
 
-    if sys.argv[1:2] == ["uvicorn"]:
-        server.run_uvicorn(sys.argv[2:])
-    else:
-        sys.exit(server.daphne_cli().run(sys.argv[1:]))
+    sys.exit(server.main(sys.argv[1:]))

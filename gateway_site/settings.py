@@ -314,6 +314,9 @@ GATEWAY_LEDGER_FLUSH_SECONDS = env_float("GATEWAY_LEDGER_FLUSH_SECONDS", 0.2)
 # then end with an error event in the caller's format (gateway_site/server.py). Keep it below the orchestrator's
 # kill timeout (Kubernetes terminationGracePeriodSeconds, docker stop -t) by ~10 s.
 GATEWAY_SHUTDOWN_GRACE_SECONDS = env_float("GATEWAY_SHUTDOWN_GRACE_SECONDS", 20.0)
+# Server processes on the one port (gateway_site/workers.py): a number, or `auto` (one per core when the state is
+# shared through Redis and PostgreSQL, else 1).
+GATEWAY_WORKERS = os.environ.get("GATEWAY_WORKERS", "auto")
 # A translated stream whose upstream says nothing for this long gets a ping (docs/translation.md §5.11 A.2).
 GATEWAY_STREAM_PING_SECONDS = env_float("GATEWAY_STREAM_PING_SECONDS", 10.0)
 # The Responses API over WebSocket (proxy/ws.py): response.create frames per connection, the connection's lifetime

@@ -70,6 +70,9 @@ def start_gateway(
         # No nightly rollup thread (usage/scheduler.py) rolling the shared test database up at an odd moment;
         # tests roll up the days they write, and tests/e2e/test_rollup_celery.py runs the job on Celery.
         "GATEWAY_ROLLUP_IN_PROCESS": "off",
+        # One server process unless a test asks for more (tests/e2e/test_workers.py): `auto` would start one per
+        # core on the PostgreSQL + Redis run, and tests that signal or kill "the server" mean one process.
+        "GATEWAY_WORKERS": "1",
         "PYTHONUNBUFFERED": "1",
         "GATEWAY_SERVER": server,
         "VENV_PYTHON": sys.executable,
