@@ -21,13 +21,18 @@ _KEY_CONTEXT = b"gatehouse/thinking-signature/v1"
 _key: bytes | None = None
 
 
-def configure(secret: bytes | str | None) -> None:
-    global _key
+def derive_key(secret: bytes | str | None, context: bytes) -> bytes | None:
+    """A key for one use (`context`) from the gateway secret, so no two uses share key material; None: off."""
     if secret is None:
-        _key = None
-        return
+        return None
     raw = secret.encode() if isinstance(secret, str) else secret
-    _key = hmac.new(raw, _KEY_CONTEXT, hashlib.sha256).digest()
+    return hmac.new(raw, context, hashlib.sha256).digest()
+
+
+def configure(secret: bytes | str | None) -> None:
+    """Called once at start-up with a gateway secret; None switches sealing off."""
+    global _key
+    _key = derive_key(secret, _KEY_CONTEXT)
 
 
 def mint(text: str) -> str:

@@ -34,7 +34,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
 
-from ..errors import UpstreamError
+from ..errors import UpstreamError, kind_for_status
+from ..formats.anthropic.errors import ERROR_TYPES
 from .anthropic import accepted_betas
 from .base import Upstream
 
@@ -43,24 +44,23 @@ PATHS = {"chat": "/model/{model}/invoke", "stream": "/model/{model}/invoke-with-
          "count_tokens": "/model/{model}/count-tokens"}  # fmt: skip
 HOST_REGION = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")
 EVENTSTREAM = "application/vnd.amazon.eventstream"
-# Bedrock's exception names (x-amzn-ErrorType, an exception event's :exception-type) -> Anthropic's error type
-# and status; anything else keeps its HTTP status (api_error).
-ERRORS = {
-    "throttlingexception": ("rate_limit_error", 429),
-    "servicequotaexceededexception": ("rate_limit_error", 429),
-    "modelnotreadyexception": ("rate_limit_error", 429),
-    "validationexception": ("invalid_request_error", 400),
-    "accessdeniedexception": ("permission_error", 403),
-    "unrecognizedclientexception": ("authentication_error", 401),
-    "expiredtokenexception": ("authentication_error", 401),
-    "resourcenotfoundexception": ("not_found_error", 404),
-    "modeltimeoutexception": ("timeout_error", 504),
-    "serviceunavailableexception": ("overloaded_error", 529),
-    "modelstreamerrorexception": ("overloaded_error", 529),  # the model broke off: worth a retry elsewhere
-    "internalserverexception": ("api_error", 500),
+# Bedrock's exception names (x-amzn-ErrorType, an exception event's :exception-type) -> our error kinds; the
+# Anthropic error type and status of a kind come from the one table (proxy/formats/anthropic/errors.py). Any other
+# name is classed by its HTTP status, as every upstream's errors are (proxy/errors.py).
+EXCEPTION_KINDS = {
+    "throttlingexception": "rate_limit",
+    "servicequotaexceededexception": "rate_limit",
+    "modelnotreadyexception": "rate_limit",
+    "validationexception": "invalid_request",
+    "accessdeniedexception": "permission",
+    "unrecognizedclientexception": "authentication",
+    "expiredtokenexception": "authentication",
+    "resourcenotfoundexception": "not_found",
+    "modeltimeoutexception": "timeout",
+    "serviceunavailableexception": "overloaded",
+    "modelstreamerrorexception": "overloaded",  # the model broke off: worth a retry elsewhere
+    "internalserverexception": "api_error",
 }
-STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 429: "rate_limit_error", 503: "overloaded_error"}  # fmt: skip
 
 
 class BedrockUpstream(Upstream):
@@ -153,8 +153,9 @@ def _bad_credential(why: str) -> UpstreamError:
 
 def anthropic_error(name: str, message: str, status: int) -> tuple[int, dict]:
     """(status, Anthropic error object) for a Bedrock exception name (or none) and its HTTP status."""
-    error_type, mapped = ERRORS.get(name.split(":", 1)[0].lower(), (STATUS_TYPES.get(status, "api_error"), status))
-    return mapped, {"type": "error", "error": {"type": error_type, "message": message or f"Bedrock: {name}"}}
+    kind = EXCEPTION_KINDS.get(name.split(":", 1)[0].lower()) or kind_for_status(status)
+    error_type, mapped = ERROR_TYPES.get(kind, ("api_error", None))
+    return mapped or status, {"type": "error", "error": {"type": error_type, "message": message or f"Bedrock: {name}"}}
 
 
 async def _error_response(response: httpx.Response) -> httpx.Response:

@@ -30,6 +30,12 @@ def sealing():
     reasoning.configure(None)
 
 
+@pytest.fixture
+def unsealed():
+    """No sealing key, whatever start-up configured (proxy's AppConfig seals with the gateway secret)."""
+    reasoning.configure(None)
+
+
 TOOLS = [
     {"type": "function", "name": "get_weather", "description": "Weather now.", "strict": True,
      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
@@ -88,7 +94,7 @@ def test_a_custom_tool_called_with_other_arguments_passes_them_on_as_text():
     assert rendered["output"][0]["input"] == '{"patch":"x"}'
 
 
-def test_reasoning_items_carry_the_thinking_as_summary_R5():
+def test_reasoning_items_carry_the_thinking_as_summary_R5(unsealed):
     rendered = render_response(answer(Thinking("Let me think.", "sig"), RedactedThinking("opaque"), Text("42")), REQ)
     validated(rendered)
     assert rendered["output"][:2] == [

@@ -11,8 +11,6 @@ The key is the one piece of configuration in this package; the app sets it once 
 """
 
 import base64
-import hashlib
-import hmac
 import os
 
 import orjson
@@ -20,6 +18,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from proxy.canonical import RedactedThinking, Thinking
+
+from ..thinking_seal import derive_key
 
 PREFIX = "gh1."  # ours; OpenAI's tokens are Fernet ("gAAAAA...")
 NONCE_BYTES = 12
@@ -31,11 +31,8 @@ _cipher: AESGCM | None = None
 def configure(secret: bytes | str | None) -> None:
     """Called once at start-up with a gateway secret; None switches sealing off."""
     global _cipher
-    if secret is None:
-        _cipher = None
-        return
-    raw = secret.encode() if isinstance(secret, str) else secret
-    _cipher = AESGCM(hmac.new(raw, _KEY_CONTEXT, hashlib.sha256).digest())
+    key = derive_key(secret, _KEY_CONTEXT)
+    _cipher = None if key is None else AESGCM(key)
 
 
 def seal(blocks: list) -> str | None:
