@@ -439,6 +439,7 @@ SUBCOMMANDS = {  # python -m bench <name> [options]: the benchmarks that are not
     "ledger-spool": "bench.ledger_spool",  # CPU per request of the ledger's durable spool, and of its replay
     "batches": "bench.batches",  # batch items/s through one Celery worker, and its CPU per item
     "codex-ws": "bench.codex_ws",  # a recorded Codex session over the Responses WebSocket vs HTTP/SSE
+    "workers": "bench.workers",  # GATEWAY_WORKERS=1 vs 2: req/s and CPU per request through gateway_site.server
 }
 
 
