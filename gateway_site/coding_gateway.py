@@ -30,7 +30,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
-from django.urls import URLResolver, path, re_path
+from django.urls import URLResolver, path
 from django.urls.resolvers import RegexPattern
 from django.utils import timezone
 from django.utils.text import slugify
@@ -310,16 +310,18 @@ def projects_delete(request, actor, project_id: str):
     return {"id": project.id, "deleted": True}
 
 
-# Before the Django admin's own patterns in gateway_site/urls.py; a trailing slash is accepted as FastAPI did.
+# Before the Django admin's own patterns in gateway_site/urls.py. Exact paths, as the Coding Gateway's clients call
+# them: with a trailing slash a path is the admin's alone (/admin/usage/ is the usage app's page, and the admin's
+# catch-all resolves path + "/" to decide its slash redirects).
 urlpatterns = [
-    re_path(r"^admin/metrics/?$", endpoint(GET=metrics)),
-    re_path(r"^admin/usage/?$", endpoint(GET=usage)),
-    re_path(r"^admin/usage/daily/?$", endpoint(GET=usage_daily)),
-    re_path(r"^admin/costs/?$", endpoint(GET=costs)),
-    re_path(r"^admin/errors/?$", endpoint(GET=errors)),
-    re_path(r"^admin/errors/stats/?$", endpoint(GET=error_stats)),
-    re_path(r"^admin/projects/?$", endpoint(GET=projects_list, POST=projects_create)),
-    re_path(r"^admin/projects/(?P<project_id>[^/]+)/?$", endpoint(PUT=projects_update, DELETE=projects_delete)),
+    path("admin/metrics", endpoint(GET=metrics)),
+    path("admin/usage", endpoint(GET=usage)),
+    path("admin/usage/daily", endpoint(GET=usage_daily)),
+    path("admin/costs", endpoint(GET=costs)),
+    path("admin/errors", endpoint(GET=errors)),
+    path("admin/errors/stats", endpoint(GET=error_stats)),
+    path("admin/projects", endpoint(GET=projects_list, POST=projects_create)),
+    path("admin/projects/<str:project_id>", endpoint(PUT=projects_update, DELETE=projects_delete)),
 ]
 
 
