@@ -181,6 +181,11 @@ def test_project_writes_are_validated_and_scoped(world, cg, committed):
     short = admin(cg, "POST", "/admin/projects", json={"name": f"Short {uuid.uuid4().hex[:6]}", "api_key": "tiny"})
     assert short.status_code == 422 and "at least 8" in short.json()["detail"]
     assert not Project.objects.filter(name__startswith="Short ").exists()  # all or nothing
+    shared_key, taken = f"shared-key-{uuid.uuid4().hex}", f"Taken {uuid.uuid4().hex[:6]}"
+    assert admin(cg, "POST", "/admin/projects", json={"name": f"First {taken}", "api_key": shared_key}).status_code == 200
+    again = admin(cg, "POST", "/admin/projects", json={"name": taken, "api_key": shared_key})
+    assert again.status_code == 409 and "another project" in again.json()["detail"]
+    assert not Project.objects.filter(name=taken).exists()
     assert admin(cg, "PUT", "/admin/projects/999999", json={"name": "n"}).json() == SHAPES["auth"]["not_found"]["body"]
 
     read = token_create(name=f"read-{uuid.uuid4().hex[:6]}", scope="read")[1]
