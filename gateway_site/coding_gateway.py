@@ -239,7 +239,8 @@ def error_stats(request, actor):
     """The management API's error statistics over the days the last `hours` touch."""
     hours = _int(request, "hours", 24, 1, 168)
     first = timezone.localdate(timezone.now() - timedelta(hours=hours))
-    return {"hours": hours, **numbers_api.error_stats(request, start=first.isoformat(), end=timezone.localdate().isoformat())}
+    stats = numbers_api.error_stats(request, start=first.isoformat(), end=timezone.localdate().isoformat())
+    return {"hours": hours, **stats}
 
 
 # --- projects --------------------------------------------------------------------------------------------------
@@ -365,7 +366,7 @@ def chat_answer(result: core.Result) -> dict:
     """A Chat Completions answer as the Coding Gateway's /chat gave it."""
     answer = orjson.loads(result.content)
     message = ((answer.get("choices") or [{}])[0]).get("message") or {}
-    usage_ = answer.get("usage") or {}
+    tokens = answer.get("usage") or {}
     return {"cached": result.headers.get("x-cache") == "HIT", "model": answer.get("model"),
             "text": message.get("content") or "",
-            "usage": {"input_tokens": usage_.get("prompt_tokens", 0), "output_tokens": usage_.get("completion_tokens", 0)}}  # fmt: skip
+            "usage": {"input_tokens": tokens.get("prompt_tokens", 0), "output_tokens": tokens.get("completion_tokens", 0)}}  # fmt: skip

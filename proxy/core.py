@@ -78,7 +78,8 @@ async def run(
         answer = await attempts.first_answer(call, route, body, ingress, client_headers, call.ticket.health)
         if call.stream:
             chunks = relay.stream(answer, body, ingress, call)
-            return _answer(call, headers, chunks=chunks if plan is None else plan.keep_stream(chunks, call, ingress, body))
+            chunks = chunks if plan is None else plan.keep_stream(chunks, call, ingress, body)
+            return _answer(call, headers, chunks=chunks)
         content = relay.complete(answer, ingress, call)
         call.finish(status=200, outcome="ok")
         if plan is not None:

@@ -90,8 +90,8 @@ def test_admin_numbers_answer_in_the_seed_shapes_with_the_numbers_sent(world, cg
 
     daily = admin(cg, "GET", f"/admin/usage/daily?project_id={project.id}&days=3", header="api-key").json()
     assert_shape("GET /admin/usage/daily", daily)
-    today = [row for row in daily["daily"] if row["model"] == "fake-claude"]
-    assert [(row["date"], row["requests"], row["input_tokens"]) for row in today] == [(timezone.localdate().isoformat(), 2, 2000)]
+    claude_days = [(r["date"], r["requests"], r["input_tokens"]) for r in daily["daily"] if r["model"] == "fake-claude"]
+    assert claude_days == [(timezone.localdate().isoformat(), 2, 2000)]
     assert daily["days"] == 3
 
     costs = admin(cg, "GET", f"/admin/costs?project_id={project.id}", header="authorization").json()
@@ -182,7 +182,8 @@ def test_project_writes_are_validated_and_scoped(world, cg, committed):
     assert short.status_code == 422 and "at least 8" in short.json()["detail"]
     assert not Project.objects.filter(name__startswith="Short ").exists()  # all or nothing
     shared_key, taken = f"shared-key-{uuid.uuid4().hex}", f"Taken {uuid.uuid4().hex[:6]}"
-    assert admin(cg, "POST", "/admin/projects", json={"name": f"First {taken}", "api_key": shared_key}).status_code == 200
+    first = admin(cg, "POST", "/admin/projects", json={"name": f"First {taken}", "api_key": shared_key})
+    assert first.status_code == 200
     again = admin(cg, "POST", "/admin/projects", json={"name": taken, "api_key": shared_key})
     assert again.status_code == 409 and "another project" in again.json()["detail"]
     assert not Project.objects.filter(name=taken).exists()
@@ -244,7 +245,8 @@ def test_the_django_admin_keeps_its_pages_on_the_same_paths(world, cg, staff_bro
     assert slash.status_code == 301 and slash.headers["location"].endswith("/admin/usage/")
     assert staff_browser.get("/admin/usage/daily").status_code == 404  # the admin's own answer, not JSON
     # A page's own fetch asking for JSON still carries the session cookie: still the admin's.
-    assert "text/html" in staff_browser.get("/admin/usage/", headers={"accept": "application/json"}).headers["content-type"]
+    fetched = staff_browser.get("/admin/usage/", headers={"accept": "application/json"})
+    assert "text/html" in fetched.headers["content-type"]
     # The same browser with the key is an API call.
     assert "usage" in staff_browser.get("/admin/usage", headers={"x-api-key": ADMIN_KEY}).json()
 
@@ -273,7 +275,8 @@ def test_chat_answers_in_the_seed_shape_through_the_core(world, cg, committed):
     default = httpx.post(cg + "/chat", headers={"x-api-key": secret}, json={"messages": [
         {"role": "user", "content": f"SAY: defaulted {mark}"}]}, timeout=20)  # fmt: skip
     assert default.status_code == 200 and default.json()["text"] == f"defaulted {mark}"
-    assert [r["body"]["model"] for r in world.fake.requests if f"defaulted {mark}" in json.dumps(r.get("body"))] == ["fake-gpt"]
+    sent = [r["body"]["model"] for r in world.fake.requests if f"defaulted {mark}" in json.dumps(r.get("body"))]
+    assert sent == ["fake-gpt"]
 
     invalid = httpx.post(cg + "/chat", headers={"x-api-key": secret}, json={"messages": [{"role": "user"}]})
     assert invalid.status_code == 400 and "messages[0]" in invalid.json()["error"]["message"]
@@ -313,7 +316,8 @@ def test_headers_say_cache_reduction_and_the_rpm_window(world, cg, committed):
     first, second = (_chat(cg, secret, text, temperature=0) for _ in range(2))
     assert _headers(first) == {"x-gateway": "gatehouse", "x-model-source": "anthropic", "x-cache": "MISS",
                                "x-reduction": "0", "x-ratelimit-limit": "5", "x-ratelimit-remaining": "4"}  # fmt: skip
-    assert _headers(second) == {**_headers(first), "x-model-source": "cache", "x-cache": "HIT", "x-ratelimit-remaining": "3"}
+    hit = {"x-model-source": "cache", "x-cache": "HIT", "x-ratelimit-remaining": "3"}
+    assert _headers(second) == {**_headers(first), **hit}
     assert 0 < int(second.headers["x-ratelimit-reset"]) <= 60
     assert second.headers["x-ratelimit-limit-requests"] == "5"  # OpenAI's own limit headers are still there
 
