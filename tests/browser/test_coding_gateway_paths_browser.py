@@ -1,20 +1,11 @@
 """The Coding Gateway's /admin/* JSON paths (gateway_site/coding_gateway.py) share /admin/ with the Django admin: a
 real headless Chromium, logged in, still gets the admin's pages on those paths, the usage app's included."""
 
-import secrets
-
 import pytest
-from django.contrib.auth.models import User
+
+from tests.browser.test_live_feed_browser import staff  # noqa: F401  (a committed superuser: username, password)
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def staff(committed):
-    password = secrets.token_urlsafe(16)
-    user = User.objects.create_superuser(f"cg-browser-{secrets.token_hex(4)}", password=password)
-    yield user.username, password
-    user.delete()
 
 
 def test_a_logged_in_browser_gets_the_admin_on_the_coding_gateway_paths(browser, staff):
