@@ -77,8 +77,12 @@ def projects_list(request: HttpRequest, cursor: str | None = None, limit: int = 
 @endpoint(router.post, "/projects", "Create a project (Idempotency-Key honoured)",
           S.ProjectOut, status=201, body=S.ProjectIn)  # fmt: skip
 def projects_create(request: HttpRequest):
-    project = _create("projects", json_body(request), Project, "slug", lambda slug: Project.objects.get(slug=slug))
-    return JsonResponse(project_out(project), status=201)
+    return JsonResponse(project_out(project_create(json_body(request))), status=201)
+
+
+def project_create(body: dict) -> Project:
+    """A new project from a config-shaped body (also the Coding Gateway's POST /admin/projects)."""
+    return _create("projects", body, Project, "slug", lambda slug: Project.objects.get(slug=slug))
 
 
 @endpoint(router.get, "/projects/{slug}", "A project", S.ProjectOut)
@@ -89,7 +93,11 @@ def projects_read(request: HttpRequest, slug: str):
 @endpoint(router.patch, "/projects/{slug}", "Change a project's name, limits, budgets, allowed models or active flag",
           S.ProjectOut, body=S.ProjectIn)  # fmt: skip
 def projects_update(request: HttpRequest, slug: str):
-    body = json_body(request)
+    return project_out(project_change(slug, json_body(request)))
+
+
+def project_change(slug: str, body: dict) -> Project:
+    """The editable fields in `body` changed, the others kept (also the Coding Gateway's PUT /admin/projects)."""
     unknown = sorted(set(body) - set(PROJECT_EDITABLE))
     if unknown:
         raise invalid([f"{name}: not editable (editable: {', '.join(PROJECT_EDITABLE)})" for name in unknown])  # fmt: skip
@@ -98,17 +106,21 @@ def projects_update(request: HttpRequest, slug: str):
         merged = {k: v for k, v in project_out(project).items() if k in PROJECT_EDITABLE or k == "slug"}
         config_item_apply("projects", {**merged, **body})
         project.refresh_from_db()
-    return project_out(project)
+    return project
 
 
 @endpoint(router.delete, "/projects/{slug}", "Deactivate a project (its keys stop working; its history stays)",
           S.ProjectOut)  # fmt: skip
 def projects_deactivate(request: HttpRequest, slug: str):
+    return project_out(project_deactivate(slug))
+
+
+def project_deactivate(slug: str) -> Project:
     project = _project(slug)
     if project.active:
         project.active = False
         project.save(update_fields=["active"])
-    return project_out(project)
+    return project
 
 
 # --- client API keys ------------------------------------------------------------------------------------------

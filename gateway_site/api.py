@@ -14,6 +14,7 @@ api = NinjaAPI(
 )
 api.add_router("", "batches.api.router")  # batch and file endpoints (batches/api.py)
 api.add_router("", "proxy.api.router")
+api.add_router("", "gateway_site.coding_gateway.router")  # the Coding Gateway's /chat (docs/coding-gateway-api.md)
 
 from proxy.api import install_error_handlers  # noqa: E402
 

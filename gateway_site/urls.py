@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
 
-from . import health
+from . import coding_gateway, health
 from .api import api
 from .manage_api import manage_api
 from .login_throttle import ThrottledAdminAuthenticationForm
@@ -18,6 +18,9 @@ urlpatterns = [
     path("health", health.health),
     path("ready", health.ready),
     path("metrics", health.metrics),
+    # The Coding Gateway's /admin/* JSON endpoints for API callers; a browser gets the Django admin (the rule is
+    # gateway_site/coding_gateway.py's is_api_call; docs/coding-gateway-api.md).
+    *coding_gateway.urlpatterns,
     path("admin/reports/", include("usage.urls")),  # the finance report (usage/views.py), behind the admin login
     path("admin/", admin.site.urls),
     # The admin's CSS/JS, collected by bin/run. Daphne serves no files itself; a CDN or proxy may take over.

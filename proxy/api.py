@@ -21,8 +21,9 @@ from .formats import model_list
 
 log = logging.getLogger(__name__)
 
-# Every path this router serves starts with one of these (gateway_site/asgi.py serves them without middleware).
-PATH_PREFIXES = ("/v1/", "/chat/completions", "/models", "/responses", "/api/event_logging/", "/bedrock/", "/vertex/")
+# Every path this router serves starts with one of these (gateway_site/asgi.py serves them without middleware), and
+# so does the Coding Gateway's /chat (gateway_site/coding_gateway.py).
+PATH_PREFIXES = ("/v1/", "/chat", "/models", "/responses", "/api/event_logging/", "/bedrock/", "/vertex/")
 router = Router()
 KEY = GatewayKey()
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -28,7 +28,7 @@ from typing import AsyncIterator
 
 from django.utils import timezone
 
-from . import attempts, formats, hop, ids, optimize, policies, relay, routing, validate
+from . import attempts, coding_gateway_headers, formats, hop, ids, optimize, policies, relay, routing, validate
 from .errors import GatewayError, body_limit, json_object, too_large, unexpected
 from .metering import Call, outcome_of
 
@@ -73,17 +73,18 @@ async def run(
         # -- cache lookup and request transforms (proxy/optimize; nothing but this check when a project has none) --
         plan = None if key.optimize is None else await optimize.prepare(call, key.optimize, route, body, ingress, headers)
         if plan is not None and plan.hit is not None:
-            return Result(200, headers, content=plan.hit[0] or b"", chunks=plan.hit[1])
+            return _answer(call, headers, content=plan.hit[0] or b"", chunks=plan.hit[1])
         relay.track(call)  # a shutdown past its grace answers it with an error (gateway_site/server.py)
         answer = await attempts.first_answer(call, route, body, ingress, client_headers, call.ticket.health)
         if call.stream:
             chunks = relay.stream(answer, body, ingress, call)
-            return Result(200, headers, chunks=chunks if plan is None else plan.keep_stream(chunks, call, ingress, body))
+            chunks = chunks if plan is None else plan.keep_stream(chunks, call, ingress, body)
+            return _answer(call, headers, chunks=chunks)
         content = relay.complete(answer, ingress, call)
         call.finish(status=200, outcome="ok")
         if plan is not None:
             plan.keep(content, call)
-        return Result(200, headers, content=content)
+        return _answer(call, headers, content=content)
     except GatewayError as err:
         _failed(call, ingress, err, headers, with_limits=True)
         raise
@@ -135,12 +136,19 @@ def _today() -> date:
 _day: tuple[float, date] = (-2.0, date.min)
 
 
+def _answer(call: Call, headers: dict, **body) -> Result:
+    coding_gateway_headers.add(call, headers)  # off unless GATEWAY_CODING_GATEWAY_HEADERS: one settings read
+    return Result(200, headers, **body)
+
+
 def _failed(call: Call, ingress, err: GatewayError, headers: dict, *, outcome: str = "", with_limits=False) -> GatewayError:
     """Record a request that ends in an error, with the status its caller gets (e.g. 529 vs 503, 402 vs 429),
     and give the error the response headers gathered so far (request id; limits once admitted)."""
     status = ingress.render_error(err)[0]
     call.finish(status=status, outcome=outcome or outcome_of(err), error=err)
     limits = _limit_headers(call, ingress) if with_limits else {}
+    if with_limits:
+        coding_gateway_headers.add(call, limits, answered=False)
     err.headers = {**headers, **limits, **err.headers}
     return err
 

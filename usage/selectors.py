@@ -348,3 +348,10 @@ def error_rows(first: date, last: date, filters: dict | None = None):
         created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(days=1))
     )
     return rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()})
+
+
+def usage_first_day() -> date | None:
+    """The first day with any usage: the oldest rolled-up day or raw row (raw rows may be retired once rolled up)."""
+    rolled = DailyRollup.objects.order_by("day").values_list("day", flat=True).first()
+    days = [d for d in (rolled, ledger_oldest_day()) if d is not None]
+    return min(days) if days else None
