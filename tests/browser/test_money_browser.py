@@ -12,6 +12,7 @@ from datetime import timedelta
 import anthropic
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.utils import timezone
 
 from tests.e2e import policy_world as pw
@@ -30,6 +31,7 @@ MONEY_SPANS = "return [...document.querySelectorAll(arguments[0] + ' span.money'
 def money_world(gateway_server, committed):
     """A superuser; a project whose key calls two routes on a fake upstream: one priced ($3 / $15 per Mtok), one
     with no price at all."""
+    call_command("collectstatic", "--noinput", verbosity=0)  # the admin's CSS, as after bin/run
     fake = FakeUpstream(key=FAKE_KEY)
     fake.start()
     tag = secrets.token_hex(3)
@@ -59,8 +61,8 @@ def _js(browser, script: str, *args):
     return browser._s("POST", "/execute/sync", {"script": script, "args": list(args)})
 
 
-def _screenshot(browser, path, width=1440):
-    browser._s("POST", "/window/rect", {"width": width, "height": 1400})
+def _screenshot(browser, path, width=1440, height=1400):
+    browser._s("POST", "/window/rect", {"width": width, "height": height})
     png = base64.b64decode(browser._s("GET", "/screenshot"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     path.write_bytes(png)
@@ -125,4 +127,4 @@ def test_live_feed_dashboard_and_report_show_cents_exact_on_hover_and_flag_the_u
     link = browser.find(f"#unpriced-marker li[data-model='{w.unpriced_model}'] a")
     assert browser._s("GET", f"/element/{link}/property/href").endswith(f"/admin/usage/modelprice/add/?model={w.unpriced_model}")
     assert browser.text("#forecast")  # the forecast table is drawn (its numbers: tests/test_finance_numbers.py)
-    _screenshot(browser, tmp_path / "finance-report-1440.png")
+    _screenshot(browser, tmp_path / "finance-report-1440.png", height=2600)
