@@ -1,8 +1,9 @@
 """The admin index's dashboard (templates/admin/index.html, through the `usage_dashboard` tag): what a
 team lead checks first: spend today and this month (all of it), each budgeted project and key against its own
 budget with the month-end forecast and runway (usage/report.budget_burn, usage/forecast.py), the spend outside
-every budget shown apart, and models with traffic but no price. Every figure is a bounded read: spend from usage.selectors (rollups + today's raw rows),
-the last hour and minute through the ledger's created_at index, accounts and budgets from their own small tables.
+every budget shown apart, and models with traffic but no price. Every figure is a bounded read: spend from
+usage.selectors (rollups + today's raw rows), the last hour and minute through the ledger's created_at index,
+accounts and budgets from their own small tables.
 Cached for CACHE_SECONDS, so a busy admin index costs the database one set of reads per half minute.
 
 Unhealthy accounts come from ProviderAccount's own fields (cooldown_until, last_error_at), which the request path
@@ -73,8 +74,8 @@ def _build() -> Dashboard:
         spend_today=spend.today_total, spend_month=spend.month_total, budgets=burn,
         unbudgeted_today=_unbudgeted(spend.today, spend.today_total, "daily_budget_usd"),
         unbudgeted_month=_unbudgeted(spend.month, spend.month_total, "monthly_budget_usd"),
-        month_forecast=forecast.forecast(today=today, spent=spend.month_total,
-                                         recent=[spend.total_days.get(d, Decimal(0)) for d in forecast.recent_window(today)]),
+        month_forecast=forecast.forecast(today=today, spent=spend.month_total, recent=[
+            spend.total_days.get(d, Decimal(0)) for d in forecast.recent_window(today)]),
         unpriced=selectors.unpriced_models(today.replace(day=1), today, today=today),
         hour_requests=hour["requests"], hour_errors=hour["errors"],
         unhealthy=_unhealthy(now), near_limits=_near_limits(burn, now), batches_running=_batches_running(),

@@ -173,7 +173,8 @@ def _labels(projects, keys) -> dict[str, dict]:
     project_ids = {c.project_id for c in projects if c.project_id is not None}
     key_ids = {c.key_id for c in keys if c.key_id is not None}
     names = dict(Project.objects.filter(id__in=project_ids).values_list("id", "name"))
-    key_rows = ApiKey.objects.filter(id__in=key_ids).select_related("project").only("id", "name", "prefix", "project__name")
+    key_rows = ApiKey.objects.filter(id__in=key_ids).select_related("project")
+    key_rows = key_rows.only("id", "name", "prefix", "project__name")
     prefixes = {k.id: key_label(k) for k in key_rows}
     return {
         "project": {i: names.get(i, f"project #{i} (deleted)") for i in project_ids},

@@ -164,12 +164,13 @@ class Cells:
 
 
 def usage_cells(first: date, last: date, filters: dict | None = None, *, by: tuple[str, ...] = BY_ALL,
-                today: date | None = None) -> Cells:  # fmt: skip
+                today: date | None = None, zero_cost: bool = False) -> Cells:  # fmt: skip
     """Usage summed per the dimensions in `by` ("day" and DIMENSIONS names) for the days first..last (inclusive),
     narrowed by `filters` (DIMENSIONS name -> value). Past days that are rolled up come from DailyRollup; the raw
     ledger is read only for today and for past days with no rollup yet, each through its created_at range. Ask
     for the dimensions you show: the database groups, so a 90-day report reads a few hundred sums, not every
-    day x key x model cell. A combination may appear twice (once from rollups, once from raw rows): sum them."""
+    day x key x model cell. A combination may appear twice (once from rollups, once from raw rows): sum them.
+    `zero_cost`: only rows (rollups, raw rows) that cost nothing, so a search for them sums only those."""
     today = today or timezone.localdate()
     filters = {k: v for k, v in (filters or {}).items() if k in DIMENSIONS and v not in (None, "")}
     by = tuple(d for d in _BY_ORDER if d in by)
@@ -177,12 +178,12 @@ def usage_cells(first: date, last: date, filters: dict | None = None, *, by: tup
     past_last = min(last, today - timedelta(days=1))
     rolled = sorted(rolled_days(first, past_last)) if first <= past_last else []
     for start, end in _spans(rolled):
-        cells += _rollup_cells(start, end, filters, by)
+        cells += _rollup_cells(start, end, filters, by, zero_cost)
     rolled_set = set(rolled)
     raw_days = [first + timedelta(days=i) for i in range((min(last, today) - first).days + 1)]
     raw_days = [d for d in raw_days if d not in rolled_set]
     for start, end in _spans(raw_days):
-        cells += _raw_cells(start, end, filters, by)
+        cells += _raw_cells(start, end, filters, by, zero_cost)
     return Cells(cells=cells, raw_days=raw_days)
 
 
@@ -197,8 +198,8 @@ def _spans(days: list[date]) -> list[tuple[date, date]]:
     return [(a, b) for a, b in spans]
 
 
-def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> list[Cell]:
-    rows = DailyRollup.objects.filter(day__gte=first, day__lte=last)
+def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...], zero_cost: bool = False) -> list[Cell]:
+    rows = DailyRollup.objects.filter(day__gte=first, day__lte=last, **({"cost_usd": 0} if zero_cost else {}))
     rows = rows.filter(**{DIMENSIONS[k][0]: v for k, v in filters.items()})
     columns = {d: ("day" if d == "day" else DIMENSIONS[d][0]) for d in by}
     rows = rows.order_by().values(*columns.values()).annotate(
@@ -209,9 +210,10 @@ def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -
     return [_cell(r, columns) for r in rows]
 
 
-def _raw_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> list[Cell]:
+def _raw_cells(first: date, last: date, filters: dict, by: tuple[str, ...], zero_cost: bool = False) -> list[Cell]:
     end = day_start(last + timedelta(days=1))
     rows = UsageRecord.objects.filter(created_at__gte=day_start(first), created_at__lt=end)
+    rows = rows.filter(cost_usd=0) if zero_cost else rows
     rows = rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()})
     columns = {d: DIMENSIONS[d][1] for d in by if d != "day"}
     if "day" in by and first != last:
@@ -308,11 +310,11 @@ def unpriced_models(first: date, last: date, *, today: date | None = None) -> li
     """Models with token traffic in first..last recorded at $0 on a day when no price of their own was in force:
     usage.pricing had no rates, so every report and budget counts them as free. A row with a price of all-zero
     rates (a model run for free, on purpose) is not flagged; a cloud id priced as the Anthropic model it names
-    (proxy.routing.Snapshot.price) has a cost, so it is not flagged either. Reads usage_cells by day x model (rollups
-    + today's raw rows) by day x model x route alias, and the price rows of the suspects only."""
+    (proxy.routing.Snapshot.price) has a cost, so it is not flagged either. Reads usage_cells' rows that cost nothing (rollups
+    + today's raw rows) by day x model x route alias, and the price rows of those models only."""
     found: dict[str, Unpriced] = {}
-    suspects = [c for c in usage_cells(first, last, by=("day", "model", "alias"), today=today).cells
-                if c.model and not c.cost and _tokens(c)]  # fmt: skip
+    cells = usage_cells(first, last, by=("day", "model", "alias"), today=today, zero_cost=True).cells
+    suspects = [c for c in cells if c.model and _tokens(c)]
     priced = defaultdict(list)
     for model, since in ModelPrice.objects.filter(model__in={c.model for c in suspects}).values_list(
         "model", "effective_from"

@@ -96,8 +96,9 @@ def test_live_feed_dashboard_and_report_show_cents_exact_on_hover_and_flag_the_u
     cells = {}
     for alias, request_id in ids.items():
         browser.find(f"#feed tr[data-request-id='{request_id}'] td.cost")
+        cell = f"#feed tr[data-request-id='{request_id}'] td.cost"
         cells[alias] = _js(browser, "const td = document.querySelector(arguments[0]); return [td.textContent, td.title];",
-                           f"#feed tr[data-request-id='{request_id}'] td.cost")  # fmt: skip
+                           cell)
     # 42 x $3 + 7 x $15 per million = $0.000231: under half a cent, shown as such, exact on hover
     assert cells[w.priced] == ["<$0.01", "$0.00023100 exact"]
     assert cells[w.unpriced] == ["$0.00", "$0.00000000 exact"]  # the ledger's 0E-8, written out
@@ -125,6 +126,7 @@ def test_live_feed_dashboard_and_report_show_cents_exact_on_hover_and_flag_the_u
     assert ["<$0.01", "$0.00023100"] in spans  # the priced request's cost in the table
     assert not EXPONENT.search(browser.text("#report-table"))
     link = browser.find(f"#unpriced-marker li[data-model='{w.unpriced_model}'] a")
-    assert browser._s("GET", f"/element/{link}/property/href").endswith(f"/admin/usage/modelprice/add/?model={w.unpriced_model}")
+    href = browser._s("GET", f"/element/{link}/property/href")
+    assert href.endswith(f"/admin/usage/modelprice/add/?model={w.unpriced_model}")
     assert browser.text("#forecast")  # the forecast table is drawn (its numbers: tests/test_finance_numbers.py)
     _screenshot(browser, tmp_path / "finance-report-1440.png", height=2600)

@@ -76,7 +76,8 @@ def test_month_end_forecast_and_runway_match_the_hand_computed_example():
 
 def test_runway_edges():
     # exactly reached: $10 spent, $5 a day, $20 budget -> after 2 more days, on the 12th
-    assert forecast.forecast(today=TODAY, spent=D("10"), recent=[D("5")] * 7, budget=D("20")).runs_out == date(2026, 11, 12)
+    exact_day = forecast.forecast(today=TODAY, spent=D("10"), recent=[D("5")] * 7, budget=D("20"))
+    assert exact_day.runs_out == date(2026, 11, 12)
     used_up = forecast.forecast(today=TODAY, spent=D("40"), recent=RECENT, budget=D("40"))
     assert used_up.exhausted and used_up.runs_out == TODAY
     idle = forecast.forecast(today=TODAY, spent=D("3"), recent=[D(0)] * 7, budget=D("20"))
