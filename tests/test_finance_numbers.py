@@ -210,3 +210,16 @@ def test_management_api_writes_exact_fixed_point_never_exponents(client):
     days_left = (date(today.year + today.month // 12, today.month % 12 + 1, 1) - today).days - 1
     assert D(mine["month_forecast_usd"]) == D(mine["month_usd"]) + D("0.5") * days_left
     assert mine["monthly_budget_usd"] == "10.00" and mine["budget_used_up"] is False
+
+
+def test_usage_records_list_shows_cost_in_cents_with_the_exact_amount_on_hover(admin_client):
+    _row(timezone.now() - timedelta(minutes=1), cost="1256.20585066")
+    small = _row(timezone.now() - timedelta(minutes=2), cost="0.00010500")
+    _row(timezone.now() - timedelta(minutes=3), cost="0")
+    text = admin_client.get(reverse("admin:usage_usagerecord_changelist")).content.decode()
+    assert '<span class="money" title="$1,256.20585066">$1,256.21</span>' in text
+    assert '<span class="money" title="$0.00010500">&lt;$0.01</span>' in text
+    assert '<span class="money" title="$0.00000000">$0.00</span>' in text
+    assert not EXPONENT.search(text)
+    record = admin_client.get(reverse("admin:usage_usagerecord_change", args=[small.pk])).content.decode()
+    assert "0.00010500" in record  # the record itself: the exact amount
