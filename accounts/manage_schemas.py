@@ -286,11 +286,20 @@ class BudgetStatus(Schema):
     today_usd: str
     daily_budget_usd: str | None
     today_percent: float | None
+    # the month-end forecast and the monthly budget's runway (usage/forecast.py, docs/finance.md)
+    daily_rate_usd: str | None = Field(None, description="average spend of the last rate_days full days")
+    rate_days: int = 0
+    month_forecast_usd: str | None = Field(None, description="month_usd + daily_rate_usd x the days after today")
+    runs_out_on: date | None = Field(None, description="the day the monthly budget is used up at that rate; "
+                                                       "null: not this month, or no monthly budget")
+    budget_used_up: bool = False
 
 
 class Budgets(Schema):
     projects: list[BudgetStatus]
     keys: list[BudgetStatus]
+    month_usd: str | None = None  # every request this month, with a project or without
+    today_usd: str | None = None
 
 
 class AccountStatus(Schema):

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from accounts import admin as accounts_admin
 from accounts.models import ApiKey, Project, ProviderAccount
 from usage import selectors
+from usage.money import cents, exact_title
 
 from . import breaker, checks
 from .policies import budgets
@@ -81,10 +82,11 @@ def spend_lines(*, project_id=None, key_id=None, month_budget, day_budget, alert
         if budget:
             share = int(spent * 100 / budget)
             color = "#b42318" if share >= alert_percent else "inherit"
-            rows.append((color, f"{label}: ${spent:.4f} of ${budget} ({share}%)"))
+            rows.append((color, exact_title(spent), f"{label}: {cents(spent)} of {cents(budget)} ({share}%)"))
         else:
-            rows.append(("inherit", f"{label}: ${spent:.4f} (no budget)"))
-    return format_html_join(format_html("<br>"), '<span style="color:{}">{}</span>', rows)
+            rows.append(("inherit", exact_title(spent), f"{label}: {cents(spent)} (no budget)"))
+    # cents on the page, the exact amount on hover (usage/money.py, docs/finance.md)
+    return format_html_join(format_html("<br>"), '<span style="color:{}" title="{}">{}</span>', rows)
 
 
 class ProjectAdmin(accounts_admin.ProjectAdmin):

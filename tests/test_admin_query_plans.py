@@ -149,7 +149,7 @@ def ledger_list_pages(ledger) -> dict[str, str]:
     today = timezone.localdate()
     record = ledger["record"]
     newest = timezone.localtime(record.created_at)
-    cost_column = ledger_columns().index("cost_usd")
+    cost_column = ledger_columns().index("cost")
     pages = {
         "plain": usage_list(),
         "page 2": usage_list(p=2),
@@ -229,7 +229,7 @@ def test_a_bad_date_is_refused_like_any_bad_filter(admin_client, ledger):
 
 
 def test_ledger_sorts_by_any_column_within_a_day_only(admin_client, ledger):
-    cost = ledger_columns().index("cost_usd")
+    cost = ledger_columns().index("cost")
     unbounded = admin_client.get(usage_list(o=f"-{cost}"))
     assert "o=" not in unbounded.context["cl"].get_query_string()  # ignored: newest first
     assert "one day" in unbounded.content.decode()

@@ -299,7 +299,8 @@ def test_admin_index_shows_the_dashboard_with_spend_budget_and_health(client, te
     text = page.content.decode()
     assert page.status_code == 200
     assert 'id="usage-dashboard"' in text and reverse("usage:finance_report") in text
-    assert "$9.00" in text and "90% of $10.00" in text  # this month against the project's budget
+    assert '<span class="money" title="$9.00000000">$9.00</span>' in text  # cents, the exact amount on hover
+    assert "90% of the monthly budget ($9.00 of $10.00)" in text  # this month against the project's budget
     assert "sick/a" in text and "cooling down" in text
     assert "/admin/accounts/provideraccount/" not in text  # Finance cannot open accounts: no link to a 403
     assert "Fin team" in text  # past its budget alert share (80 %)

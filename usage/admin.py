@@ -28,6 +28,7 @@ from accounts.admin_audit import ReadOnly
 from accounts.models import Provider
 
 from .models import ModelPrice, UsageRecord
+from .money import usd_html
 
 
 @admin.register(ModelPrice)
@@ -238,7 +239,7 @@ class LedgerChangeList(ChangeList):
 
     @cached_property
     def sort_note(self) -> str:
-        if "cost_usd" in self.sortable_by:
+        if "cost" in self.sortable_by:
             return ""
         return "Sorted newest first. Narrow the list to one day (above, or the date filter) to sort by any column."
 
@@ -365,7 +366,7 @@ class AliasFilter(admin.SimpleListFilter):
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("created_at", "request_id", "project", "key_prefix", "alias", "upstream", "ingress_api", "stream",
-                    "http_status", "outcome", "input_tokens", "output_tokens", "cost_usd", "latency_ms")  # fmt: skip
+                    "http_status", "outcome", "input_tokens", "output_tokens", "cost", "latency_ms")  # fmt: skip
     list_filter = (CreatedRangeFilter, "outcome", AliasFilter, IngressFilter, ProviderNameFilter, StreamFilter,
                    "project")
     list_select_related = ("project", "api_key")
@@ -455,6 +456,10 @@ class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
         if self.get_actions(request):  # as ChangeList numbers them
             columns.insert(0, "action_checkbox")
         return request.GET.get(ORDER_VAR, "").split(".")[0] == str(columns.index("created_at"))
+
+    @admin.display(description="cost", ordering="cost_usd")
+    def cost(self, obj):
+        return usd_html(obj.cost_usd)  # cents, the exact amount on hover and on the record's page (usage/money.py)
 
     @admin.display(description="key", ordering="api_key__prefix")
     def key_prefix(self, obj):

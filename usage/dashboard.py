@@ -1,6 +1,9 @@
 """The admin index's dashboard (templates/admin/index.html, through the `usage_dashboard` tag): what a
-team lead checks first. Every figure is a bounded read: spend from usage.selectors (rollups + today's raw rows),
-the last hour and minute through the ledger's created_at index, accounts and budgets from their own small tables.
+team lead checks first: spend today and this month (all of it), each budgeted project and key against its own
+budget with the month-end forecast and runway (usage/report.budget_burn, usage/forecast.py), the spend outside
+every budget shown apart, and models with traffic but no price. Every figure is a bounded read: spend from
+usage.selectors (rollups + today's raw rows), the last hour and minute through the ledger's created_at index,
+accounts and budgets from their own small tables.
 Cached for CACHE_SECONDS, so a busy admin index costs the database one set of reads per half minute.
 
 Unhealthy accounts come from ProviderAccount's own fields (cooldown_until, last_error_at), which the request path
@@ -15,14 +18,16 @@ from decimal import Decimal
 from django.apps import apps
 from django.core.cache import cache
 from django.db import DatabaseError
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey, Project, ProviderAccount
 
-from . import report, selectors
+from . import forecast, report, selectors
+from .forecast import Forecast
+from .money import cents
 
-CACHE_KEY = "usage:dashboard:v1"
+CACHE_KEY = "usage:dashboard:v2"  # v2: budgets per scope, forecast, unpriced models
 CACHE_SECONDS = 30
 RECENT_ERROR = timedelta(hours=1)
 RUNNING_BATCH_STATUSES = ("validating", "in_progress", "canceling")
@@ -30,10 +35,13 @@ RUNNING_BATCH_STATUSES = ("validating", "in_progress", "canceling")
 
 @dataclass
 class Dashboard:
-    spend_today: Decimal
+    spend_today: Decimal  # every request's cost, with a project or without
     spend_month: Decimal
-    budget_day: Decimal | None  # sum of the projects' daily budgets (None: no project has one)
-    budget_month: Decimal | None
+    budgets: list[report.Burn]  # each budgeted project and key against its own budget, most used first
+    unbudgeted_today: Decimal  # today's spend of projects with no daily budget (and of requests with no project)
+    unbudgeted_month: Decimal  # this month's spend of projects with no monthly budget (and with no project)
+    month_forecast: Forecast  # all spend: month end at the recent daily rate (usage/forecast.py)
+    unpriced: list[selectors.Unpriced]  # models with traffic this month recorded at $0 for want of a price
     hour_requests: int
     hour_errors: int
     unhealthy: list[dict]
@@ -44,14 +52,6 @@ class Dashboard:
     @property
     def hour_error_rate(self) -> float:
         return self.hour_errors / self.hour_requests if self.hour_requests else 0.0
-
-    @property
-    def month_percent(self) -> int | None:
-        return int(self.spend_month * 100 / self.budget_month) if self.budget_month else None
-
-    @property
-    def day_percent(self) -> int | None:
-        return int(self.spend_today * 100 / self.budget_day) if self.budget_day else None
 
 
 def dashboard(*, use_cache: bool = True) -> Dashboard:
@@ -69,15 +69,24 @@ def _build() -> Dashboard:
     today = timezone.localdate(now)
     spend = selectors.spend_by_scope(today=today)
     hour = selectors.last_hour(now)
-    budgets = Project.objects.filter(active=True).aggregate(m=Sum("monthly_budget_usd"), d=Sum("daily_budget_usd"))
+    burn = report.budget_burn(today=today, spend=spend)
     return Dashboard(
-        spend_today=sum((v for (scope, _), v in spend.today.items() if scope == "project"), Decimal(0)),
-        spend_month=sum((v for (scope, _), v in spend.month.items() if scope == "project"), Decimal(0)),
-        budget_day=budgets["d"], budget_month=budgets["m"],
+        spend_today=spend.today_total, spend_month=spend.month_total, budgets=burn,
+        unbudgeted_today=_unbudgeted(spend.today, spend.today_total, "daily_budget_usd"),
+        unbudgeted_month=_unbudgeted(spend.month, spend.month_total, "monthly_budget_usd"),
+        month_forecast=forecast.forecast(today=today, spent=spend.month_total, recent=[
+            spend.total_days.get(d, Decimal(0)) for d in forecast.recent_window(today)]),
+        unpriced=selectors.unpriced_models(today.replace(day=1), today, today=today),
         hour_requests=hour["requests"], hour_errors=hour["errors"],
-        unhealthy=_unhealthy(now), near_limits=_near_limits(today, now), batches_running=_batches_running(),
+        unhealthy=_unhealthy(now), near_limits=_near_limits(burn, now), batches_running=_batches_running(),
         built_at=now,
     )  # fmt: skip
+
+
+def _unbudgeted(by_scope: dict, total: Decimal, budget_field: str) -> Decimal:
+    """The period's spend outside every project budget of that period: the total less the budgeted projects'."""
+    budgeted = Project.objects.exclude(**{budget_field: None}).values_list("id", flat=True)
+    return total - sum((by_scope.get(("project", i), Decimal(0)) for i in budgeted), Decimal(0))
 
 
 def _unhealthy(now) -> list[dict]:
@@ -89,17 +98,17 @@ def _unhealthy(now) -> list[dict]:
              "last_error": a.last_error, "last_error_at": a.last_error_at} for a in rows]
 
 
-def _near_limits(today, now) -> list[dict]:
+def _near_limits(burn: list, now) -> list[dict]:
     """Budgets past their project's alert share, and RPM limits past 80 % in the last minute."""
     out = []
-    for b in report.budget_burn(today=today):
+    for b in burn:
         if b.percent >= b.alert_percent:
             period = "monthly" if b.period == "month" else "daily"
             out.append({"what": f"{b.scope} {b.label}", "percent": b.percent,
-                        "detail": f"{b.percent}% of the {period} budget (${b.spent:.2f} of ${b.budget:.2f})"})
+                        "detail": f"{b.percent}% of the {period} budget ({cents(b.spent)} of {cents(b.budget)})"})
     limited = [("Project", "project", p.id, p.name, p.rpm_limit) for p in Project.objects.exclude(rpm_limit=None)]
-    limited += [("API key", "key", k.id, f"{k.name} ({k.prefix}…)", k.rpm_limit)
-                for k in ApiKey.objects.exclude(rpm_limit=None).filter(revoked_at=None)]  # fmt: skip
+    limited += [("API key", "key", k.id, report.key_label(k), k.rpm_limit)
+                for k in ApiKey.objects.exclude(rpm_limit=None).filter(revoked_at=None).select_related("project")]  # fmt: skip
     per_minute = selectors.requests_last_minute(now) if limited else {}
     for scope, name, obj_id, label, rpm in limited:
         used = per_minute.get((name, obj_id), 0)

@@ -24,6 +24,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import metrics
+from .money import cents, exact
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def event(call, status: int, outcome: str, cost, elapsed_s: float) -> dict:
         "output_tokens": usage.output_tokens,
         "cache_read_tokens": usage.cache_read_tokens,
         "cache_write_tokens": usage.cache_write_tokens,
-        "cost_usd": str(cost),
+        "cost_usd": exact(cost),  # fixed point, never 0E-8 (usage/money.py)
+        "cost": cents(cost),  # what the page shows; the exact amount is its hover title
         "latency_ms": int(elapsed_s * 1000),
         "ttft_ms": call.ttft_ms,
     }

@@ -19,9 +19,11 @@ from accounts import manage_schemas as S
 from accounts.manage_common import ManagementError, audited, config_item_apply, idempotent, json_body, not_found, page
 from accounts.models import ApiKey, Project
 
-from . import selectors
+from . import report, selectors
 from .models import ModelPrice, UsageRecord
+from .money import exact
 
+ZERO = exact(Decimal("0E-8"))  # "0.00000000": an empty total, written as a summed one is
 router = Router(tags=["prices and usage"])
 
 PRICE_RATES = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
@@ -32,9 +34,9 @@ OPTIONAL_RATES = ("cache_write_1h_per_mtok", "long_input_per_mtok", "long_output
 
 
 def price_out(price: ModelPrice) -> dict:
-    optional = {f: None if getattr(price, f) is None else str(getattr(price, f)) for f in OPTIONAL_RATES}
-    return {"id": price.id, "model": price.model, **{f: str(getattr(price, f)) for f in PRICE_RATES}, **optional,
-            "batch_discount": str(price.batch_discount), "effective_from": price.effective_from.isoformat(),
+    optional = {f: exact(getattr(price, f)) for f in OPTIONAL_RATES}
+    return {"id": price.id, "model": price.model, **{f: exact(getattr(price, f)) for f in PRICE_RATES}, **optional,
+            "batch_discount": exact(price.batch_discount), "effective_from": price.effective_from.isoformat(),
             "long_context_threshold": price.long_context_threshold}  # fmt: skip
 
 
@@ -143,7 +145,7 @@ def _sum(cells, group: str | None, period) -> list[dict]:
         row["saved_usd"] += cell.saved
     out = sorted(rows.values(), key=lambda r: (str(r.get("period", "")), -r["cost_usd"]))
     for row in out:
-        row["cost_usd"], row["saved_usd"] = str(row["cost_usd"]), str(row["saved_usd"])
+        row["cost_usd"], row["saved_usd"] = exact(row["cost_usd"]), exact(row["saved_usd"])
     return out
 
 
@@ -185,8 +187,8 @@ def usage(request: HttpRequest, start: str | None = None, end: str | None = None
     if format == "csv":
         return _csv(series, f"usage-{first}-{last}.csv")
     return {"start": first.isoformat(), "end": last.isoformat(), "interval": interval, "group_by": group_by,
-            "totals": _sum(cells, None, None)[0] if cells else {**dict.fromkeys(COUNTER_FIELDS, 0), "cost_usd": "0",
-                                                                "saved_usd": "0"},
+            "totals": _sum(cells, None, None)[0] if cells else {**dict.fromkeys(COUNTER_FIELDS, 0), "cost_usd": ZERO,
+                                                                "saved_usd": ZERO},
             "series": series}  # fmt: skip
 
 
@@ -205,7 +207,7 @@ def costs(request: HttpRequest, start: str | None = None, end: str | None = None
     if format == "csv":
         return _csv(rows, f"costs-{first}-{last}.csv")
     total = sum((c.cost for c in cells), Decimal(0))
-    return {"start": first.isoformat(), "end": last.isoformat(), "group_by": group_by, "total_usd": str(total),
+    return {"start": first.isoformat(), "end": last.isoformat(), "group_by": group_by, "total_usd": exact(total),
             "data": rows}  # fmt: skip
 
 
@@ -252,26 +254,30 @@ def errors(request: HttpRequest, start: str | None = None, end: str | None = Non
 
 @router.get(
     "/budgets",
-    summary="Each project's and key's spend this month and today against its budgets",
+    summary="Each project's and key's spend this month and today against its budgets, with the month-end forecast",
     response=S.responds(200, S.Budgets),
 )
 def budgets(request: HttpRequest):
-    spend = selectors.spend_by_scope()
+    """The finance pages' numbers (usage/report.py): the forecast and runway are usage/forecast.py's, the same
+    the dashboard and the finance report show. Amounts are exact fixed-point strings (usage/money.py)."""
+    today = timezone.localdate()
+    spend = selectors.spend_by_scope(today=today)
 
     def status(scope: str, obj, name: str) -> dict:
-        month, today = spend.month.get((scope, obj.id), Decimal(0)), spend.today.get((scope, obj.id), Decimal(0))
-        return {scope: name, "month_usd": str(month), "monthly_budget_usd": _text(obj.monthly_budget_usd),
-                "month_percent": _percent(month, obj.monthly_budget_usd), "today_usd": str(today),
-                "daily_budget_usd": _text(obj.daily_budget_usd), "today_percent": _percent(today, obj.daily_budget_usd)}  # fmt: skip
+        month, day = spend.month.get((scope, obj.id), Decimal(0)), spend.today.get((scope, obj.id), Decimal(0))
+        outlook = report.scope_forecast(spend, scope, obj, today)
+        return {scope: name, "month_usd": exact(month), "monthly_budget_usd": exact(obj.monthly_budget_usd),
+                "month_percent": _percent(month, obj.monthly_budget_usd), "today_usd": exact(day),
+                "daily_budget_usd": exact(obj.daily_budget_usd), "today_percent": _percent(day, obj.daily_budget_usd),
+                "daily_rate_usd": exact(outlook.rate), "rate_days": outlook.rate_days,
+                "month_forecast_usd": exact(outlook.month_end), "runs_out_on": outlook.runs_out,
+                "budget_used_up": outlook.exhausted}  # fmt: skip
 
     projects = [status("project", p, p.slug) for p in Project.objects.filter(active=True).order_by("slug")]
     keys = [status("key", k, k.prefix) for k in ApiKey.objects.filter(revoked_at__isnull=True).exclude(
         monthly_budget_usd__isnull=True, daily_budget_usd__isnull=True).order_by("id")]  # fmt: skip
-    return {"projects": projects, "keys": keys}
-
-
-def _text(value) -> str | None:
-    return None if value is None else str(value)
+    return {"projects": projects, "keys": keys, "month_usd": exact(spend.month_total),
+            "today_usd": exact(spend.today_total)}  # fmt: skip
 
 
 def _percent(spent: Decimal, budget) -> float | None:

@@ -9,6 +9,8 @@
     gateway_tokens_total                     project, model, type                Call.finish
     gateway_cost_usd_total                   project, model                      Call.finish
     gateway_cache_hits_total                 project, model                      Call.finish (outcome cache_hit)
+    gateway_unpriced_requests_total          model                               Call.finish: tokens used, no price
+                                                                                 in force, recorded at $0
     gateway_active_requests                  api                                 Call created -> finished
     gateway_upstream_errors_total            provider, kind, status              Call.attempt_failed: every
                                                                                  failed attempt, retried or not
@@ -38,11 +40,13 @@ above, to README "Metrics" and, if operators should watch it, to deploy/grafana/
 
 import atexit
 import glob
+import logging
 import os
 
 from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+log = logging.getLogger(__name__)
 TOKEN_TYPES = (("input", "input_tokens"), ("output", "output_tokens"), ("cache_read", "cache_read_tokens"),
                ("cache_write", "cache_write_tokens"))  # fmt: skip
 
@@ -88,6 +92,9 @@ dependency_up = Gauge(  # set by /ready (gateway_site/health.py) each time a pro
     "gateway_dependency_up", "1 when the dependency was usable at the last /ready, 0 when down or degraded",
     ["dependency"], multiprocess_mode="livemin",
 )  # dependency: database | redis (only when REDIS_URL is set) | ledger
+unpriced = Counter(  # the unpriced marker's alert signal (docs/finance.md): alert on any increase
+    "gateway_unpriced_requests_total", "Requests with tokens and no price in force, recorded at $0", ["model"]
+)
 auth_failures = Counter(  # proxy.auth_failures; no ledger row is written for these requests
     "gateway_auth_failures_total", "API requests refused before the body was read, by reason", ["reason"]
 )  # reason: missing | invalid | expired | throttled
@@ -134,8 +141,22 @@ def request_finished(call, status: int, outcome: str, cost_usd, elapsed_s: float
             _child(tokens, project, model, kind).inc(count)
     if cost_usd:
         _child(cost, project, model).inc(float(cost_usd))
+    elif call.price is None and any(getattr(usage, attr) for _, attr in TOKEN_TYPES):
+        _unpriced(model, call.remote_model)
     if outcome == "cache_hit":
         _child(cache_hits, project, model).inc()
+
+
+_warned_unpriced: set[str] = set()
+
+
+def _unpriced(alias: str, remote_model: str) -> None:
+    """A request that used tokens of a model with no price: counted, and logged once per model and process (the
+    pages' unpriced marker, usage.selectors.unpriced_models, says which models and how much traffic)."""
+    _child(unpriced, alias).inc()
+    if remote_model not in _warned_unpriced:
+        _warned_unpriced.add(remote_model)
+        log.warning("unpriced model %r (route %r): its requests are recorded at $0; add a price", remote_model, alias)
 
 
 def request_released(api: str) -> None:

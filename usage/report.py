@@ -2,22 +2,26 @@
 the chosen range and filters in (`Query`), everything the page and its CSV show out (`Report`). Pure
 arithmetic over the cells plus a few small lookups (project and key names); no other reads of the ledger.
 
+Money is written out by usage/money.py (cents on the page, exact in the CSV); the forecast and runway are
+usage/forecast.py's, fed here (budget_burn, project_outlook) from selectors.spend_by_scope.
+
 To add a grouping: a DIMENSIONS entry in usage/selectors.py (rollup column, raw column), a label in `_labels`,
 a choice in GROUPS. To add a column: a field on selectors.Counters (summed in both of usage_cells' queries), in
 COLUMNS (the table and the CSV take it from there).
 """
 
-import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey, Project
 
-from . import selectors
+from . import forecast, selectors
+from .forecast import Forecast
 
 GROUPS = {"project": "Project", "key": "API key", "model": "Model", "provider": "Provider"}
 MAX_DAYS = 400
@@ -103,12 +107,17 @@ class Burn:
     period: str  # "month" or "today"
     spent: Decimal
     budget: Decimal
-    projected: Decimal | None  # month-end spend at this month's daily average so far
+    forecast: Forecast | None  # monthly budgets: month-end forecast and runway (usage/forecast.py)
     alert_percent: int = 80  # the project's budget_alert_percent
 
     @property
     def percent(self) -> int:
         return int(self.spent * 100 / self.budget) if self.budget else 0
+
+    @property
+    def used(self) -> str:
+        """The share used for a person: "<1%" rather than a misleading "0%" once anything is spent."""
+        return "<1%" if self.spent and not self.percent else f"{self.percent}%"
 
 
 @dataclass
@@ -122,6 +131,8 @@ class Report:
     spend_series: list[dict]  # [{"label", "data": [per day]}], CHART_SERIES groups + "other"
     daily: dict[str, list]  # per day: requests, errors, input/output/cache tokens, cost
     burn: list[Burn]
+    outlook: list[tuple[str, Forecast]]  # every project spending this month or with a budget: (name, forecast)
+    unpriced: list[selectors.Unpriced]  # models with traffic in the range and no price (counted at $0)
     raw_days: list[date]  # days read from the raw ledger (today, and past days not rolled up yet)
     choices: dict[str, list[tuple]]  # filter dropdowns
 
@@ -136,6 +147,7 @@ def finance_report(query: Query, *, today: date | None = None) -> Report:
     # a key belongs to one project: one read serves both top tables
     scopes = selectors.usage_cells(first, last, filters, by=("project", "key"), today=today).cells
     offered = _offered(first, last, today)
+    spend = selectors.spend_by_scope(today=today)
     labels = _labels(scopes, scopes)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     rows = _grouped(series.cells, query.group, labels)
@@ -146,7 +158,9 @@ def finance_report(query: Query, *, today: date | None = None) -> Report:
         query=query, rows=rows, total=total,
         top_projects=_grouped(scopes, "project", labels)[:10], top_keys=_grouped(scopes, "key", labels)[:10],
         days=days, spend_series=_spend_series(series.cells, query.group, rows, days), daily=_daily(series.cells, days),
-        burn=budget_burn(today=today, project=query.project, key=query.key), raw_days=series.raw_days,
+        burn=budget_burn(today=today, project=query.project, key=query.key, spend=spend),
+        outlook=project_outlook(today=today, project=query.project, spend=spend), raw_days=series.raw_days,
+        unpriced=selectors.unpriced_models(first, min(last, today), today=today) if first <= today else [],
         choices=_choices(offered, query),
     )  # fmt: skip
 
@@ -159,12 +173,18 @@ def _labels(projects, keys) -> dict[str, dict]:
     project_ids = {c.project_id for c in projects if c.project_id is not None}
     key_ids = {c.key_id for c in keys if c.key_id is not None}
     names = dict(Project.objects.filter(id__in=project_ids).values_list("id", "name"))
-    key_rows = ApiKey.objects.filter(id__in=key_ids).only("id", "name", "prefix")
-    prefixes = {k.id: f"{k.name} ({k.prefix}…)" for k in key_rows}
+    key_rows = ApiKey.objects.filter(id__in=key_ids).select_related("project")
+    key_rows = key_rows.only("id", "name", "prefix", "project__name")
+    prefixes = {k.id: key_label(k) for k in key_rows}
     return {
         "project": {i: names.get(i, f"project #{i} (deleted)") for i in project_ids},
         "key": {i: prefixes.get(i, f"key #{i} (deleted)") for i in key_ids},
     }
+
+
+def key_label(key) -> str:
+    """A key as the finance pages name it: its project first, since names like "ci-bot" repeat across projects."""
+    return f"{key.project.name} / {key.name} ({key.prefix}…)"
 
 
 def _label(dimension: str, value, labels) -> str:
@@ -223,7 +243,7 @@ def _offered(first: date, last: date, today: date) -> list:
 
 def _choices(offered, query: Query) -> dict[str, list[tuple]]:
     projects = list(Project.objects.order_by("name").values_list("id", "name"))
-    keys = [(k.id, f"{k.project.name} / {k.name} ({k.prefix}…)")
+    keys = [(k.id, key_label(k))
             for k in ApiKey.objects.select_related("project").order_by("project__name", "name")[:500]]  # fmt: skip
     models = sorted({m for m, _ in offered if m} | ({query.model} - {""}))
     providers = sorted({p for _, p in offered if p} | ({query.provider} - {""}))
@@ -231,29 +251,47 @@ def _choices(offered, query: Query) -> dict[str, list[tuple]]:
             "provider": [(p, p) for p in providers]}
 
 
-def budget_burn(*, today: date, project: int | None = None, key: int | None = None) -> list[Burn]:
-    """This month's and today's spend against every monthly and daily budget (projects, then keys), with the
-    month-end spend projected at the month's average so far."""
-    days_in_month = calendar.monthrange(today.year, today.month)[1]
-    burn: list[Burn] = []
+def budget_burn(*, today: date, project: int | None = None, key: int | None = None,
+                spend: selectors.Spend | None = None) -> list[Burn]:  # fmt: skip
+    """Every monthly and daily budget of a project or key against this month's / today's spend (projects, then
+    keys, most used first); a monthly budget with its month-end forecast and runway."""
     projects = Project.objects.filter(id=project) if project else Project.objects.all()
     keys = ApiKey.objects.all()
     if key or project:
         keys = keys.filter(id=key) if key else keys.filter(project_id=project)
     budgeted = [("Project", "project", p, p.name, p.budget_alert_percent)
                 for p in projects.exclude(monthly_budget_usd=None, daily_budget_usd=None)]
-    budgeted += [("API key", "key", k, f"{k.name} ({k.prefix}…)", k.project.budget_alert_percent)
+    budgeted += [("API key", "key", k, key_label(k), k.project.budget_alert_percent)
                  for k in keys.exclude(monthly_budget_usd=None, daily_budget_usd=None).filter(revoked_at=None)
                  .select_related("project")]  # fmt: skip
     if not budgeted:
-        return burn
-    spend = selectors.spend_by_scope(today=today)
+        return []
+    spend = spend or selectors.spend_by_scope(today=today)
+    burn: list[Burn] = []
     for scope, name, obj, label, alert in budgeted:
-        month = spend.month.get((name, obj.id), Decimal(0))
         if obj.monthly_budget_usd:
-            projected = (month / today.day * days_in_month).quantize(Decimal("0.01"))
-            burn.append(Burn(scope, label, "month", month, obj.monthly_budget_usd, projected, alert))
+            outlook = scope_forecast(spend, name, obj, today)
+            burn.append(Burn(scope, label, "month", outlook.spent, obj.monthly_budget_usd, outlook, alert))
         if obj.daily_budget_usd:
             today_spend = spend.today.get((name, obj.id), Decimal(0))
             burn.append(Burn(scope, label, "today", today_spend, obj.daily_budget_usd, None, alert))
     return sorted(burn, key=lambda b: -b.percent)
+
+
+def scope_forecast(spend: selectors.Spend, scope: str, obj, today: date) -> Forecast:
+    """One project's or key's month-end forecast and its monthly budget's runway (usage/forecast.py)."""
+    window = forecast.recent_window(today, timezone.localdate(obj.created_at))
+    days = spend.days.get((scope, obj.id), {})
+    return forecast.forecast(today=today, spent=spend.month.get((scope, obj.id), Decimal(0)),
+                             recent=[days.get(d, Decimal(0)) for d in window], budget=obj.monthly_budget_usd)  # fmt: skip
+
+
+def project_outlook(*, today: date, project: int | None = None,
+                    spend: selectors.Spend | None = None) -> list[tuple[str, Forecast]]:  # fmt: skip
+    """The forecast of every project that spent this month or has a monthly budget, dearest forecast first."""
+    spend = spend or selectors.spend_by_scope(today=today)
+    spent_ids = [i for (scope, i) in {**spend.month, **spend.days} if scope == "project"]
+    projects = Project.objects.filter(Q(id__in=spent_ids) | Q(monthly_budget_usd__isnull=False))
+    projects = projects.filter(id=project) if project else projects
+    rows = [(p.name, scope_forecast(spend, "project", p, today)) for p in projects.order_by("name")]
+    return sorted(rows, key=lambda r: -(r[1].month_end if r[1].month_end is not None else r[1].spent))

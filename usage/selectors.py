@@ -6,7 +6,9 @@ finance report, the dashboard. One source of numbers: a figure shown anywhere co
                        rows, percentiles included): what services.rollup_day stores
     usage_cells        the report's base: rollups for past days, raw rows only for today (and for any past day not
                        rolled up yet), summed per day x project x key x model x provider
-    spend_by_scope     month-to-date and today's spend per project and per key (budget burn, dashboard)
+    spend_by_scope     month-to-date, today's and the recent days' spend per project and per key (budget burn,
+                       forecast, dashboard)
+    unpriced_models    models with traffic recorded at $0 because no price was in force (the unpriced marker)
     last_hour          requests and errors of the last hour (dashboard)
 
 Rules that keep them fast at a year of traffic: raw rows are read only through a created_at range (an index),
@@ -24,7 +26,8 @@ from django.db.models import BigIntegerField, Count, F, Q, Sum, Value
 from django.db.models.functions import Cast, Round, TruncDate, TruncHour
 from django.utils import timezone
 
-from .models import DailyRollup, RolledDay, UsageRecord
+from .forecast import RECENT_DAYS
+from .models import DailyRollup, ModelPrice, RolledDay, UsageRecord
 from .pricing import QUANTUM
 
 NANOS = 10**8  # the ledger's quantum as an integer scale
@@ -118,11 +121,13 @@ DIMENSIONS = {  # report name -> (DailyRollup column, UsageRecord column)
     "key": ("api_key_id", "api_key_id"),
     "model": ("model", "remote_model"),
     "provider": ("provider", "provider"),
+    "alias": ("alias", "alias"),  # the route the request matched; asked for by name only (not in BY_ALL)
 }
 BY_ALL = ("day", "project", "key", "model", "provider")
+_BY_ORDER = (*BY_ALL, "alias")
 COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
             "cache_hits")
-_CELL_ATTR = {"project": "project_id", "key": "key_id", "model": "model", "provider": "provider"}
+_CELL_ATTR = {"project": "project_id", "key": "key_id", "model": "model", "provider": "provider", "alias": "alias"}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -149,6 +154,7 @@ class Cell(Counters):
     key_id: int | None = None
     model: str | None = None
     provider: str | None = None
+    alias: str | None = None
 
 
 @dataclass(slots=True)
@@ -158,25 +164,26 @@ class Cells:
 
 
 def usage_cells(first: date, last: date, filters: dict | None = None, *, by: tuple[str, ...] = BY_ALL,
-                today: date | None = None) -> Cells:  # fmt: skip
+                today: date | None = None, zero_cost: bool = False) -> Cells:  # fmt: skip
     """Usage summed per the dimensions in `by` ("day" and DIMENSIONS names) for the days first..last (inclusive),
     narrowed by `filters` (DIMENSIONS name -> value). Past days that are rolled up come from DailyRollup; the raw
     ledger is read only for today and for past days with no rollup yet, each through its created_at range. Ask
     for the dimensions you show: the database groups, so a 90-day report reads a few hundred sums, not every
-    day x key x model cell. A combination may appear twice (once from rollups, once from raw rows): sum them."""
+    day x key x model cell. A combination may appear twice (once from rollups, once from raw rows): sum them.
+    `zero_cost`: only rows (rollups, raw rows) that cost nothing, so a search for them sums only those."""
     today = today or timezone.localdate()
     filters = {k: v for k, v in (filters or {}).items() if k in DIMENSIONS and v not in (None, "")}
-    by = tuple(d for d in BY_ALL if d in by)
+    by = tuple(d for d in _BY_ORDER if d in by)
     cells: list[Cell] = []
     past_last = min(last, today - timedelta(days=1))
     rolled = sorted(rolled_days(first, past_last)) if first <= past_last else []
     for start, end in _spans(rolled):
-        cells += _rollup_cells(start, end, filters, by)
+        cells += _rollup_cells(start, end, filters, by, zero_cost)
     rolled_set = set(rolled)
     raw_days = [first + timedelta(days=i) for i in range((min(last, today) - first).days + 1)]
     raw_days = [d for d in raw_days if d not in rolled_set]
     for start, end in _spans(raw_days):
-        cells += _raw_cells(start, end, filters, by)
+        cells += _raw_cells(start, end, filters, by, zero_cost)
     return Cells(cells=cells, raw_days=raw_days)
 
 
@@ -191,8 +198,8 @@ def _spans(days: list[date]) -> list[tuple[date, date]]:
     return [(a, b) for a, b in spans]
 
 
-def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> list[Cell]:
-    rows = DailyRollup.objects.filter(day__gte=first, day__lte=last)
+def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...], zero_cost: bool = False) -> list[Cell]:
+    rows = DailyRollup.objects.filter(day__gte=first, day__lte=last, **({"cost_usd": 0} if zero_cost else {}))
     rows = rows.filter(**{DIMENSIONS[k][0]: v for k, v in filters.items()})
     columns = {d: ("day" if d == "day" else DIMENSIONS[d][0]) for d in by}
     rows = rows.order_by().values(*columns.values()).annotate(
@@ -203,9 +210,10 @@ def _rollup_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -
     return [_cell(r, columns) for r in rows]
 
 
-def _raw_cells(first: date, last: date, filters: dict, by: tuple[str, ...]) -> list[Cell]:
+def _raw_cells(first: date, last: date, filters: dict, by: tuple[str, ...], zero_cost: bool = False) -> list[Cell]:
     end = day_start(last + timedelta(days=1))
     rows = UsageRecord.objects.filter(created_at__gte=day_start(first), created_at__lt=end)
+    rows = rows.filter(cost_usd=0) if zero_cost else rows
     rows = rows.filter(**{DIMENSIONS[k][1]: v for k, v in filters.items()})
     columns = {d: DIMENSIONS[d][1] for d in by if d != "day"}
     if "day" in by and first != last:
@@ -250,20 +258,81 @@ def _cell(r: dict, columns: dict[str, str]) -> Cell:
 class Spend:
     month: dict[tuple[str, int], Decimal]  # ("project"|"key", id) -> this month's spend
     today: dict[tuple[str, int], Decimal]
+    days: dict[tuple[str, int], dict[date, Decimal]]  # each of the last forecast.RECENT_DAYS full days (0: absent)
+    total_days: dict[date, Decimal]  # the same days, every row (with a project or without)
+    month_total: Decimal = Decimal(0)  # every row of the month, with a project or without
+    today_total: Decimal = Decimal(0)
 
 
 def spend_by_scope(*, today: date | None = None) -> Spend:
-    """This month's and today's spend per project and per key, from usage_cells (rollups + today's raw rows)."""
+    """This month's and today's spend per project and per key, and each of the RECENT_DAYS full days before today
+    (the forecast's rate, usage/forecast.py), from usage_cells: rollups + today's raw rows, one read."""
     today = today or timezone.localdate()
-    month = defaultdict(Decimal)
-    day = defaultdict(Decimal)
-    for c in usage_cells(today.replace(day=1), today, by=("day", "project", "key"), today=today).cells:
+    month_start = today.replace(day=1)
+    recent_start = today - timedelta(days=RECENT_DAYS)
+    spend = Spend(month=defaultdict(Decimal), today=defaultdict(Decimal), days=defaultdict(dict),
+                  total_days=defaultdict(Decimal))
+    for c in usage_cells(min(month_start, recent_start), today, by=("day", "project", "key"), today=today).cells:
+        in_month, is_today = c.day >= month_start, c.day == today
+        spend.month_total += c.cost if in_month else 0
+        spend.today_total += c.cost if is_today else 0
+        if not is_today and c.day >= recent_start:
+            spend.total_days[c.day] += c.cost
         for scope, scope_id in (("project", c.project_id), ("key", c.key_id)):
-            if scope_id is not None:
-                month[(scope, scope_id)] += c.cost
-                if c.day == today:
-                    day[(scope, scope_id)] += c.cost
-    return Spend(month=dict(month), today=dict(day))
+            if scope_id is None:
+                continue
+            if in_month:
+                spend.month[(scope, scope_id)] += c.cost
+            if is_today:
+                spend.today[(scope, scope_id)] += c.cost
+            elif c.day >= recent_start:
+                days = spend.days[(scope, scope_id)]
+                days[c.day] = days.get(c.day, Decimal(0)) + c.cost
+    spend.month, spend.today, spend.days = dict(spend.month), dict(spend.today), dict(spend.days)
+    spend.total_days = dict(spend.total_days)
+    return spend
+
+
+# --- models with traffic and no price ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Unpriced:
+    model: str
+    requests: int
+    tokens: int  # input + output + cache read + cache write, all counted at $0
+    first_day: date
+    last_day: date
+    aliases: set[str] = field(default_factory=set)  # the routes that sent it
+
+
+def unpriced_models(first: date, last: date, *, today: date | None = None) -> list[Unpriced]:
+    """Models with token traffic in first..last recorded at $0 on a day when no price of their own was in force:
+    usage.pricing had no rates, so every report and budget counts them as free. A row with a price of all-zero
+    rates (a model run for free, on purpose) is not flagged; a cloud id priced as the Anthropic model it names
+    (proxy.routing.Snapshot.price) has a cost, so it is not flagged either. Reads usage_cells' rows that cost nothing (rollups
+    + today's raw rows) by day x model x route alias, and the price rows of those models only."""
+    found: dict[str, Unpriced] = {}
+    cells = usage_cells(first, last, by=("day", "model", "alias"), today=today, zero_cost=True).cells
+    suspects = [c for c in cells if c.model and _tokens(c)]
+    priced = defaultdict(list)
+    for model, since in ModelPrice.objects.filter(model__in={c.model for c in suspects}).values_list(
+        "model", "effective_from"
+    ):
+        priced[model].append(since)
+    for c in sorted(suspects, key=lambda c: c.day):
+        if any(since <= c.day for since in priced[c.model]):
+            continue
+        u = found.get(c.model)
+        if u is None:
+            u = found[c.model] = Unpriced(c.model, 0, 0, c.day, c.day)
+        u.requests, u.tokens, u.last_day = u.requests + c.requests, u.tokens + _tokens(c), c.day
+        u.aliases.add(c.alias)
+    return sorted(found.values(), key=lambda u: (-u.tokens, u.model))
+
+
+def _tokens(c) -> int:
+    return c.input_tokens + c.output_tokens + c.cache_read_tokens + c.cache_write_tokens
 
 
 def last_hour(now: datetime | None = None) -> dict:

@@ -1,7 +1,8 @@
 """Pages of the usage package, mounted under /admin/reports/ (gateway_site/urls.py) with the admin's login.
 
-    finance_report   the finance report: range, filters, grouping, charts, tables, budget burn; `?format=csv`
-                     downloads the grouped table exactly as the page shows it
+    finance_report   the finance report: range, filters, grouping, charts, tables, budget burn, forecast and
+                     runway, unpriced models; `?format=csv` downloads the grouped table the page shows, with
+                     the exact amounts (the page rounds them to cents: usage/money.py)
 
 Who may see them: active staff users with the ledger's view permission (superusers, the Finance group). The
 pages only read (usage.report, usage.selectors).
@@ -21,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from . import report as finance
+from .money import exact
 
 PERMISSION = "usage.view_usagerecord"
 
@@ -61,6 +63,7 @@ def _finance_report(request):
         "groups": finance.GROUPS,
         "columns": finance.COLUMNS,
         "money": finance.MONEY,
+        "price_link": request.user.has_perm("usage.add_modelprice"),
         "today": today,
         "presets": _presets(query, today),
         "csv_url": reverse("usage:finance_report") + "?" + urlencode(query.params(format="csv")),
@@ -88,9 +91,9 @@ def _presets(query, today) -> list[tuple[str, str, str]]:
 
 
 def _value(row, name: str):
-    """Money as plain digits (a Decimal zero summed by the database can print as 0E-8), counts as they are."""
+    """Money exact in fixed point (usage/money.py), counts as they are."""
     value = getattr(row, name)
-    return f"{value:f}" if name in finance.MONEY else value
+    return exact(value) if name in finance.MONEY else value
 
 
 def _csv(result) -> HttpResponse:

@@ -92,7 +92,7 @@ def test_limits_budgets_spend_and_account_health_in_a_real_browser(browser, supe
     assert (project.rpm_limit, project.monthly_budget_usd, project.daily_budget_usd) == (
         120, Decimal("25.00"), Decimal("2.50"))
     spend = browser.text("div.field-spend")
-    assert "This month: $0.0000 of $25.00 (0%)" in spend and "Today: $0.0000 of $2.50 (0%)" in spend
+    assert "This month: $0.00 of $25.00 (0%)" in spend and "Today: $0.00 of $2.50 (0%)" in spend  # cents
 
     browser.get(f"/admin/accounts/provideraccount/?q=browser-{tag}")
     assert "CIRCUIT BREAKER" in browser.text("#result_list thead").upper()

@@ -3,7 +3,17 @@
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var palette = ["#26415f", "#e07a2f", "#3c8d5a", "#b8463c", "#7d5ba6", "#2d8bb5", "#c5a22c", "#8c6d52", "#999999"];
-  var money = function (v) { return "$" + Number(v).toLocaleString(undefined, {maximumFractionDigits: 2}); };
+  // Money as on the rest of the page (usage/money.py): cents, "<$0.01" for a nonzero amount under half a cent.
+  var money = function (v) {
+    v = Number(v);
+    var sign = v < 0 ? "-" : "";
+    if (v !== 0 && Math.abs(v) < 0.005) return sign + "<$0.01";
+    return sign + "$" + Math.abs(v).toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+  };
+  // An axis under a cent keeps its scale readable: a few significant digits, never exponent notation.
+  var tick = function (v) {
+    return v !== 0 && Math.abs(v) < 0.01 ? "$" + Number(v).toLocaleString("en-US", {maximumSignificantDigits: 3}) : money(v);
+  };
   var common = {responsive: true, maintainAspectRatio: false, animation: false,
                 interaction: {mode: "index", intersect: false}};
   window.financeCharts = {};
@@ -16,7 +26,7 @@
     options: Object.assign({}, common, {
       plugins: {title: {display: true, text: "Spend per day (USD)"},
                 tooltip: {callbacks: {label: function (c) { return c.dataset.label + ": " + money(c.raw); }}}},
-      scales: {x: {stacked: true}, y: {stacked: true, ticks: {callback: money}}}
+      scales: {x: {stacked: true}, y: {stacked: true, ticks: {callback: tick}}}
     })
   });
 
