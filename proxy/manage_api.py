@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from ninja import Router
 
 from accounts import manage_schemas as S
+from accounts.manage_common import endpoint
 from accounts.models import ProviderAccount
 
 from . import breaker, selection
@@ -19,11 +20,7 @@ from . import breaker, selection
 router = Router(tags=["status"])
 
 
-@router.get(
-    "/status",
-    summary="Accounts' health, breaker state and requests in flight",
-    response=S.responds(200, S.Status),
-)
+@endpoint(router.get, "/status", "Accounts' health, breaker state and requests in flight", S.Status)
 def status(request: HttpRequest):
     accounts = list(ProviderAccount.objects.select_related("provider").order_by("provider__name", "name"))
     states = breaker.states_now([a.id for a in accounts])

@@ -16,7 +16,7 @@ from django.utils import timezone
 from ninja import Router
 
 from accounts import manage_schemas as S
-from accounts.manage_common import ManagementError, audited, config_item_apply, idempotent, json_body, not_found, page
+from accounts.manage_common import ManagementError, config_item_apply, endpoint, json_body, not_found, page
 from accounts.models import ApiKey, Project
 
 from . import report, selectors
@@ -40,24 +40,14 @@ def price_out(price: ModelPrice) -> dict:
             "long_context_threshold": price.long_context_threshold}  # fmt: skip
 
 
-@router.get(
-    "/prices",
-    summary="Prices per model, newest first (effective-dated)",
-    response=S.responds(200, S.PricePage),
-)
+@endpoint(router.get, "/prices", "Prices per model, newest first (effective-dated)", S.PricePage)
 def prices_list(request: HttpRequest, cursor: str | None = None, limit: int = 50, model: str | None = None):
     queryset = ModelPrice.objects.filter(model=model) if model else ModelPrice.objects.all()
     return page(queryset, cursor=cursor, limit=limit, render=price_out)
 
 
-@router.post(
-    "/prices",
-    summary="Set a model's price from a date (default today); older rows keep their cost",
-    response=S.responds(201, S.PriceOut),
-    openapi_extra=S.body(S.PriceIn),
-)
-@idempotent
-@audited
+@endpoint(router.post, "/prices", "Set a model's price from a date (default today); older rows keep their cost",
+          S.PriceOut, status=201, body=S.PriceIn)  # fmt: skip
 def prices_create(request: HttpRequest):
     body = json_body(request)
     with transaction.atomic():
@@ -68,12 +58,8 @@ def prices_create(request: HttpRequest):
     return JsonResponse(price_out(price), status=201)
 
 
-@router.delete(
-    "/prices/{price_id}",
-    summary="Delete a price row (rows already costed keep their cost)",
-    response=S.responds(204, None),
-)
-@audited
+@endpoint(router.delete, "/prices/{price_id}", "Delete a price row (rows already costed keep their cost)",
+          None, status=204)  # fmt: skip
 def prices_delete(request: HttpRequest, price_id: int):
     price = ModelPrice.objects.filter(id=price_id).first()
     if price is None:
@@ -160,11 +146,7 @@ def _csv(rows: list[dict], filename: str) -> HttpResponse:
     return response
 
 
-@router.get(
-    "/usage",
-    summary="Usage totals and a time series by day or hour, grouped and filtered",
-    response=S.responds(200, S.Usage),
-)
+@endpoint(router.get, "/usage", "Usage totals and a time series by day or hour, grouped and filtered", S.Usage)
 def usage(request: HttpRequest, start: str | None = None, end: str | None = None, interval: str = "day",
           group_by: str | None = None, project: str | None = None, key: int | None = None, model: str | None = None,
           provider: str | None = None, format: str = "json"):  # fmt: skip
@@ -192,11 +174,7 @@ def usage(request: HttpRequest, start: str | None = None, end: str | None = None
             "series": series}  # fmt: skip
 
 
-@router.get(
-    "/costs",
-    summary="Cost per project, key, model or provider over a date range (JSON or CSV)",
-    response=S.responds(200, S.Costs),
-)
+@endpoint(router.get, "/costs", "Cost per project, key, model or provider over a date range (JSON or CSV)", S.Costs)
 def costs(request: HttpRequest, start: str | None = None, end: str | None = None, group_by: str = "project",
           project: str | None = None, model: str | None = None, provider: str | None = None, format: str = "json"):  # fmt: skip
     first, last = _range(start, end)
@@ -211,11 +189,7 @@ def costs(request: HttpRequest, start: str | None = None, end: str | None = None
             "data": rows}  # fmt: skip
 
 
-@router.get(
-    "/errors/stats",
-    summary="Failed requests by kind (outcome) and provider",
-    response=S.responds(200, S.ErrorStats),
-)
+@endpoint(router.get, "/errors/stats", "Failed requests by kind (outcome) and provider", S.ErrorStats)
 def error_stats(request: HttpRequest, start: str | None = None, end: str | None = None, project: str | None = None,
                 model: str | None = None, provider: str | None = None):  # fmt: skip
     first, last = _range(start, end)
@@ -240,11 +214,7 @@ def error_out(row: UsageRecord) -> dict:
             "error_type": row.error_type, "message": row.error_message}  # fmt: skip
 
 
-@router.get(
-    "/errors",
-    summary="Failed requests, newest first (while raw ledger rows are kept)",
-    response=S.responds(200, S.ErrorPage),
-)
+@endpoint(router.get, "/errors", "Failed requests, newest first (while raw ledger rows are kept)", S.ErrorPage)
 def errors(request: HttpRequest, start: str | None = None, end: str | None = None, project: str | None = None,
            provider: str | None = None, cursor: str | None = None, limit: int = 50):  # fmt: skip
     first, last = _range(start, end)
@@ -252,11 +222,9 @@ def errors(request: HttpRequest, start: str | None = None, end: str | None = Non
     return page(rows, cursor=cursor, limit=limit, render=error_out)
 
 
-@router.get(
-    "/budgets",
-    summary="Each project's and key's spend this month and today against its budgets, with the month-end forecast",
-    response=S.responds(200, S.Budgets),
-)
+@endpoint(router.get, "/budgets",
+          "Each project's and key's spend this month and today against its budgets, with the month-end forecast",
+          S.Budgets)  # fmt: skip
 def budgets(request: HttpRequest):
     """The finance pages' numbers (usage/report.py): the forecast and runway are usage/forecast.py's, the same
     the dashboard and the finance report show. Amounts are exact fixed-point strings (usage/money.py)."""
