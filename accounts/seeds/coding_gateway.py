@@ -102,13 +102,16 @@ VARIABLES = (
         setting="GATEWAY_RETRY_MAX_ATTEMPTS", convert=_off_means(1)),
     Var("PROMETHEUS_ENABLED", "always on: GET /metrics (METRICS_TOKEN) and /admin/metrics", "always", is_flag=True),
     Var("ENABLE_BATCH_API", "always on: /v1/batches and /v1/messages/batches", "always", is_flag=True),
-    Var("ENABLE_MULTI_PROJECT", "always on: projects, each with its own keys, limits and options", "always",
-        is_flag=True),
+    Var("ENABLE_MULTI_PROJECT", "projects are always there, each with its own keys, limits and options; this "
+        "start uses one, default", is_flag=True),
     Var("ORIGIN_SECRET", "no counterpart yet (origin lockdown)", "none", secret=True),
     Var("REQUIRE_CF_ACCESS_HEADERS", "no counterpart yet (origin lockdown)", "none", is_flag=True),
     Var("ENABLE_REPO_MAP", "no counterpart", "none", is_flag=True),
     Var("ENABLE_MEMORY_LAYER", "no counterpart", "none", is_flag=True),
     Var("ENABLE_PLUGIN_TOOLS", "no counterpart", "none", is_flag=True),
+    Var("EMBEDDING_API_URL", "no counterpart (the memory layer's)", "none"),
+    Var("EMBEDDING_API_KEY", "no counterpart (the memory layer's)", "none", secret=True),
+    Var("EMBEDDING_MODEL", "no counterpart (the memory layer's)", "none"),
 )
 
 

@@ -60,3 +60,23 @@ def when(switch: str, default: bool, then: Callable) -> Callable:
         return then(raw) if (default if on is None else on) else SKIP
 
     return convert
+
+
+def read_env_file(path) -> dict[str, str]:
+    """A .env file as these gateways' docs write them: KEY=value lines, `export ` allowed, # comments (also after
+    an unquoted value, as in `REDIS_URL=   # Redis for caching`), values in matching quotes taken as they are."""
+    found = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, _, value = line.removeprefix("export ").partition("=")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            else:
+                value = value.split(" #", 1)[0].split("\t#", 1)[0].strip()
+                value = "" if value.startswith("#") else value
+            found[key.strip()] = value
+    return found
