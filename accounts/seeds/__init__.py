@@ -11,6 +11,7 @@ settings read at start (gateway_site/startup.py) and docs/coming-from.md. A seed
                      file's project key (`rpm`) or, as `optimize.<name>`, a ProjectOptimization field
     kind "seed"      read by the seed module's `amend` (providers, routes, client keys)
     kind "always"    a capability Gatehouse always has; turning it off has no counterpart
+    kind "info"      nothing to set either way (said in the start's lines)
     kind "none"      no counterpart: named in the one start-up warning when set (a flag set to 0 is not)
 
 A seed configured by a file (claude-proxy's config.json, LLM Gateway's config.yaml) has `recognise(data)` and
@@ -85,6 +86,11 @@ def environment_document(environ) -> tuple[dict | None, Reading]:
     for seed, var, raw in _known(environ):
         if var.kind == "project":
             _set_project_field(document, var, raw, environ, reading.problems)
+        elif var.kind == "setting" and var.convert:
+            try:
+                var.convert(raw, environ)
+            except ValueError as e:  # startup.py would keep the setting's default: say so here, once
+                reading.problems.append(f"{var.name}={raw!r}: {e}")
     for seed in ENV_SEEDS:
         reading.problems += seed.amend(environ, document)
     return document, reading

@@ -53,7 +53,7 @@ VARIABLES = (
     Var("DATABASE_URL", "read as it is (a postgresql+asyncpg:// URL is read as postgresql://)", "same", secret=True),
     Var("DEFAULT_MODEL", "route sonnet's model, and route * (any other name) to it"),
     Var("OPUS_MODEL", "route opus's model (smart routing's complex requests go there)"),
-    Var("MODEL_PREFIX", "routes <prefix>sonnet, <prefix>opus, <prefix><model> and <prefix>* (also with - for :)"),
+    Var("MODEL_PREFIX", "routes PREFIXsonnet, PREFIXopus, PREFIX + each model, PREFIX* (and with - for :)"),
     Var("UPSTREAM_TIMEOUT_SECONDS", "provider anthropic's read timeout"),
     Var("CACHE_TTL_SECONDS", "project default: response cache TTL (deterministic requests)", "project",
         field=OPT + "response_cache_ttl", convert=_whole()),
@@ -103,7 +103,7 @@ VARIABLES = (
     Var("PROMETHEUS_ENABLED", "always on: GET /metrics (METRICS_TOKEN) and /admin/metrics", "always", is_flag=True),
     Var("ENABLE_BATCH_API", "always on: /v1/batches and /v1/messages/batches", "always", is_flag=True),
     Var("ENABLE_MULTI_PROJECT", "projects are always there, each with its own keys, limits and options; this "
-        "start uses one, default", is_flag=True),
+        "start uses one, default", "info", is_flag=True),
     Var("ORIGIN_SECRET", "no counterpart yet (origin lockdown)", "none", secret=True),
     Var("REQUIRE_CF_ACCESS_HEADERS", "no counterpart yet (origin lockdown)", "none", is_flag=True),
     Var("ENABLE_REPO_MAP", "no counterpart", "none", is_flag=True),
