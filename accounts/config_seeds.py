@@ -159,11 +159,15 @@ def describe(document: dict) -> list[str]:
     """What a document makes, one line per object (secrets never shown), for start_from_env and migrate_from."""
     lines = []
     for p in document.get("providers", []):
-        key = f"key from {p['api_key_env']}" if p.get("api_key_env") else f"{len(p.get('accounts') or [])} account(s)"
-        lines.append(f"  provider {p['name']}: {p.get('base_url') or 'the preset URL'} (preset {p['preset']}, {key})")
-        lines += [f"    account {a['name']}{'' if a.get('enabled', True) else ' (disabled)'}" for a in p.get("accounts") or []]
-    lines += [f"  oauth account {a['provider']}/{a['name']}: {'tokens carried over' if a.get('access_token') else 'to connect (oauth_start)'}"
-              for a in document.get("oauth_accounts") or []]  # fmt: skip
+        accounts = p.get("accounts") or []
+        key = f"key from {p['api_key_env']}" if p.get("api_key_env") else f"{len(accounts)} account(s)"
+        timeout = f", read timeout {p['read_timeout']} s" if p.get("read_timeout") else ""
+        lines.append(f"  provider {p['name']}: {p.get('base_url') or 'the preset URL'} (preset {p['preset']}, {key}"
+                     f"{timeout})")  # fmt: skip
+        lines += [f"    account {a['name']}{'' if a.get('enabled', True) else ' (disabled)'}" for a in accounts]
+    for a in document.get("oauth_accounts") or []:
+        state = "tokens carried over" if a.get("access_token") else "to connect (oauth_start)"
+        lines.append(f"  oauth account {a['provider']}/{a['name']}: {state}")
     for route in document.get("models", []):
         targets = "; ".join(f"{t['provider']}, {'the model asked for' if t['model'] == '*' else t['model']}"
                             for t in route["targets"])  # fmt: skip

@@ -24,8 +24,6 @@ level: startup.py reads the tables before the settings exist.
 """
 
 from dataclasses import dataclass
-from typing import Callable
-
 from . import claude_central_gateway, claude_proxy, coding_gateway, llm_gateway
 from .common import SKIP, Var, flag
 
@@ -127,7 +125,8 @@ def used_lines(environ) -> list[str]:
         if var.kind == "none" or (var.kind == "always" and flag(raw) is False):
             continue
         shown = var.name if var.secret else f"{var.name}={raw}"
-        lines.append(f"  {shown}{'' if var.kind == 'same' else f' ({seed.TITLE})'} -> {var.counterpart}")
+        wins = f" ({var.setting} is set too: it wins)" if var.kind == "setting" and var.setting in environ else ""
+        lines.append(f"  {shown}{'' if var.kind == 'same' else f' ({seed.TITLE})'} -> {var.counterpart}{wins}")
     return lines
 
 
@@ -150,8 +149,6 @@ def file_translate(data):
     return data, None
 
 
-Convert = Callable[[str, dict], object]
-
 
 PROJECT_KEYS = {"name": "name", "active": "active", "rpm": "rpm_limit", "tpm": "tpm_limit",
                 "monthly_budget_usd": "monthly_budget_usd", "daily_budget_usd": "daily_budget_usd",
@@ -169,6 +166,7 @@ def with_admin_values(document: dict) -> dict:
         project = Project.objects.filter(slug=entry["slug"]).first()
         if project is None:
             continue
+        entry["name"] = project.name  # no variable names it: always the admin's
         for key, attr in PROJECT_KEYS.items():
             entry.setdefault(key, getattr(project, attr))
         if "optimize" in entry:

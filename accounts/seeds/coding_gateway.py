@@ -79,7 +79,8 @@ VARIABLES = (
     Var("ENABLE_CONTEXT_PRUNING", "project default: context ceiling = CONTEXT_MAX_TOKENS (100000 if unset)",
         "project", field=OPT + "prune_max_tokens", convert=_prune),
     Var("CONTEXT_MAX_TOKENS", "project default: context ceiling (tokens), unless ENABLE_CONTEXT_PRUNING=0",
-        "project", field=OPT + "prune_max_tokens", convert=when("ENABLE_CONTEXT_PRUNING", True, lambda r: whole(r, 1000))),
+        "project", field=OPT + "prune_max_tokens",
+        convert=when("ENABLE_CONTEXT_PRUNING", True, lambda raw: whole(raw, 1000))),
     Var("ENABLE_SMART_ROUTING", "project default: smart routing sends complex requests to route opus", "project",
         field=OPT + "route_complex", convert=_routed),
     Var("OPUS_ROUTING_THRESHOLD", "project default: complexity threshold = round(value x 10)", "project",
@@ -112,7 +113,7 @@ VARIABLES = (
     Var("EMBEDDING_API_URL", "no counterpart (the memory layer's)", "none"),
     Var("EMBEDDING_API_KEY", "no counterpart (the memory layer's)", "none", secret=True),
     Var("EMBEDDING_MODEL", "no counterpart (the memory layer's)", "none"),
-)
+)  # fmt: skip
 
 
 def _route(document: dict, alias: str) -> dict | None:

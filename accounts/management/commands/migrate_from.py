@@ -56,8 +56,11 @@ class Command(BaseCommand):
             raise CommandError("nothing was changed:\n" + "\n".join(f"  {p}" for p in e.problems)) from None
         for warning in report.warnings:
             self.stderr.write(self.style.WARNING(f"warning: {warning}"))
-        for line in report.lines():
-            self.stdout.write(line.replace("Config applied", "Dry run, nothing changed; it would be") if dry_run else line)
+        lines = report.lines()
+        if dry_run:
+            lines[-1] = lines[-1].replace("Config applied", "Dry run, nothing changed; it would be")
+        for line in lines:
+            self.stdout.write(line)
 
     def _from_environment(self, environ):
         document, reading = environment_document(environ)
