@@ -119,14 +119,15 @@ def project_entry(document: dict, slug: str) -> dict:
 
 
 def used_lines(environ) -> list[str]:
-    """One line per seed variable the environment sets, saying what it became (a secret's value never shown)."""
+    """One line per seed variable the environment sets, saying what it became (a secret's value never shown).
+    The variables Gatehouse reads under the same name are left to the start's own lines."""
     lines = []
     for seed, var, raw in _known(environ):
-        if var.kind == "none" or (var.kind == "always" and flag(raw) is False):
-            continue
+        if var.kind in ("none", "same") or (var.kind == "always" and flag(raw) is False):
+            continue  # "same": Gatehouse's own variables, which the start describes by what they made
         shown = var.name if var.secret else f"{var.name}={raw}"
         wins = f" ({var.setting} is set too: it wins)" if var.kind == "setting" and var.setting in environ else ""
-        lines.append(f"  {shown}{'' if var.kind == 'same' else f' ({seed.TITLE})'} -> {var.counterpart}{wins}")
+        lines.append(f"  {shown} ({seed.TITLE}) -> {var.counterpart}{wins}")
     return lines
 
 
