@@ -1,6 +1,7 @@
 """The YAML config file read by `apply_config` and `bootstrap`: parsing and validation only, no writes.
 
-A seed format (claude-proxy's config.json; accounts/config_seeds.py) is translated to this document first.
+A seed format (claude-proxy's config.json, LLM Gateway's config.yaml; accounts/seeds) is translated to this document
+first.
 `config_parse(data)` checks the whole document first and raises ConfigError listing every problem, each named by
 its path (`models[1].targets[0].provider: unknown provider 'nope'`), so a bad file changes nothing. `${VAR}` in any
 string value expands from the environment. Credentials come from `api_key_env: NAME` (preferred) or `api_key:`.
@@ -126,6 +127,7 @@ class Config:
     projects: list[ProjectSpec] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     inbound_keys: list[dict] = field(default_factory=list)  # client keys with given secrets (config_seeds)
+    oauth_accounts: list[dict] = field(default_factory=list)  # OAuth accounts with their tokens (config_seeds)
 
 
 def config_read(path) -> dict:
@@ -282,14 +284,13 @@ def config_parse(data, *, environ, known_providers=()) -> Config:
     """Validate the whole document. `known_providers`: names already in the database, which routes may use."""
     r = _Reader(environ, known_providers)
     config = Config()
-    seed = data is not (data := config_seeds.translate(data))
-    if r.mapping(data, "", {"providers", "models", "prices", "projects", "inbound_keys"}) is None:
+    data, seed_notes = config_seeds.translate_noting(data)
+    if r.mapping(data, "", {"providers", "models", "prices", "projects", "inbound_keys", "oauth_accounts"}) is None:
         raise ConfigError(r.problems)
-    if seed:
-        r.warnings.append("read as a claude-proxy config.json: each provider at its base_url + /v1, as claude-proxy "
-                          "calls {base_url}/v1/chat/completions")  # fmt: skip
+    r.warnings.extend(seed_notes)
     r.problems.extend(config_seeds.inbound_key_problems(r.items(data, "inbound_keys", "")))
     config.inbound_keys = r.items(data, "inbound_keys", "")
+    config.oauth_accounts = r.items(data, "oauth_accounts", "")
 
     _providers(r, r.items(data, "providers", ""), config)
     _routes(r, r.items(data, "models", ""), config)

@@ -1,20 +1,24 @@
 """Configurations people bring from the single-user gateways, read as they are and turned into Gatehouse's own
-config document (accounts/config.py), so one validator and one writer serve every source.
+config document (accounts/config.py), so one validator and one writer serve every source. Each gateway's mapping
+lives in accounts/seeds (one module each, with its table); this module holds claude-proxy's translator, the
+environment start's base document and the writers for what a config document cannot say by itself.
 
     claude-proxy `config.json`      {"ak": "...", "upstream_timeout_seconds"?, "providers": [{"name"?, "base_url",
                                      "api_key", "models": [{"id", "display_name"?, "remote_id"?}]}]}
-        each provider -> an OpenAI-kind provider at base_url + /v1 (claude-proxy calls
-        {base_url}/v1/chat/completions; its preset guessed from the URL), each model id -> a route alias with the
-        provider's remote_id as target (the same id under two providers: failover in file order), `ak` -> a
-        client key with exactly that secret, in project `claude-proxy`.
+        each provider -> an OpenAI-kind provider calling {base_url}/v1/chat/completions as claude-proxy does (a
+        base_url that already ends in /v1 is not given a second one; its preset guessed from the URL), each model
+        id -> a route alias with the provider's remote_id as target (the same id under two providers: failover
+        in file order), `ak` -> a client key with exactly that secret, in project `claude-proxy`.
+    LLM Gateway `config.yaml`       accounts/seeds/llm_gateway.py
     the environment                 ANTHROPIC_API_KEY [+ ANTHROPIC_BASE_URL], OPENAI_API_KEY [+ OPENAI_BASE_URL,
                                      OPENAI_MODEL, OPENAI_SMALL_MODEL], GATEWAY_API_KEY   (`start_from_env`)
         a provider per vendor key; routes sonnet / opus / haiku and claude-* (the full Claude names); with
         OpenAI also gpt-* and o1* / o3* / o4*; GATEWAY_API_KEY accepted as a client key in project `default`.
+        The seeds' variables (GATEWAY_TOKEN, MODEL_MAP, the Coding Gateway's) amend it: accounts/seeds.
 
 `translate(data)` recognises a seed format and returns the Gatehouse document; the client keys it names travel
-in the document's `inbound_keys` and are written by `_apply_inbound_keys` (a config_applying receiver, inside
-config_apply's transaction). To add a format: a recogniser and a translator here, one line in `translate`.
+in the document's `inbound_keys` and are written by `_apply_inbound_keys`, OAuth accounts with their tokens in
+`oauth_accounts` by `_apply_oauth_accounts` (config_applying receivers, inside config_apply's transaction).
 """
 
 import re
@@ -43,9 +47,18 @@ def preset_for_url(url: str, default: str = "openai_compatible") -> str:
 
 def translate(data):
     """The Gatehouse config document for `data` if it is a seed format, else `data` unchanged."""
-    if is_claude_proxy(data):
-        return from_claude_proxy(data)
-    return data
+    return translate_noting(data)[0]
+
+
+def translate_noting(data) -> tuple[dict, list[str]]:
+    """The document, and warnings: which seed's format it was read as, and what it holds that cannot be carried."""
+    from . import seeds
+
+    document, name = seeds.file_translate(data)
+    if name is None:
+        return data, []
+    notes = [f"read as a {name} configuration (docs/coming-from.md)"]
+    return document, notes + getattr(seeds.SEEDS[name], "notes", lambda data: [])(data)
 
 
 # --- claude-proxy config.json ---------------------------------------------------------------------------------
@@ -79,18 +92,25 @@ def from_claude_proxy(data: dict) -> dict:
 
 def _claude_proxy_provider(item: dict, name: str, base_url: str, timeout) -> dict:
     """claude-proxy calls `{base_url}/v1/chat/completions` with a Bearer key, whatever the host (its README), and
-    an OpenAI-kind provider here calls `{base_url}/chat/completions`: the provider's base URL is base_url + /v1,
-    exactly as claude-proxy builds it (a base_url already ending in /v1 is doubled there, so it is here)."""
+    an OpenAI-kind provider here calls `{base_url}/chat/completions`: the provider's base URL is base_url + /v1.
+    A base_url already ending in /v1 (written the way OpenAI SDKs take it) keeps its one /v1: claude-proxy would
+    call .../v1/v1/chat/completions, which no upstream serves, so that file never worked as written."""
     preset = PRESETS[preset_for_url(base_url)]
     if preset.kind != "openai" or preset.capabilities.auth != "bearer":  # api.anthropic.com, Azure: claude-proxy
         preset = PRESETS["openai_compatible"]  # speaks Chat Completions with a Bearer key to them too
     provider = {"name": name, "preset": preset.name, "kind": "openai",
-                "base_url": f"{base_url}/v1" if base_url else None, "api_key": item.get("api_key", "")}  # fmt: skip
+                "base_url": _with_v1(base_url), "api_key": item.get("api_key", "")}  # fmt: skip
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
         provider["read_timeout"] = timeout  # upstream_timeout_seconds, claude-proxy's only upstream setting
     if item.get("enabled") is False:
         provider["enabled"] = False
     return provider
+
+
+def _with_v1(base_url: str) -> str | None:
+    if not base_url:
+        return None
+    return base_url if base_url.endswith("/v1") else f"{base_url}/v1"
 
 
 def _slug(text: str, fallback: str) -> str:
@@ -136,14 +156,28 @@ def _route(alias: str, provider: str, model: str) -> dict:
 
 
 def describe(document: dict) -> list[str]:
-    """What the environment's document makes, one line per object, for start_from_env to print."""
-    lines = [f"  provider {p['name']}: {p['base_url']} (preset {p['preset']}, key from {p['api_key_env']})"
-             for p in document.get("providers", [])]  # fmt: skip
+    """What a document makes, one line per object (secrets never shown), for start_from_env and migrate_from."""
+    lines = []
+    for p in document.get("providers", []):
+        accounts = p.get("accounts") or []
+        key = f"key from {p['api_key_env']}" if p.get("api_key_env") else f"{len(accounts)} account(s)"
+        timeout = f", read timeout {p['read_timeout']} s" if p.get("read_timeout") else ""
+        lines.append(f"  provider {p['name']}: {p.get('base_url') or 'the preset URL'} (preset {p['preset']}, {key}"
+                     f"{timeout})")  # fmt: skip
+        lines += [f"    account {a['name']}{'' if a.get('enabled', True) else ' (disabled)'}" for a in accounts]
+    for a in document.get("oauth_accounts") or []:
+        state = "tokens carried over" if a.get("access_token") else "to connect (oauth_start)"
+        lines.append(f"  oauth account {a['provider']}/{a['name']}: {state}")
     for route in document.get("models", []):
-        target = route["targets"][0]
-        model = "the model asked for" if target["model"] == "*" else target["model"]
-        lines.append(f"  route {route['alias']} -> {target['provider']}, {model}")
+        targets = "; ".join(f"{t['provider']}, {'the model asked for' if t['model'] == '*' else t['model']}"
+                            for t in route["targets"])  # fmt: skip
+        strategy = f" [{route['strategy']}]" if route.get("strategy", "priority") != "priority" else ""
+        lines.append(f"  route {route['alias']} -> {targets}{strategy}")
     lines += [f"  client key {k['name']} in project {k['project']}" for k in document.get("inbound_keys", [])]
+    for project in document.get("projects", []):
+        options = [f"{k}={v}" for k, v in project.items() if k not in ("slug", "name", "optimize")]
+        options += [f"optimize.{k}={v!r}" for k, v in (project.get("optimize") or {}).items()]
+        lines.append(f"  project {project['slug']}: {', '.join(options) or 'as it is'}")
     return lines
 
 
@@ -206,3 +240,48 @@ def _apply_inbound_keys(sender, config, counts, upsert, **kwargs) -> None:
 
 
 config_applying.connect(_apply_inbound_keys, dispatch_uid="accounts.config_seeds.inbound_keys")
+
+
+# --- OAuth accounts with their tokens (LLM Gateway's config.yaml) ------------------------------------------------
+
+
+def _apply_oauth_accounts(sender, config, counts, **kwargs) -> None:
+    """Each: an Anthropic OAuth account of its provider, holding the file's tokens (so nobody signs in again);
+    one without tokens waits, disabled, for `oauth_start`. The same tokens again change nothing."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    from . import oauth
+    from .models import Provider, ProviderAccount
+
+    for i, item in enumerate(getattr(config, "oauth_accounts", None) or []):
+        provider = Provider.objects.filter(name=item.get("provider")).first()
+        if provider is None or provider.kind != "anthropic":
+            from .config import ConfigError
+
+            raise ConfigError([f"oauth_accounts[{i}].provider: not an Anthropic provider: {item.get('provider')!r}"])
+        account, created = ProviderAccount.objects.get_or_create(
+            provider=provider, name=item["name"], defaults={"kind": "anthropic_oauth", "enabled": False}
+        )
+        state = "created" if created else "unchanged"
+        access = item.get("access_token")
+        if access and not _holds(account, access):
+            expires = item.get("expires_at")
+            expires = datetime.fromisoformat(str(expires).replace("Z", "+00:00")) if expires else timezone.now()
+            seconds = max(0.0, (expires - timezone.now()).total_seconds())  # past: refreshed on first use
+            oauth._store(account, oauth.Tokens(access, item.get("refresh_token"), seconds))  # noqa: SLF001
+            account.enabled = bool(item.get("enabled", True))
+            account.save(update_fields=["enabled"])
+            state = state if created else "updated"
+        counts.setdefault("accounts", Counter())[state] += 1
+
+
+def _holds(account, token: str) -> bool:
+    try:
+        return bool(account.credential_encrypted) and account.credential == token
+    except ValueError:
+        return False
+
+
+config_applying.connect(_apply_oauth_accounts, dispatch_uid="accounts.config_seeds.oauth_accounts")

@@ -363,6 +363,8 @@ GATEWAY_OAUTH_REDIRECT_URI = os.environ.get(
 )
 GATEWAY_OAUTH_CLIENT_ID = os.environ.get("GATEWAY_OAUTH_CLIENT_ID", "9d1c250a-e61b-44d9-88ed-5944d1962f5e")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# The Coding Gateway's ADMIN_API_KEY (accounts/seeds/coding_gateway.py): the key of its /admin/* JSON endpoints.
+GATEWAY_ADMIN_API_KEY = os.environ.get("GATEWAY_ADMIN_API_KEY") or os.environ.get("ADMIN_API_KEY", "")
 # Django's own cap on a body read whole (request.body, form fields; file parts are not counted). It stays at the
 # general limit, which also guards the admin's forms: the upload paths never read their body through request.body
 # (batches/api.py), and their file parts stream to temporary files.

@@ -6,7 +6,11 @@ calls it on every start; with none of the variables set it does nothing. Idempot
 With GATEWAY_CONFIG set the file is the whole truth about providers and routes: the vendor keys are then only
 what the file's `api_key_env` reads, and routes made here (say `claude-*haiku*`) would beat the file's
 (`claude-*`) by being more specific. So this command then adds none, only GATEWAY_API_KEY as a client key, and
-says so; it also names the routes an earlier environment-only start left that the file does not name."""
+says so; it also names the routes an earlier environment-only start left that the file does not name.
+
+The variables of the gateways Gatehouse replaces (GATEWAY_TOKEN, MODEL_MAP, the Coding Gateway's) are read too,
+through their tables in accounts/seeds: one line per variable used, and one warning naming every variable set
+that has no counterpart (docs/coming-from.md)."""
 
 import os
 
@@ -14,7 +18,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.config import ConfigError
-from accounts.config_seeds import describe, from_environment, left_by_environment
+from accounts.config_seeds import describe, left_by_environment
+from accounts.seeds import environment_document, with_admin_values
 from accounts.self_address import environment_problems
 from accounts.services import config_apply
 
@@ -26,7 +31,11 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        document = from_environment(os.environ)
+        document, reading = environment_document(os.environ)
+        self._report_variables(reading)
+        if reading.problems:
+            problems = "\n".join(f"  {p}" for p in reading.problems)
+            raise CommandError(f"the environment was not applied (nothing changed):\n{problems}")
         if settings.GATEWAY_CONFIG:
             document = self._file_decides(document)
         elif document is None:
@@ -37,15 +46,27 @@ class Command(BaseCommand):
             problems = "\n".join(f"  {p}" for p in loops)
             raise CommandError(f"the environment was not applied (nothing changed):\n{problems}")
         try:
-            report = config_apply(document)
+            report = config_apply(with_admin_values(document))
         except ConfigError as e:
             problems = "\n".join(f"  {p}" for p in e.problems)
             raise CommandError(f"the environment could not be applied (nothing changed):\n{problems}") from None
         self.stdout.write("From the environment:")
         for line in describe(document) + report.lines():
             self.stdout.write(line)
-        if "GATEWAY_API_KEY" not in os.environ:
+        if not {"GATEWAY_API_KEY", "GATEWAY_TOKEN"} & set(os.environ):
             self.stdout.write(self.style.WARNING("GATEWAY_API_KEY is not set: clients need a key from the admin."))
+
+    def _report_variables(self, reading) -> None:
+        """One line per seed variable used (values of secrets never shown), then the one warning."""
+        if reading.used:
+            self.stdout.write("Variables of the gateways Gatehouse replaces, as read here:")
+            for line in reading.used:
+                self.stdout.write(line)
+        if reading.unmapped:
+            self.stderr.write(self.style.WARNING(
+                f"Set but without a counterpart in Gatehouse (nothing is done with them): "
+                f"{', '.join(reading.unmapped)}. See docs/coming-from.md."
+            ))  # fmt: skip
 
     def _file_decides(self, document: dict | None) -> dict | None:
         """The environment's document cut down to its client key (None if it has none)."""
