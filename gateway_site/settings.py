@@ -307,7 +307,6 @@ GATEWAY_MANAGEMENT_RATE = os.environ.get("GATEWAY_MANAGEMENT_RATE", "600/m")
 GATEWAY_IDEMPOTENCY_HOURS = env_int("GATEWAY_IDEMPOTENCY_HOURS", 24)
 # The Coding Gateway's /admin/* JSON endpoints (gateway_site/coding_gateway.py) accept this key besides management
 # tokens, and its response headers (proxy/coding_gateway_headers.py) are on when asked: docs/coding-gateway-api.md.
-GATEWAY_ADMIN_API_KEY = os.environ.get("ADMIN_API_KEY") or os.environ.get("GATEWAY_ADMIN_API_KEY", "")
 GATEWAY_CODING_GATEWAY_HEADERS = env_bool("GATEWAY_CODING_GATEWAY_HEADERS", False)
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)
 # POST /v1/files and /v1/messages/batches only (proxy/errors.py body_limit): batch inputs are larger than model calls.
