@@ -22,6 +22,10 @@
     gateway_auth_failures_total              reason (missing|invalid|expired|    proxy.auth_failures
                                              throttled)
     gateway_dependency_up                    dependency (database|redis|ledger)  /ready, at each probe
+    gateway_bill_drift_rows                  provider, account                   usage.reconcile, at each run:
+                                                                                 lines over tolerance
+    gateway_bill_fetch_failures_total        provider, account                   usage.reconcile: a provider's
+                                                                                 report could not be read
 
 Labels stay bounded: `model` is the *route* alias the request matched (a pattern such as `claude-*` stays the
 pattern; the client's own model name, which a `*` route passes through, is never a label), `project` the
@@ -92,6 +96,14 @@ auth_failures = Counter(  # proxy.auth_failures; no ledger row is written for th
     "gateway_auth_failures_total", "API requests refused before the body was read, by reason", ["reason"]
 )  # reason: missing | invalid | expired | throttled
 
+bill_drift_rows = Gauge(  # usage.reconcile: the account's last reconciliation (docs/reconciliation.md)
+    "gateway_bill_drift_rows", "Day x model lines where the provider's bill and the ledger differ beyond tolerance",
+    ["provider", "account"], multiprocess_mode="mostrecent",
+)
+bill_fetch_failures = Counter(
+    "gateway_bill_fetch_failures_total", "Provider usage/cost reports that could not be read", ["provider", "account"]
+)
+
 
 # Label children, looked up once per label set: `.labels(...)` costs ~1.5 µs a call (argument checks, a lock, a
 # dict lookup on a tuple it builds), and a request moves up to seven series. prometheus_client itself keeps every
@@ -136,6 +148,14 @@ def request_finished(call, status: int, outcome: str, cost_usd, elapsed_s: float
         _child(cost, project, model).inc(float(cost_usd))
     if outcome == "cache_hit":
         _child(cache_hits, project, model).inc()
+
+
+def bill_drift(provider: str, account: str, lines: int) -> None:
+    _child(bill_drift_rows, provider, account).set(lines)
+
+
+def bill_fetch_failed(provider: str, account: str) -> None:
+    _child(bill_fetch_failures, provider, account).inc()
 
 
 def request_released(api: str) -> None:
