@@ -178,3 +178,10 @@ def summary(outcomes: list[Outcome]) -> dict:
     text = "; ".join(f"{name}: " + (a["error"] or f"{a['lines']} lines, {a['over']} over tolerance")
                      for name, a in accounts.items()) or "no bill sources"  # fmt: skip
     return {"accounts": accounts, "text": text}
+
+
+def tolerance_text() -> str:
+    """The tolerance rule in words, for the page and the command."""
+    return (f"cost off by more than ${settings.GATEWAY_RECONCILE_TOLERANCE_USD:g} and more than "
+            f"{settings.GATEWAY_RECONCILE_TOLERANCE_PERCENT:g}%, or a token count off by more than "
+            f"{settings.GATEWAY_RECONCILE_TOLERANCE_PERCENT:g}%")  # fmt: skip

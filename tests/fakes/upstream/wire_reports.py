@@ -16,6 +16,7 @@ configured here. A planted adjustment makes the vendor disagree with what a clie
     POST /_fake/reports/adjust   {"api": "anthropic"|"openai", "day": "YYYY-MM-DD"|"today", "model", "in"?, "out"?,
                                   "cache_read"?, "cache_write"?, "cost_usd"?}   added to that day's figures
     POST /_fake/reports/reset    forget what was served, the adjustments and the configuration
+    GET  /_fake/reports/calls    ["GET /path?query", ...] of the report requests so far
 
 Auth: the admin key only (default ADMIN_KEY), as x-api-key with anthropic-version (Anthropic) or Authorization:
 Bearer (OpenAI); the inference key gets 401 in the API's error JSON, as the real ones answer. Buckets: one per
@@ -56,6 +57,7 @@ class ReportsState:
         self.admin_key = ADMIN_KEY
         self.prices: dict[str, dict[str, Decimal]] = {}
         self.model_ids: dict[str, str] = {}
+        self.calls: list[str] = []  # "GET /path?query" of every report request (GET /_fake/reports/calls)
 
 
 REPORTS = web.AppKey("reports", ReportsState)
@@ -168,6 +170,7 @@ async def openai_costs(request: web.Request) -> web.Response:
 
 def _report(request: web.Request, api: str, unix: bool, max_limit: int, rows) -> web.Response:
     state = request.app[REPORTS]
+    state.calls.append(f"GET {request.path_qs}")
     denied = _admin(request, api)
     if denied is not None:
         return denied
@@ -300,6 +303,10 @@ async def adjust(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+async def calls(request: web.Request) -> web.Response:
+    return _json(request.app[REPORTS].calls)
+
+
 async def reset(request: web.Request) -> web.Response:
     request.app[REPORTS].reset()
     return _json({"ok": True})
@@ -314,3 +321,4 @@ def register(app: web.Application) -> None:
     app.router.add_post("/_fake/reports/config", config)
     app.router.add_post("/_fake/reports/adjust", adjust)
     app.router.add_post("/_fake/reports/reset", reset)
+    app.router.add_get("/_fake/reports/calls", calls)
