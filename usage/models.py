@@ -265,7 +265,7 @@ class BillSource(models.Model):
 
     def set_admin_key(self, secret: str) -> None:
         self.admin_key_encrypted = crypto.encrypt(secret) if secret else ""
-        self.admin_key_last4 = f"…{secret[-4:]}" if len(secret) >= 8 else ("…" if secret else "")
+        self.admin_key_last4 = crypto.masked(secret)
 
 
 class BillLine(models.Model):

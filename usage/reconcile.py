@@ -98,6 +98,7 @@ def _settle(source: BillSource, days: list[date], figures: list[Figures], kind: 
     if days:
         lines = _compare(source, days, figures, kind or source.kind)
         with transaction.atomic():
+            BillSource.objects.select_for_update().filter(pk=source.pk).first()  # one run of an account at a time
             BillLine.objects.filter(account=source.account, day__in=days).delete()
             BillLine.objects.bulk_create(lines, batch_size=1000)
         outcome.lines, outcome.over = len(lines), [line for line in lines if line.over_tolerance]

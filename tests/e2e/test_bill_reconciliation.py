@@ -3,7 +3,7 @@ gateway to a fake upstream of each kind, whose Admin API usage and cost reports 
 wire_reports.py) count what it served, plus a planted disagreement: the Anthropic account was billed 2,000
 output tokens more today than the gateway saw, and the OpenAI account billed 50,000 input tokens two days ago
 that never went through the gateway. `manage.py reconcile_bills` (no Celery) and the nightly task on a real
-Celery worker with beat fetch those reports (following pages), store them per day x account x model, and the
+Celery worker with beat (and the web process's own nightly thread when there is no broker) fetch those reports (following pages), store them per day x account x model, and the
 admin page and its CSV show exactly the planted drift, over tolerance, and the agreeing line as agreeing.
 
 Runs on whichever database the suite uses (SQLite; PostgreSQL with DATABASE_URL). The Celery test's broker is
@@ -259,3 +259,21 @@ def test_the_nightly_task_runs_on_a_real_celery_worker(bills, committed, tmp_pat
         assert "bill drift over tolerance" in worker.log() and CLAUDE in worker.log()
     finally:
         stop_worker(worker)
+
+
+def test_without_a_broker_the_web_process_reconciles_after_its_rollup(bills, committed, tmp_path):
+    from tests.conftest import start_gateway, stop_gateway
+    from usage.models import BillLine
+
+    BillLine.objects.filter(account__in=bills.accounts.values()).delete()
+    server = start_gateway(extra_env={"REDIS_URL": "", "GATEWAY_ROLLUP_IN_PROCESS": "auto",
+                                      "GATEWAY_ROLLUP_FIRST_DELAY_SECONDS": "0.5", "GATEWAY_RECONCILE_DAYS": "3",
+                                      "GATEWAY_RECONCILE_INCLUDE_TODAY": "true"}, tmp_dir=tmp_path)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(_lines(bills)) < 3 or "bill reconciliation (in-process)" not in server.log():
+            assert time.monotonic() < deadline, f"the server did not reconcile; its log:\n{server.log()[-3000:]}"
+            time.sleep(0.25)
+        _assert_planted_drift(bills)
+    finally:
+        stop_gateway(server)

@@ -30,6 +30,7 @@ import hashlib
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 import orjson
 from aiohttp import web
@@ -63,6 +64,7 @@ class ReportsState:
 REPORTS = web.AppKey("reports", ReportsState)
 
 
+@lru_cache(maxsize=64)
 def key_id(key: str, api: str) -> str:
     return ("apikey_" if api == "anthropic" else "key_") + hashlib.sha256(key.encode()).hexdigest()[:20]
 
