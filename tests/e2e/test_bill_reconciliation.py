@@ -203,7 +203,7 @@ def test_the_admin_page_highlights_the_drift_and_the_csv_is_exact(bills, committ
     assert ours == {(today.isoformat(), CLAUDE, "bills-anthropic/main"): "bd-over",
                     (today.isoformat(), GPT, "bills-openai/main"): "",
                     (first.isoformat(), GPT, "bills-openai/main"): "bd-over"}  # fmt: skip
-    assert 'title="$0.03000000">$0.03</td>' in page.text  # cents on screen, the exact value on hover
+    assert 'title="$0.03000000">+$0.03</span>' in page.text  # cents on screen, the exact value on hover
     assert "E-" not in page.text
 
     exported = browser.get("/admin/reports/bills/", params={"from": first.isoformat(), "to": today.isoformat(),
