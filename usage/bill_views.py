@@ -116,13 +116,13 @@ def _upload(request):
     try:
         outcome = reconcile.csv_import(reconcile.source_for(account), upload.read().decode("utf-8-sig"))
     except UnicodeDecodeError:
-        messages.error(request, f"{upload.name}: not UTF-8 text.")
+        messages.error(request, f"Could not import {upload.name}: not UTF-8 text.")
         return HttpResponseRedirect(back)
     except bill_reports.CsvProblem as e:
-        messages.error(request, f"{upload.name}: {e}")
+        messages.error(request, f"Could not import {upload.name}: {e}")
         return HttpResponseRedirect(back)
     if not outcome.days:
-        messages.warning(request, f"{upload.name}: no rows.")
+        messages.warning(request, f"Nothing imported: {upload.name} has no rows.")
         return HttpResponseRedirect(back)
     messages.success(request, f"{account}: {outcome.lines} line(s) from {outcome.days[0]} to {outcome.days[-1]}, "
                               f"{len(outcome.over)} over tolerance.")  # fmt: skip

@@ -277,3 +277,31 @@ def test_without_a_broker_the_web_process_reconciles_after_its_rollup(bills, com
         _assert_planted_drift(bills)
     finally:
         stop_gateway(server)
+
+
+def test_a_csv_bill_uploaded_on_the_page_is_compared(bills, committed):
+    from django.contrib.auth.models import User
+
+    from usage.models import BillLine
+
+    name, password = f"admin-{uuid.uuid4().hex[:6]}", "a long enough password 2"
+    User.objects.create_superuser(name, password=password)
+    browser = httpx.Client(base_url=bills.url, timeout=15)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', browser.get("/admin/login/").text).group(1)
+    browser.post("/admin/login/", data={"username": name, "password": password, "csrfmiddlewaretoken": token})
+    page = browser.get("/admin/reports/bills/")
+    assert 'id="bills-upload"' in page.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    day = timezone.localdate() - timedelta(days=5)
+    done = browser.post("/admin/reports/bills/", data={"csrfmiddlewaretoken": token,
+                                                       "account": bills.accounts["anthropic"].pk},
+                        files={"file": ("bill.csv", f"date,model,output_tokens,cost_usd\n{day},{CLAUDE},10,0.25\n")})  # fmt: skip
+    assert done.status_code == 302 and f"from={day}" in done.headers["location"]
+    line = BillLine.objects.get(account=bills.accounts["anthropic"], day=day)
+    assert (line.model, line.bill_cost_usd, line.ledger_cost_usd, line.source) == (CLAUDE, Decimal("0.25"), 0, "csv")
+    assert line.over_tolerance  # billed, and the gateway saw nothing that day
+    shown = browser.get(done.headers["location"])
+    assert "1 line(s) from" in shown.text and "1 over tolerance" in shown.text
+    bad = browser.post("/admin/reports/bills/", data={"csrfmiddlewaretoken": token, "account": bills.accounts["anthropic"].pk},
+                       files={"file": ("bad.csv", "model\nx\n")}, follow_redirects=True)  # fmt: skip
+    assert "Could not import bad.csv: line 1: the header needs at least the columns date and model" in bad.text
