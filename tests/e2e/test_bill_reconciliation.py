@@ -2,9 +2,10 @@
 gateway to a fake upstream of each kind, whose Admin API usage and cost reports (tests/fakes/upstream/
 wire_reports.py) count what it served, plus a planted disagreement: the Anthropic account was billed 2,000
 output tokens more today than the gateway saw, and the OpenAI account billed 50,000 input tokens two days ago
-that never went through the gateway. `manage.py reconcile_bills` (no Celery) and the nightly task on a real
-Celery worker with beat (and the web process's own nightly thread when there is no broker) fetch those reports (following pages), store them per day x account x model, and the
-admin page and its CSV show exactly the planted drift, over tolerance, and the agreeing line as agreeing.
+that never went through the gateway. `manage.py reconcile_bills` (no Celery), the nightly task on a real Celery
+worker with beat, and the web process's own nightly thread when there is no broker fetch those reports
+(following pages) and store them per day x account x model; the admin page and its CSV show exactly the planted
+drift, over tolerance, and the agreeing line as agreeing. A CSV bill (command or upload) is compared the same way.
 
 Runs on whichever database the suite uses (SQLite; PostgreSQL with DATABASE_URL). The Celery test's broker is
 BILLS_CELERY_REDIS_URL (default Redis db 6), flushed when it starts."""
