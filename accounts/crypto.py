@@ -22,3 +22,8 @@ def decrypt(token: str) -> str:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken:
         raise ValueError("credential cannot be decrypted: was GATEWAY_ENCRYPTION_KEY changed?") from None
+
+
+def masked(secret: str) -> str:
+    """What the admin shows of a stored secret: its last 4 characters (nothing of one shorter than 8)."""
+    return f"…{secret[-4:]}" if len(secret) >= 8 else ("…" if secret else "")

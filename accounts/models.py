@@ -193,7 +193,7 @@ class ProviderAccount(models.Model):
 
     def set_credential(self, secret: str) -> None:
         self.credential_encrypted = crypto.encrypt(secret) if secret else ""
-        self.credential_last4 = f"…{secret[-4:]}" if len(secret) >= 8 else ("…" if secret else "")
+        self.credential_last4 = crypto.masked(secret)
 
 
 class ModelRoute(models.Model):

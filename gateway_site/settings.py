@@ -231,6 +231,10 @@ CELERY_BEAT_SCHEDULE = {
     # them every that many seconds instead (tests). Without a broker, usage/scheduler.py runs them in-process.
     "usage-nightly": {"task": "usage.tasks.nightly",
                       "schedule": env_float("GATEWAY_ROLLUP_BEAT_SECONDS", 0.0) or crontab(hour=0, minute=10)},
+    # The providers' own bills against the ledger (usage/reconcile.py, docs/reconciliation.md), at 04:20 UTC when
+    # the vendors' reports of the day before have filled in; GATEWAY_RECONCILE_BEAT_SECONDS > 0: that often (tests).
+    "usage-reconcile-bills": {"task": "usage.tasks.reconcile_bills",
+                              "schedule": env_float("GATEWAY_RECONCILE_BEAT_SECONDS", 0.0) or crontab(hour=4, minute=20)},
 }
 # Rollups re-roll this many past days every night (rows that arrive late); raw ledger rows older than
 # GATEWAY_LEDGER_RETENTION_DAYS are deleted once their day is rolled up (0 keeps them all). GATEWAY_ROLLUP_IN_PROCESS:
@@ -239,6 +243,14 @@ GATEWAY_ROLLUP_REROLL_DAYS = env_int("GATEWAY_ROLLUP_REROLL_DAYS", 3)
 GATEWAY_LEDGER_RETENTION_DAYS = env_int("GATEWAY_LEDGER_RETENTION_DAYS", 0)
 GATEWAY_ROLLUP_IN_PROCESS = os.environ.get("GATEWAY_ROLLUP_IN_PROCESS", "auto")
 GATEWAY_ROLLUP_FIRST_DELAY_SECONDS = env_float("GATEWAY_ROLLUP_FIRST_DELAY_SECONDS", 60.0)  # in-process: after start
+# Bill reconciliation (docs/reconciliation.md): each night the last GATEWAY_RECONCILE_DAYS complete days are fetched
+# again (vendors amend recent days); a day x model line is over tolerance when its cost differs by more than
+# GATEWAY_RECONCILE_TOLERANCE_USD and more than GATEWAY_RECONCILE_TOLERANCE_PERCENT, or a token count by more than
+# that percent. GATEWAY_RECONCILE_INCLUDE_TODAY=true also compares today's partial figures (tests, demos).
+GATEWAY_RECONCILE_DAYS = env_int("GATEWAY_RECONCILE_DAYS", 7)
+GATEWAY_RECONCILE_TOLERANCE_PERCENT = env_float("GATEWAY_RECONCILE_TOLERANCE_PERCENT", 1.0)
+GATEWAY_RECONCILE_TOLERANCE_USD = env_float("GATEWAY_RECONCILE_TOLERANCE_USD", 0.01)
+GATEWAY_RECONCILE_INCLUDE_TODAY = env_bool("GATEWAY_RECONCILE_INCLUDE_TODAY", False)
 
 # --- Gateway ----------------------------------------------------------------------------------------------
 # Upstream credentials are encrypted at rest with this Fernet key; client API keys are stored as

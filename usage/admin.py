@@ -471,3 +471,5 @@ class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
             return "—"
         where = f"{obj.provider}/{obj.account}" if obj.account else obj.provider
         return f"{where}:{obj.remote_model}"
+
+from . import admin_bills  # noqa: E402,F401  bill sources (usage/admin_bills.py)

@@ -24,6 +24,10 @@
     gateway_auth_failures_total              reason (missing|invalid|expired|    proxy.auth_failures
                                              throttled)
     gateway_dependency_up                    dependency (database|redis|ledger)  /ready, at each probe
+    gateway_bill_drift_rows                  provider, account                   usage.reconcile, at each run:
+                                                                                 lines over tolerance
+    gateway_bill_fetch_failures_total        provider, account                   usage.reconcile: a provider's
+                                                                                 report could not be read
 
 Labels stay bounded: `model` is the *route* alias the request matched (a pattern such as `claude-*` stays the
 pattern; the client's own model name, which a `*` route passes through, is never a label), `project` the
@@ -99,6 +103,14 @@ auth_failures = Counter(  # proxy.auth_failures; no ledger row is written for th
     "gateway_auth_failures_total", "API requests refused before the body was read, by reason", ["reason"]
 )  # reason: missing | invalid | expired | throttled
 
+bill_drift_rows = Gauge(  # usage.reconcile: the account's last reconciliation (docs/reconciliation.md)
+    "gateway_bill_drift_rows", "Day x model lines where the provider's bill and the ledger differ beyond tolerance",
+    ["provider", "account"], multiprocess_mode="mostrecent",
+)
+bill_fetch_failures = Counter(
+    "gateway_bill_fetch_failures_total", "Provider usage/cost reports that could not be read", ["provider", "account"]
+)
+
 
 # Label children, looked up once per label set: `.labels(...)` costs ~1.5 µs a call (argument checks, a lock, a
 # dict lookup on a tuple it builds), and a request moves up to seven series. prometheus_client itself keeps every
@@ -157,6 +169,14 @@ def _unpriced(alias: str, remote_model: str) -> None:
     if remote_model not in _warned_unpriced:
         _warned_unpriced.add(remote_model)
         log.warning("unpriced model %r (route %r): its requests are recorded at $0; add a price", remote_model, alias)
+
+
+def bill_drift(provider: str, account: str, lines: int) -> None:
+    _child(bill_drift_rows, provider, account).set(lines)
+
+
+def bill_fetch_failed(provider: str, account: str) -> None:
+    _child(bill_fetch_failures, provider, account).inc()
 
 
 def request_released(api: str) -> None:

@@ -2,6 +2,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from accounts import crypto
+
 
 # A rate in USD per million tokens; its validators are the rule the config file, the management API, the
 # catalogue and the admin all apply (accounts/fields.py).
@@ -218,3 +220,84 @@ class RolledDay(models.Model):
 
     def __str__(self):
         return f"{self.day}: {self.rows} rows"
+
+
+class BillSource(models.Model):
+    """Where one provider account's own bill comes from (usage/reconcile.py): the vendor's admin API, with its
+    admin key (not the account's inference key: the vendors issue report keys apart), or CSV files imported."""
+
+    KIND_CHOICES = [
+        ("anthropic_admin", "Anthropic Admin API (usage and cost reports)"),
+        ("openai_admin", "OpenAI organization API (usage and costs)"),
+        ("csv", "CSV import (docs/reconciliation.md)"),
+    ]
+
+    account = models.OneToOneField("accounts.ProviderAccount", on_delete=models.CASCADE, related_name="bill_source")
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
+    admin_key_encrypted = models.TextField(blank=True, editable=False)
+    admin_key_last4 = models.CharField("admin key", max_length=8, blank=True, editable=False)
+    reports_url = models.CharField(
+        max_length=500, blank=True,
+        help_text="Empty: the provider's base URL (https://api.anthropic.com, https://api.openai.com/v1).",
+    )
+    api_key_id = models.CharField(
+        "vendor API key id", max_length=100, blank=True,
+        help_text="Narrows the usage report to this account's key (apikey_… / key_…). Empty: the whole "
+        "organization (or project). The vendors' cost reports cannot be narrowed by key.",
+    )
+    project_id = models.CharField(
+        "workspace / project id", max_length=100, blank=True,
+        help_text="Anthropic workspace (wrkspc_…) or OpenAI project (proj_…) to narrow both reports to.",
+    )
+    enabled = models.BooleanField(default=True)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "bill source"
+
+    def __str__(self):
+        return f"{self.account} ({self.get_kind_display()})"
+
+    @property
+    def admin_key(self) -> str:
+        return crypto.decrypt(self.admin_key_encrypted)
+
+    def set_admin_key(self, secret: str) -> None:
+        self.admin_key_encrypted = crypto.encrypt(secret) if secret else ""
+        self.admin_key_last4 = crypto.masked(secret)
+
+
+class BillLine(models.Model):
+    """One day (UTC) x provider account x model: the provider's own figures next to the ledger's, as the last
+    reconciliation found them (usage/reconcile.py writes these, replacing a day's rows as a whole). A provider
+    figure left empty was not given by its report (e.g. a CSV without cost)."""
+
+    day = models.DateField()
+    account = models.ForeignKey("accounts.ProviderAccount", on_delete=models.CASCADE, related_name="+")
+    provider_name = models.CharField(max_length=100, help_text="The ledger's provider name at the last run.")
+    account_name = models.CharField(max_length=100)
+    model = models.CharField(max_length=200, help_text="The model, date suffix removed (claude-sonnet-4-5).")
+    source = models.CharField(max_length=20, choices=BillSource.KIND_CHOICES)
+    bill_input_tokens = models.BigIntegerField(null=True, blank=True)
+    bill_output_tokens = models.BigIntegerField(null=True, blank=True)
+    bill_cache_read_tokens = models.BigIntegerField(null=True, blank=True)
+    bill_cache_write_tokens = models.BigIntegerField(null=True, blank=True)
+    bill_cost_usd = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    ledger_requests = models.PositiveIntegerField(default=0)
+    ledger_input_tokens = models.BigIntegerField(default=0)
+    ledger_output_tokens = models.BigIntegerField(default=0)
+    ledger_cache_read_tokens = models.BigIntegerField(default=0)
+    ledger_cache_write_tokens = models.BigIntegerField(default=0)
+    ledger_cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    over_tolerance = models.BooleanField(default=False)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day", "provider_name", "account_name", "model"]
+        constraints = [models.UniqueConstraint(fields=["account", "day", "model"], name="one_bill_line_per_day_model")]
+        indexes = [models.Index(fields=["day"], name="usage_billline_day_idx")]
+        verbose_name = "bill line"
+
+    def __str__(self):
+        return f"{self.day} {self.provider_name}/{self.account_name} {self.model}"

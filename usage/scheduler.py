@@ -1,6 +1,7 @@
 """The embedded default's nightly job: with no Celery broker (REDIS_URL unset) nothing runs beat, so the web
 process runs services.nightly itself, from one daemon thread: GATEWAY_ROLLUP_FIRST_DELAY_SECONDS (60) after
-start-up, to catch up on days missed while it was down, and then every day at 00:10 UTC.
+start-up, to catch up on days missed while it was down, and then every day at 00:10 UTC. The bill reconciliation
+(usage/reconcile.py) follows the rollup in the same thread when any bill source is configured.
 
 GATEWAY_ROLLUP_IN_PROCESS: `auto` (the default) starts the thread only without a broker; `on` always; `off`
 never (run `manage.py rollup_usage` from cron instead). With several web processes and no broker each one
@@ -65,5 +66,13 @@ def run_once() -> None:
                  "nothing", done["deleted"])  # fmt: skip
     except Exception:
         log.exception("usage nightly rollup failed; it runs again tomorrow (or: manage.py rollup_usage)")
+    try:
+        from . import reconcile
+        from .models import BillSource
+
+        if BillSource.objects.filter(enabled=True).exists():
+            log.info("bill reconciliation (in-process): %s", reconcile.summary(reconcile.reconcile_all())["text"])
+    except Exception:
+        log.exception("bill reconciliation failed; it runs again tomorrow (or: manage.py reconcile_bills)")
     finally:
         connection.close()

@@ -27,7 +27,7 @@ from django.db.models.functions import Cast, Round, TruncDate, TruncHour
 from django.utils import timezone
 
 from .forecast import RECENT_DAYS
-from .models import DailyRollup, ModelPrice, RolledDay, UsageRecord
+from .models import BillLine, DailyRollup, ModelPrice, RolledDay, UsageRecord
 from .pricing import QUANTUM
 
 NANOS = 10**8  # the ledger's quantum as an integer scale
@@ -424,3 +424,25 @@ def usage_first_day() -> date | None:
     rolled = DailyRollup.objects.order_by("day").values_list("day", flat=True).first()
     days = [d for d in (rolled, ledger_oldest_day()) if d is not None]
     return min(days) if days else None
+
+
+# --- bills: the ledger next to the providers' own reports (usage/reconcile.py) --------------------------------
+
+
+def ledger_by_account(provider: str, account: str, first: date, last: date) -> list[Cell]:
+    """What the ledger counted for one provider account per day x remote model (Cell.day, Cell.model), the days
+    first..last: raw rows through the (provider, created_at) index. Cache hits never reached the provider and
+    are left out. Raw rows only: a day whose rows retention deleted has no per-account figures."""
+    rows = UsageRecord.objects.filter(provider=provider, created_at__gte=day_start(first),
+                                      created_at__lt=day_start(last + timedelta(days=1)))  # fmt: skip
+    rows = rows.filter(account=account).exclude(outcome="cache_hit").annotate(day=TruncDate("created_at"))
+    rows = rows.order_by().values("day", "remote_model").annotate(**_raw_sums())
+    return [_cell(r, {"day": "day", "model": "remote_model"}) for r in rows]
+
+
+def bill_lines(first: date, last: date, *, account_id: int | None = None, over_only: bool = False):
+    """The stored reconciliation (BillLine) of the days first..last, newest day first."""
+    lines = BillLine.objects.filter(day__gte=first, day__lte=last)
+    if account_id:
+        lines = lines.filter(account_id=account_id)
+    return lines.filter(over_tolerance=True) if over_only else lines

@@ -3,6 +3,8 @@
     nightly            beat runs it at 00:10 UTC (settings.CELERY_BEAT_SCHEDULE): re-roll the last
                        GATEWAY_ROLLUP_REROLL_DAYS days, then apply GATEWAY_LEDGER_RETENTION_DAYS
     rollup_day(day)    roll one day up again (e.g. after a correction), `day` as YYYY-MM-DD
+    reconcile_bills    beat runs it at 04:20 UTC: the providers' own bills against the ledger for the last
+                       GATEWAY_RECONCILE_DAYS days (usage/reconcile.py, docs/reconciliation.md)
 
 Without a broker (REDIS_URL unset) Celery runs tasks eagerly and nothing runs beat: usage/scheduler.py calls
 services.nightly from a timer thread in the web process instead.
@@ -13,7 +15,7 @@ from datetime import date
 
 from celery import shared_task
 
-from . import services
+from . import reconcile, services
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +31,11 @@ def nightly() -> dict:
 @shared_task(name="usage.tasks.rollup_day")
 def rollup_day(day: str) -> int:
     return services.rollup_day(date.fromisoformat(day)).rows
+
+
+@shared_task(name="usage.tasks.reconcile_bills")
+def reconcile_bills(days: int | None = None) -> dict:
+    outcomes = reconcile.reconcile_all(days)
+    summary = reconcile.summary(outcomes)
+    log.info("bill reconciliation: %s", summary["text"])
+    return summary

@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from . import views
+from . import bill_views, views
 
 app_name = "usage"
 urlpatterns = [
     path("finance/", views.finance_report, name="finance_report"),
+    path("bills/", bill_views.bill_drift, name="bill_drift"),  # the providers' bills against the ledger
 ]

@@ -4,7 +4,7 @@ panel, and the unpriced marker on a model route's admin page."""
 from django import template
 
 from ..money import cents as money_cents
-from ..money import usd_html
+from ..money import exact_title, usd_html
 
 register = template.Library()
 
@@ -19,6 +19,12 @@ def money(value) -> str:
 def cents(value) -> str:
     """Cents as plain text (inside a sentence or an attribute)."""
     return money_cents(value)
+
+
+@register.filter
+def exact(value) -> str:
+    """The exact amount as a person reads it ("$1,256.20585066"), for a hover title next to cents."""
+    return exact_title(value)
 
 
 @register.filter

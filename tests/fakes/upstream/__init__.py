@@ -15,6 +15,8 @@ POST /model/{id}/invoke | /invoke-with-response-stream | /count-tokens (Claude o
 with botocore, binary event-stream framing; wire_bedrock.py), POST /v1/projects/{p}/locations/{r}/publishers/
 anthropic/models/{model}:rawPredict | :streamRawPredict and count-tokens:rawPredict, POST /vertex/token,
 GET /_fake/vertex/service_account, POST /_fake/vertex/expire (Claude on Vertex AI; wire_vertex.py);
+GET /v1/organizations/usage_report/messages | cost_report, GET /v1/organization/usage/completions | costs (the
+vendors' usage and cost reports, from what was served, with an admin key; wire_reports.py);
 any other path: recorded, 404 in the error JSON of the API the request looks like.
 Auth: the configured key ("" disables auth) as x-api-key or Authorization: Bearer (Anthropic routes),
 Authorization: Bearer (OpenAI). Anthropic routes also need an anthropic-version header.

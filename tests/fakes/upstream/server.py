@@ -18,8 +18,8 @@ import orjson
 from aiohttp import web
 
 from . import (
-    script, wire_anthropic, wire_batches, wire_bedrock, wire_dialects, wire_oauth, wire_openai, wire_responses,
-    wire_vertex,
+    script, wire_anthropic, wire_batches, wire_bedrock, wire_dialects, wire_oauth, wire_openai, wire_reports,
+    wire_responses, wire_vertex,
 )
 from .prompt_cache import PromptCache
 
@@ -149,6 +149,7 @@ async def _generate(request: web.Request, wire, anthropic: bool) -> web.StreamRe
     ctx.usage = script.usage_numbers(p, len(raw), script.count_pieces(p, ctx.chunks))
     if not p.usage and (state.simulate_prompt_cache or request.headers.get("x-fake-prompt-cache") == "1"):
         ctx.usage = state.prompt_cache.usage("anthropic" if anthropic else "openai", body, ctx.usage)
+    wire_reports.served(request, anthropic, ctx.model, ctx.usage)  # the vendors' usage reports count it
     ctx.first_tool_n = prior_tools + 1
     ctx.body = body
     headers = {wire.REQUEST_ID_HEADER: rid}
@@ -323,6 +324,7 @@ def create_app(state: State | None = None) -> web.Application:
     wire_batches.register(app)  # native batch APIs of both kinds
     wire_bedrock.register(app)  # Claude on AWS Bedrock: SigV4, the model in the path, event-stream framing
     wire_vertex.register(app)  # Claude on Vertex AI: service-account tokens, rawPredict / streamRawPredict
+    wire_reports.register(app)  # the vendors' usage and cost reports (admin keys), from what was served
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
