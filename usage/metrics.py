@@ -22,6 +22,8 @@
     gateway_auth_failures_total              reason (missing|invalid|expired|    proxy.auth_failures
                                              throttled)
     gateway_dependency_up                    dependency (database|redis|ledger)  /ready, at each probe
+    gateway_redactions_total                 project, rule, action (mask|block|  proxy.redact.outbound: each
+                                             log)                                finding in a request
 
 Labels stay bounded: `model` is the *route* alias the request matched (a pattern such as `claude-*` stays the
 pattern; the client's own model name, which a `*` route passes through, is never a label), `project` the
@@ -92,6 +94,11 @@ auth_failures = Counter(  # proxy.auth_failures; no ledger row is written for th
     "gateway_auth_failures_total", "API requests refused before the body was read, by reason", ["reason"]
 )  # reason: missing | invalid | expired | throttled
 
+redactions = Counter(  # proxy.redact; rule: an id of accounts.models.REDACTION_RULES
+    "gateway_redactions_total", "Secrets and personal data found in requests, by rule and action",
+    ["project", "rule", "action"],
+)  # action: mask | block | log
+
 
 # Label children, looked up once per label set: `.labels(...)` costs ~1.5 µs a call (argument checks, a lock, a
 # dict lookup on a tuple it builds), and a request moves up to seven series. prometheus_client itself keeps every
@@ -136,6 +143,10 @@ def request_finished(call, status: int, outcome: str, cost_usd, elapsed_s: float
         _child(cost, project, model).inc(float(cost_usd))
     if outcome == "cache_hit":
         _child(cache_hits, project, model).inc()
+
+
+def redacted(project: str, rule: str, action: str, count: int) -> None:
+    _child(redactions, project, rule, action).inc(count)
 
 
 def request_released(api: str) -> None:
