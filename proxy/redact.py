@@ -242,7 +242,7 @@ RULES = {rule.id: rule for rule in (
           r"aws_?secret_?access_?key" + _SEP + r"([a-z0-9/+]{40})(?![a-z0-9/+])", on="lower"),
     _rule("jwt", "a JSON Web Token", r"eyJ(?<![\w-]eyJ)[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),
     _rule("url_password", "a password in a URL",
-          r"://(?<=[A-Za-z0-9]://)[^\s:/?#@\"'<>\\]{1,64}:([^\s:/?#@\"'<>\\]{1,128})@(?=[\w\[])", check=real_password),
+          r"://(?<=[A-Za-z0-9]://)[^\s:/?#@\"'<>\\]{0,64}:([^\s:/?#@\"'<>\\]{1,128})@(?=[\w\[])", check=real_password),
     _rule("generic_secret", "a secret value", *(name + r"[\w.-]{0,24}?" + _SEP + _VALUE for name in _NAMES),
           r"bearer\s+([a-z0-9._~+/-]{16,}=*)", on="lower", check=random_looking),
     _rule("email", "an e-mail address", hints=("@",), find=emails),
@@ -396,7 +396,8 @@ def redact_for_log(rules: RuleSet | None, obj):
 
 def _walk(rules: RuleSet, obj):
     if isinstance(obj, str):
-        return rules._scan(obj, True)[0] if not obj.startswith("data:") else obj  # (no memo: another thread)
+        inline_file = obj.startswith("data:") and ";base64," in obj[:100]  # an image or file as a data: URL
+        return obj if inline_file else rules._scan(obj, True)[0]  # (no memo: another thread may be the one)
     if isinstance(obj, list):
         return [_walk(rules, item) for item in obj]
     if not isinstance(obj, dict):
