@@ -111,3 +111,22 @@ def test_log_only_sends_the_text_unchanged_and_says_so(world, committed):
     assert raw.headers["x-gateway-redaction"] == "email=log"
     (sent,) = upstream_calls(world.fake, mark)
     assert "ada@example.com" in json.dumps(sent["body"])
+
+
+def test_the_management_api_reads_and_changes_a_projects_rules_with_the_same_checks(world, committed):
+    from accounts.api_tokens import token_create
+
+    token = token_create(name=pw.unique("redact"), scope="write")[1]
+    manage = httpx.Client(base_url=world.url + "/manage/v1", headers={"authorization": f"Bearer {token}"}, timeout=30)
+    slug = pw.unique("red")
+    created = manage.post("/projects", json={"slug": slug, "name": slug})
+    assert created.status_code == 201 and created.json()["redaction"] == {"secrets": "off", "pii": "off", "rules": {}}
+    rules = {"secrets": "mask", "pii": "log", "rules": {"card_number": "block"}}
+    changed = manage.patch(f"/projects/{slug}", json={"redaction": rules})
+    assert changed.status_code == 200 and changed.json()["redaction"] == rules
+    assert manage.get(f"/projects/{slug}").json()["redaction"] == rules
+    refused = manage.patch(f"/projects/{slug}", json={"redaction": {"secrets": "hide", "rules": {"jwts": "mask"}}})
+    assert refused.status_code == 422
+    problems = " ".join(refused.json()["error"]["problems"])
+    assert "redaction.secrets" in problems and "unknown rule 'jwts'" in problems
+    assert manage.get(f"/projects/{slug}").json()["redaction"] == rules  # a refused change changes nothing
