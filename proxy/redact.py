@@ -183,7 +183,7 @@ class Rule:
                 secret = view.text[start:end]
                 if self.check is None or self.check(secret):
                     found.append((start, end, secret))
-        return _disjoint(found) if len(self.patterns) > 1 else found
+        return _disjoint(found) if len(self.patterns) + (self.find is not None) > 1 else found
 
 
 def _disjoint(spans: list) -> list:
@@ -216,11 +216,32 @@ def emails(view: View) -> list:
 
 
 _TAIL = r"(?![A-Za-z0-9_-])"
-_SEP = r"(?:\\?[\"'])?[ \t]*(?:=|:=|:|=>)[ \t]*(?:\\?[\"'])?"  # `=`, `: `, `": "` (also JSON inside a string: \")
-_VALUE = r"([A-Za-z0-9!#$%&*+./:=?@^_|~-]{12,200})"
+_QUOTE = r"(?:\\?[\"'])?"  # also a quote escaped inside a string (JSON in a tool result: \")
+_SEP = _QUOTE + r"[ \t]*(?:=|:=|:|=>)[ \t]*" + _QUOTE  # `=`, `: `, `": "`
+_VALUE = r"([A-Za-z0-9!#$%*+./:=?@^_|~-]{12,200})"
 # A value is secret-named when its name holds one of these (api_key, SECRET_KEY, password, auth_token, apiKey…).
 _NAMES = ("secret", "token", "pass", "pwd", "key", "credential", "auth")
 SECRET_NAME = re.compile("|".join(_NAMES), re.I)  # a dict key that names a secret (redact_for_log)
+# `name = value`, `name: value`, `"name": "value"`: found from the separator (a literal: fast), then the name is
+# looked for just before it, on the lowercased text.
+_AFTER_SEPARATOR = tuple(re.compile((sep + r"[ \t]*" + _QUOTE + _VALUE).encode()) for sep in ("=>?", ":=?"))
+_NAME_BEFORE = re.compile(("(?:" + "|".join(_NAMES) + r")[\w.-]{0,24}" + _QUOTE + r"[ \t]*\Z").encode())
+
+
+def named_values(view: View) -> list:
+    """The random-looking values of secret-named settings (the generic rule)."""
+    found, text, lower = [], view.text, view.lower
+    for pattern in _AFTER_SEPARATOR:
+        at = 0
+        while (m := pattern.search(lower, at)) is not None:
+            start, end = m.span(1)
+            named = _NAME_BEFORE.search(lower, max(0, m.start() - 40), m.start()) is not None
+            if named and random_looking(text[start:end]):
+                found.append((start, end, text[start:end]))
+                at = end
+            else:
+                at = m.start() + 1  # the next separator may start inside this value: `a=1&token=…`
+    return found
 
 RULES = {rule.id: rule for rule in (
     _rule("private_key", "a private key",
@@ -243,15 +264,15 @@ RULES = {rule.id: rule for rule in (
     _rule("jwt", "a JSON Web Token", r"eyJ(?<![\w-]eyJ)[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),
     _rule("url_password", "a password in a URL",
           r"://(?<=[A-Za-z0-9]://)[^\s:/?#@\"'<>\\]{0,64}:([^\s:/?#@\"'<>\\]{1,128})@(?=[\w\[])", check=real_password),
-    _rule("generic_secret", "a secret value", *(name + r"[\w.-]{0,24}?" + _SEP + _VALUE for name in _NAMES),
-          r"bearer\s+([a-z0-9._~+/-]{16,}=*)", on="lower", check=random_looking),
+    _rule("generic_secret", "a secret value", r"bearer\s+([a-z0-9._~+/-]{16,}=*)", on="lower", check=random_looking,
+          find=named_values),
     _rule("email", "an e-mail address", hints=("@",), find=emails),
     _rule("phone", "a phone number",  # on the digit-folded copy: every digit is a 0
           r"\+(?<![\w+.-]\+)0{1,3}[ .-]?(?:\(0{1,4}\)[ .-]?)?0{1,4}(?:[ .-]0{2,5}){1,4}(?![\w-]|\.0)",
           r"\((?<![\w+.-]\()000\) ?000[ .-]0000(?![\w-]|\.0)",
           r"0(?<![\w+.-]0)00(?:-000-|\.000\.)0000(?![\w-]|\.0)", on="digits", check=phone),
     _rule("card_number", "a payment card number", r"0(?<![0.-]0)(?:[ -]?0){12,18}(?![0-]|\.0)", on="digits",
-          check=card),
+          hints=("0000",), check=card),
 )}  # fmt: skip
 assert list(RULES) == [rule for rules in REDACTION_RULES.values() for rule in rules], "accounts.models.REDACTION_RULES"
 
