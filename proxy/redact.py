@@ -83,20 +83,19 @@ def entropy(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
 
 
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(?:[.:/-][A-Za-z_$][\w$]*)*(?:\(\))?")  # settings.API_KEY, MY_TOKEN, a-b
-_MEMBER = re.compile(r"\.[a-z_]")  # base64.b64encode, process.env: code, not a value
+_DIGIT_GROUPS = re.compile(r"\d+")
+_MEMBER = re.compile(r"\.[A-Za-z_]|\d{4}-\d\d-\d\d")  # base64.b64encode, settings.API_KEY; a dated name
 
 
 def random_looking(value: str) -> bool:
-    """A value a person did not type as words: 12+ characters, letters and digits (or symbols), high entropy, not
-    a reference to somewhere else (a variable, a path, a URL, a dotted or snake-case name, a placeholder)."""
+    """A value nobody typed as words: 12+ characters, letters with digits scattered among them (3 groups at least:
+    `Gx7kP2mQ9v`, not `id_GostR3410_2001`, `X448PublicKey` or `MY_TOKEN_V2`), high entropy, not a reference to
+    somewhere else (a variable, a path, a URL, a member, a placeholder) and not an alphabet in order."""
     if len(value) < 12 or value[0] in "$%{<./~\\*_" or value.startswith(("http", "REDACTED", "[REDACTED")):
         return False
-    digits = sum(ch.isdigit() for ch in value)
-    letters = sum(ch.isalpha() for ch in value)
-    if not letters or not digits or _IDENTIFIER.fullmatch(value) and digits < 3 or _MEMBER.search(value):
+    if not any(ch.isalpha() for ch in value) or len(_DIGIT_GROUPS.findall(value)) < 3 or _MEMBER.search(value):
         return False
-    return entropy(value) >= (3.0 if len(value) < 24 else 3.4) and list(value) != sorted(value)  # not an alphabet
+    return entropy(value) >= (3.0 if len(value) < 24 else 3.4) and list(value) != sorted(value)
 
 
 _PLACEHOLDERS = frozenset({"password", "passwd", "pass", "pwd", "pw", "secret", "changeme"})
@@ -218,7 +217,7 @@ def emails(view: View) -> list:
 _TAIL = r"(?![A-Za-z0-9_-])"
 _QUOTE = r"(?:\\?[\"'])?"  # also a quote escaped inside a string (JSON in a tool result: \")
 _SEP = _QUOTE + r"[ \t]*(?:=|:=|:|=>)[ \t]*" + _QUOTE  # `=`, `: `, `": "`
-_VALUE = r"([A-Za-z0-9!#$%*+./:=?@^_|~-]{12,200})"
+_VALUE = r"([A-Za-z0-9!#$%*+./:=@^_|~-]{12,200})"  # (no "?": a non-ASCII character reads as one, see View)
 # A value is secret-named when its name holds one of these (api_key, SECRET_KEY, password, auth_token, apiKey…).
 _NAMES = ("secret", "token", "pass", "pwd", "key", "credential", "auth")
 SECRET_NAME = re.compile("|".join(_NAMES), re.I)  # a dict key that names a secret (redact_for_log)

@@ -84,6 +84,8 @@ FALSE_POSITIVES = [
     ("generic_secret", "auth_token = base64.b64encode(value); secret_file = /run/secrets/db_password_2024"),
     ("generic_secret", "PASSWORD=hunter2 and key: value and key=MY_SECRET_TOKEN_V2"),
     ("generic_secret", 'ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # token alphabet'),
+    ("generic_secret", "key = id_GostR3410_2001; public_key: X448PublicKey; BETA_TOKEN = 'oauth-2025-04-20'"),
+    ("generic_secret", 'auth = "urn:ietf:params:oauth:token-type:saml2”; keyword=ngettext_lazy:1'),
     ("email", "git@github.com:owner/repo.git and @anthropic-ai/claude-code and user@localhost"),
     ("phone", "version 1.2.3-4567, 2025-01-15, 10.0.0.1, i+1000000, 192.168.100.200"),
     ("card_number", "order 4111 1111 1111 1112 (bad check digit), timestamp 1733616000000, 2025-01-15"),
