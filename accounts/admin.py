@@ -15,7 +15,8 @@ from . import self_address, services
 from .admin_config import ConfigOwned
 from .admin_oauth import OAUTH_FIELDS, OAuthConnectAdmin
 from .admin_secret import SecretOnceAdmin, ShownOnce
-from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget
+from .models import ApiKey, ModelRoute, Project, ProjectOptimization, ProjectRedaction, Provider, ProviderAccount
+from .models import RouteTarget
 
 STATUS_STYLE = {"active": "#1a7f37", "revoked": "#b42318", "expired": "#9a6700"}
 
@@ -70,6 +71,17 @@ class ProjectOptimizationInline(admin.StackedInline):
     formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 80})}}
 
 
+class ProjectRedactionInline(admin.StackedInline):
+    """Redaction (proxy/redact.py): every rule off until set here; docs/redaction.md says what each may change."""
+
+    model = ProjectRedaction
+    can_delete = False
+    extra = 1
+    max_num = 1
+    verbose_name = "Redaction of secrets and personal data (off by default)"
+    fields = ("secrets", "pii", "rules")
+
+
 @admin.register(Project)
 class ProjectAdmin(ConfigOwned, admin.ModelAdmin):
     list_display = ("slug", "name", "active", "active_keys", "rpm_limit", "tpm_limit", "monthly_budget_usd",
@@ -86,7 +98,7 @@ class ProjectAdmin(ConfigOwned, admin.ModelAdmin):
          {"fields": ("monthly_budget_usd", "daily_budget_usd", "budget_alert_percent")}),
     ]  # fmt: skip
     readonly_fields = ("new_key_link", "created_at")
-    inlines = [ApiKeyInline, ProjectOptimizationInline]
+    inlines = [ApiKeyInline, ProjectOptimizationInline, ProjectRedactionInline]
 
     def get_queryset(self, request):
         unexpired = Q(keys__expires_at__isnull=True) | Q(keys__expires_at__gt=timezone.now())

@@ -189,10 +189,10 @@ def connect() -> None:
     from django.contrib.auth.models import Group, User
 
     from .models import ApiKey, ManagementToken, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount
-    from .models import RouteTarget
+    from .models import ProjectRedaction, RouteTarget
 
-    track(Project, ProjectOptimization, ApiKey, ManagementToken, Provider, ProviderAccount, ModelRoute, RouteTarget,
-          User, Group)  # fmt: skip
+    track(Project, ProjectOptimization, ProjectRedaction, ApiKey, ManagementToken, Provider, ProviderAccount,
+          ModelRoute, RouteTarget, User, Group)  # fmt: skip
     pre_save.connect(_pre_save, dispatch_uid="audit_pre_save")
     post_save.connect(_post_save, dispatch_uid="audit_post_save")
     post_delete.connect(_post_delete, dispatch_uid="audit_post_delete")

@@ -100,6 +100,7 @@ class ProjectSpec:
     budget_alert_percent: int = 80
     allowed_models: list[str] = field(default_factory=list)
     optimize: dict | None = None  # ProjectOptimization field values; None = leave the project's settings alone
+    redaction: dict | None = None  # ProjectRedaction field values; None = leave the project's rules alone
 
 
 # What the file writes: with GATEWAY_CONFIG set, every start (bin/run -> bootstrap) applies the file again, and for
@@ -277,7 +278,7 @@ ROUTE, PROJECT, PRICE = "accounts.ModelRoute", "accounts.Project", "usage.ModelP
 _f = fields.field
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
 PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd",
-                  "budget_alert_percent", "allowed_models", "optimize"}  # fmt: skip
+                  "budget_alert_percent", "allowed_models", "optimize", "redaction"}  # fmt: skip
 
 
 def config_parse(data, *, environ, known_providers=()) -> Config:
@@ -432,6 +433,7 @@ def _projects(r: _Reader, items: list, config: Config) -> None:
                                               _f(PROJECT, "budget_alert_percent")),
                 allowed_models=_aliases(r, item, path),
                 optimize=_optimize(r, item, path),
+                redaction=_redaction(r, item, path),
             )
         )
 
@@ -482,6 +484,23 @@ def _optimize(r: _Reader, item: dict, path: str) -> dict | None:
             out[name] = sep.join(r.expand(str(line), f"{where}.{name}").strip() for line in lines)
     if out.get("response_cache_ttl") is None:
         out.pop("response_cache_ttl", None)
+    return out
+
+
+def _redaction(r: _Reader, item: dict, path: str) -> dict | None:
+    """`redaction:` names accounts.models.ProjectRedaction's fields (secrets, pii: an action; rules: rule -> action);
+    absent ones take their defaults (off)."""
+    value = item.get("redaction")
+    where = f"{path}.redaction"
+    if value is None or r.mapping(value, where, {"secrets", "pii", "rules"}) is None:
+        return None
+    out = {}
+    for name in ("secrets", "pii", "rules"):
+        if name in value:
+            try:
+                out[name] = fields.checked(_f("accounts.ProjectRedaction", name), value[name])
+            except fields.FieldProblem as problem:
+                r.fail(f"{where}.{name}", str(problem))
     return out
 
 

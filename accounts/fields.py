@@ -67,3 +67,12 @@ def type_name(value) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
         type(value), type(value).__name__
     )
+
+
+def checked(model_field, value):
+    """`value` as `model_field` stores it, checked by the field itself (its choices, its validators), as the admin's
+    forms check it. Raises FieldProblem. For fields other than numbers (a choice, a JSON mapping)."""
+    try:
+        return model_field.clean(value, None)
+    except ValidationError as e:
+        raise FieldProblem(" ".join(e.messages)) from None

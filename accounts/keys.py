@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from .models import ApiKey, Optimization, Project, split_aliases
+from .models import ApiKey, Optimization, Project, Redaction, split_aliases
 
 PREFIX_LENGTH = 11  # "gh_" + 8
 _ALPHABET = string.ascii_letters + string.digits
@@ -45,6 +45,7 @@ class AuthenticatedKey:
     project_day_budget: Decimal | None = None
     budget_alert_percent: int = 80
     optimize: Optimization | None = None  # the project's cost-optimization layers (proxy/optimize); None = all off
+    redact: Redaction | None = None  # the project's redaction rules (proxy/redact.py); None = every rule off
 
 
 def digest(secret: str) -> str:
@@ -90,7 +91,8 @@ def key_find(secret_or_prefix: str) -> ApiKey | None:
 def key_load(secret: str, secret_digest: str) -> AuthenticatedKey | None:
     """The active key with this secret, as the plain value the request path carries; None if there is none."""
     close_old_connections()  # runs in an executor thread that outlives requests: drop a stale connection
-    key = ApiKey.objects.select_related("project__optimization").filter(prefix=secret[:PREFIX_LENGTH]).first()
+    key = (ApiKey.objects.select_related("project__optimization", "project__redaction")
+           .filter(prefix=secret[:PREFIX_LENGTH]).first())  # fmt: skip
     if key is None or not hmac.compare_digest(key.digest, secret_digest):
         return None
     return _usable(key)
@@ -98,7 +100,7 @@ def key_load(secret: str, secret_digest: str) -> AuthenticatedKey | None:
 
 def key_by_id(key_id: int) -> AuthenticatedKey | None:
     """The same value for a key known by id (a batch job runs on behalf of the key that submitted it)."""
-    key = ApiKey.objects.select_related("project__optimization").filter(id=key_id).first()
+    key = ApiKey.objects.select_related("project__optimization", "project__redaction").filter(id=key_id).first()
     return _usable(key) if key is not None else None
 
 
@@ -125,4 +127,5 @@ def _usable(key: ApiKey) -> AuthenticatedKey | None:
         project_day_budget=project.daily_budget_usd,
         budget_alert_percent=project.budget_alert_percent,
         optimize=project.optimization.view() if hasattr(project, "optimization") else None,
+        redact=project.redaction.view() if hasattr(project, "redaction") else None,
     )

@@ -42,7 +42,7 @@ def _money(value: Decimal | None) -> str | None:
 # --- projects -------------------------------------------------------------------------------------------------
 
 PROJECT_EDITABLE = ("name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd", "budget_alert_percent",
-                    "allowed_models")  # fmt: skip
+                    "allowed_models", "redaction")  # fmt: skip
 
 
 def project_out(project: Project) -> dict:
@@ -57,8 +57,16 @@ def project_out(project: Project) -> dict:
         "daily_budget_usd": _money(project.daily_budget_usd),
         "budget_alert_percent": project.budget_alert_percent,
         "allowed_models": split_aliases(project.allowed_models),
+        "redaction": _redaction_out(project),
         "created_at": project.created_at.isoformat(),
     }
+
+
+def _redaction_out(project: Project) -> dict:
+    rules = getattr(project, "redaction", None)  # no row: every rule off
+    if rules is None:
+        return {"secrets": "off", "pii": "off", "rules": {}}
+    return {"secrets": rules.secrets, "pii": rules.pii, "rules": rules.rules}
 
 
 def _project(slug: str) -> Project:
@@ -90,7 +98,8 @@ def projects_read(request: HttpRequest, slug: str):
     return project_out(_project(slug))
 
 
-@endpoint(router.patch, "/projects/{slug}", "Change a project's name, limits, budgets, allowed models or active flag",
+@endpoint(router.patch, "/projects/{slug}",
+          "Change a project's name, limits, budgets, allowed models, redaction rules or active flag",
           S.ProjectOut, body=S.ProjectIn)  # fmt: skip
 def projects_update(request: HttpRequest, slug: str):
     return project_out(project_change(slug, json_body(request)))

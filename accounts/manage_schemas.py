@@ -34,6 +34,14 @@ class ErrorBody(Schema):
 # --- projects -------------------------------------------------------------------------------------------------
 
 
+class RedactionRules(Schema):
+    """A project's redaction rules (docs/redaction.md): an action per group, and per rule where it differs."""
+
+    secrets: str = Field("off", description="off | mask | block | log")
+    pii: str = Field("off", description="off | mask | block | log (e-mail, phone, card numbers)")
+    rules: dict[str, str] = Field({}, description='Per-rule actions over the group\'s, e.g. {"jwt": "log"}.')
+
+
 class ProjectIn(Schema):
     slug: str
     name: str | None = None
@@ -44,6 +52,7 @@ class ProjectIn(Schema):
     daily_budget_usd: str | None = None
     budget_alert_percent: int = 80
     allowed_models: list[str] = []
+    redaction: RedactionRules | None = None
 
 
 class ProjectOut(ProjectIn):

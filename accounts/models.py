@@ -450,6 +450,80 @@ class Optimization:
         return bool(self.response_cache_ttl) or self.reduces or self.routes
 
 
+# --- redaction (proxy/redact.py) ---------------------------------------------------------------------------
+
+# Every rule the request path knows, by group: the detector of each is in proxy/redact.py (RULES; the unit tests
+# check that the two name the same rules). docs/redaction.md says what each finds.
+REDACTION_RULES = {
+    "secrets": ("private_key", "anthropic_key", "openai_key", "github_token", "gatehouse_key", "slack_token",
+                "stripe_key", "google_api_key", "aws_access_key", "aws_secret_key", "jwt", "url_password",
+                "generic_secret"),
+    "pii": ("email", "phone", "card_number"),
+}  # fmt: skip
+REDACTION_ACTIONS = [
+    ("off", "off"),
+    ("mask", "mask: replaced by [REDACTED:rule:hash] before the upstream"),
+    ("block", "block: the request is refused (400) and never sent"),
+    ("log", "log only: counted in the metrics, sent unchanged"),
+]
+
+
+def redaction_rule_actions(value) -> None:
+    """The rule of `ProjectRedaction.rules` (the admin, the config file and the management API apply it alike):
+    a mapping of known rule ids to actions."""
+    if not isinstance(value, dict):
+        raise ValidationError('Expected a mapping of rule: action, e.g. {"email": "mask"}.')
+    known = {rule for rules in REDACTION_RULES.values() for rule in rules}
+    actions = [action for action, _ in REDACTION_ACTIONS]
+    problems = [f"unknown rule {rule!r}" for rule in value if rule not in known]
+    problems += [f"{rule}: {action!r} is not one of {', '.join(actions)}" for rule, action in value.items()
+                 if rule in known and action not in actions]  # fmt: skip
+    if problems:
+        raise ValidationError("; ".join(problems) + f" (rules: {', '.join(sorted(known))}).")
+
+
+class ProjectRedaction(models.Model):
+    """A project's redaction rules (proxy/redact.py): secrets and personal data found in what the client wrote are
+    masked, blocked or counted before the request leaves for the upstream, and masked in stored copies. Off until
+    set here or in the config file's `projects[].redaction`; the request path reads it through the key snapshot."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="redaction")
+    secrets = models.CharField(
+        max_length=5, choices=REDACTION_ACTIONS, default="off",
+        help_text="API keys and tokens of the common providers, private keys, AWS keys, JWTs, passwords in URLs, "
+        "high-entropy values of secret-named settings.",
+    )
+    pii = models.CharField(
+        "personal data", max_length=5, choices=REDACTION_ACTIONS, default="off",
+        help_text="E-mail addresses, phone numbers, card numbers (Luhn-checked).",
+    )
+    rules = models.JSONField(
+        "per-rule actions", default=dict, blank=True, validators=[redaction_rule_actions],
+        help_text='Overrides of the group\'s action, e.g. {"jwt": "log", "card_number": "block", "phone": "off"}. '
+        "Rules: see docs/redaction.md.",
+    )
+
+    class Meta:
+        verbose_name = "redaction"
+        verbose_name_plural = "redaction"
+
+    def __str__(self):
+        return f"redaction of {self.project}"
+
+    def view(self) -> "Redaction | None":
+        """The request path's frozen copy, or None when every rule is off (the request pays one `is None`)."""
+        group = {rule: getattr(self, name) for name, rules in REDACTION_RULES.items() for rule in rules}
+        actions = {**group, **(self.rules if isinstance(self.rules, dict) else {})}
+        on = tuple((rule, actions[rule]) for rules in REDACTION_RULES.values() for rule in rules
+                   if actions[rule] != "off")  # fmt: skip
+        return Redaction(on) if on else None
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    actions: tuple[tuple[str, str], ...]  # (rule, mask | block | log) for each rule on, in REDACTION_RULES order
+
+
 class AuditEvent(models.Model):
     """Who changed which configuration object, when, how, and through what (accounts/audit.py writes these; the
     admin lists them read-only). Secret values never get here: a changed credential or digest reads "[secret]"."""

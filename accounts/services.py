@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from . import audit, keys
 from .config import FILE_OWNED_FIELDS, Config, ConfigError, config_parse, config_read
-from .models import ApiKey, ModelRoute, Project, ProjectOptimization, Provider, ProviderAccount, RouteTarget, split_aliases
+from .models import ApiKey, ModelRoute, Project, ProjectOptimization, ProjectRedaction, Provider, ProviderAccount
+from .models import RouteTarget, split_aliases
 from .signals import config_applying, config_changed
 
 
@@ -178,6 +179,10 @@ def _apply(config: Config, report: ApplyReport) -> None:
             defaults = {f.name: f.get_default() for f in ProjectOptimization._meta.concrete_fields if not f.primary_key}
             values = {k: v for k, v in defaults.items() if k != "project"} | spec.optimize
             changed = _upsert(ProjectOptimization, {"project": project}, values, f"projects[{i}].optimize")[1]
+            state = "updated" if state == "unchanged" and changed != "unchanged" else state
+        if spec.redaction is not None:  # the same: absent fields go back to off
+            values = {"secrets": "off", "pii": "off", "rules": {}} | spec.redaction
+            changed = _upsert(ProjectRedaction, {"project": project}, values, f"projects[{i}].redaction")[1]
             state = "updated" if state == "unchanged" and changed != "unchanged" else state
         count["projects"][state] += 1
 

@@ -8,6 +8,8 @@
         admit      rate limits, concurrency, budget reservation, account health (proxy/policies)
         [optimize] the response cache may answer here; token reduction may edit `body` (proxy/optimize;
                    a project without any layer pays one `is None` check for both)
+        [redact]   secrets and PII in what the client wrote: masked in `body`, or a 400 (proxy/redact.py;
+                   one `is None` check when the project has no rule on)
         attempts   select an account, send, classify, back off, fail over (proxy/attempts.py)
         relay      the upstream's answer in the caller's format, complete or streamed (proxy/relay.py)
         settle     real tokens and exact cost against the reservations            } call.finish
@@ -28,7 +30,8 @@ from typing import AsyncIterator
 
 from django.utils import timezone
 
-from . import attempts, coding_gateway_headers, formats, hop, ids, optimize, policies, relay, routing, validate
+from . import attempts, coding_gateway_headers, formats, hop, ids, optimize, policies, redact, relay, routing
+from . import validate
 from .errors import GatewayError, body_limit, json_object, too_large, unexpected
 from .metering import Call, outcome_of
 
@@ -74,6 +77,8 @@ async def run(
         plan = None if key.optimize is None else await optimize.prepare(call, key.optimize, route, body, ingress, headers)
         if plan is not None and plan.hit is not None:
             return _answer(call, headers, content=plan.hit[0] or b"", chunks=plan.hit[1])
+        if key.redact is not None:  # secrets and PII: masked, blocked (400) or counted before they leave (redact.py)
+            redact.outbound(call, body, ingress.NAME, headers)
         relay.track(call)  # a shutdown past its grace answers it with an error (gateway_site/server.py)
         answer = await attempts.first_answer(call, route, body, ingress, client_headers, call.ticket.health)
         if call.stream:

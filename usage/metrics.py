@@ -28,6 +28,8 @@
                                                                                  lines over tolerance
     gateway_bill_fetch_failures_total        provider, account                   usage.reconcile: a provider's
                                                                                  report could not be read
+    gateway_redactions_total                 project, rule, action (mask|block|  proxy.redact.outbound: each
+                                             log)                                finding in a request
 
 Labels stay bounded: `model` is the *route* alias the request matched (a pattern such as `claude-*` stays the
 pattern; the client's own model name, which a `*` route passes through, is never a label), `project` the
@@ -110,6 +112,10 @@ bill_drift_rows = Gauge(  # usage.reconcile: the account's last reconciliation (
 bill_fetch_failures = Counter(
     "gateway_bill_fetch_failures_total", "Provider usage/cost reports that could not be read", ["provider", "account"]
 )
+redactions = Counter(  # proxy.redact; rule: an id of accounts.models.REDACTION_RULES
+    "gateway_redactions_total", "Secrets and personal data found in requests, by rule and action",
+    ["project", "rule", "action"],
+)  # action: mask | block | log
 
 
 # Label children, looked up once per label set: `.labels(...)` costs ~1.5 µs a call (argument checks, a lock, a
@@ -177,6 +183,10 @@ def bill_drift(provider: str, account: str, lines: int) -> None:
 
 def bill_fetch_failed(provider: str, account: str) -> None:
     _child(bill_fetch_failures, provider, account).inc()
+
+
+def redacted(project: str, rule: str, action: str, count: int) -> None:
+    _child(redactions, project, rule, action).inc(count)
 
 
 def request_released(api: str) -> None:
