@@ -13,7 +13,8 @@
         settle     real tokens and exact cost against the reservations            } call.finish
         record     one ledger row                                                 } (proxy/metering.py)
 
-proxy/api.py calls it for HTTP requests; a batch job calls it from a Celery task (through `run_to_end`, which
+With tracing on (usage/tracing.py), the request is a trace: admit, the cache lookup, each attempt and the relay
+are its spans. proxy/api.py calls it for HTTP requests; a batch job calls it from a Celery task (through `run_to_end`, which
 also waits for the answer's end and the settlement, so the task's event loop can close). It returns a
 Result; a refusal or failure raises a GatewayError whose `headers` the caller's response must carry (limit
 headers, request id). Either way the ledger gets exactly one row.
@@ -27,6 +28,8 @@ from datetime import date
 from typing import AsyncIterator
 
 from django.utils import timezone
+
+from usage import tracing
 
 from . import attempts, formats, hop, ids, optimize, policies, relay, routing, validate
 from .errors import GatewayError, body_limit, json_object, too_large, unexpected
@@ -57,6 +60,7 @@ async def run(
     call = Call(request_id or ids.request_id(), ingress_api, client_headers.get("user-agent", ""), key=key,
                 batch_id=batch_id)
     call.session_id = client_headers.get(SESSION_HEADER) or ""
+    call.trace = tracing.begin(call, client_headers)  # None (no spans) unless OTEL_* is set; ended by call.finish
     headers = {ids.request_id_header(ingress.NAME): call.request_id}
     try:
         body_bytes = len(body) if isinstance(body, bytes) else 0
@@ -68,7 +72,8 @@ async def run(
         model = body.get("model") if key.optimize is None else optimize.choose_model(call, key.optimize, body, body_bytes)
         route = snapshot.resolve(key, model)
         call.alias, call.price_of = route.alias, _prices(snapshot)
-        call.ticket = await policies.admit(call, snapshot, route, body, body_bytes)
+        with tracing.step(call, "admit"):
+            call.ticket = await policies.admit(call, snapshot, route, body, body_bytes)
         headers.update(ingress.render_limit_headers(call.ticket.limits, time.time()))
         # -- cache lookup and request transforms (proxy/optimize; nothing but this check when a project has none) --
         plan = None if key.optimize is None else await optimize.prepare(call, key.optimize, route, body, ingress, headers)
