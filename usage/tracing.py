@@ -101,9 +101,10 @@ def begin(call, client_headers) -> Trace | None:
         f"chat {call.ingress}", context=_api.propagate.extract(client_headers), kind=_api.trace.SpanKind.SERVER,
         attributes={"gen_ai.operation.name": "chat", "gatehouse.request_id": call.request_id,
                     "gatehouse.ingress": call.ingress, "gatehouse.project": key.project_slug if key else "",
-                    "gatehouse.key_prefix": key.prefix if key else "",
-                    "user_agent.original": call.user_agent},
+                    "gatehouse.key_prefix": key.prefix if key else ""},
     )  # fmt: skip
+    if not span.is_recording():  # sampled out (OTEL_TRACES_SAMPLER): the rest of the request costs one check
+        return None
     return Trace(span, _api.trace.set_span_in_context(span))
 
 
@@ -121,13 +122,12 @@ def attempt(call, pick, wait_s: float):
         return OFF
     provider = pick.target.provider
     trace.provider_name = PROVIDER_NAMES.get(provider.kind, provider.kind)
-    span = _tracer.start_span(
-        "chat", context=trace.context, kind=_api.trace.SpanKind.CLIENT,
-        attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": trace.provider_name,
-                    "gen_ai.system": trace.provider_name, "gatehouse.attempt": call.attempts + 1,
-                    "gatehouse.provider": provider.name, "gatehouse.account": pick.account.name,
-                    "gatehouse.retry_wait_ms": round(wait_s * 1000, 1)},
-    )  # fmt: skip
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": trace.provider_name,
+                  "gatehouse.attempt": call.attempts + 1, "gatehouse.provider": provider.name,
+                  "gatehouse.account": pick.account.name}  # fmt: skip
+    if wait_s:
+        attributes["gatehouse.retry_wait_ms"] = round(wait_s * 1000, 1)
+    span = _tracer.start_span("chat", context=trace.context, kind=_api.trace.SpanKind.CLIENT, attributes=attributes)
     return _Step(span, current=True, call=call)
 
 
@@ -155,18 +155,22 @@ def finished(call, status: int, outcome: str, error, cost) -> None:
     span, usage = trace.span, call.usage
     if call.requested_model:
         span.update_name(f"chat {call.requested_model}")
-    span.set_attributes({
+    attributes = {
         "gen_ai.request.model": call.requested_model, "gen_ai.response.model": call.remote_model,
-        "gen_ai.provider.name": trace.provider_name, "gen_ai.system": trace.provider_name,
+        "gen_ai.provider.name": trace.provider_name,
         "gen_ai.usage.input_tokens": usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
         "gen_ai.usage.output_tokens": usage.output_tokens,
-        "gen_ai.usage.cache_read.input_tokens": usage.cache_read_tokens,
-        "gen_ai.usage.cache_creation.input_tokens": usage.cache_write_tokens,
         "http.response.status_code": status, "gatehouse.outcome": outcome, "gatehouse.route": call.alias,
-        "gatehouse.stream": call.stream, "gatehouse.attempts": call.attempts, "gatehouse.cost_usd": float(cost or 0),
-    })  # fmt: skip
-    if call.ttft_ms is not None:
-        span.set_attribute("gatehouse.ttft_ms", call.ttft_ms)
+        "gatehouse.attempts": call.attempts,
+    }  # fmt: skip
+    # Only what is there: every attribute costs CPU twice, recorded here and encoded by the exporter.
+    for name, value in (("gen_ai.usage.cache_read.input_tokens", usage.cache_read_tokens),
+                        ("gen_ai.usage.cache_creation.input_tokens", usage.cache_write_tokens),
+                        ("gatehouse.cost_usd", float(cost or 0)), ("gatehouse.stream", call.stream),
+                        ("gatehouse.ttft_ms", call.ttft_ms)):  # fmt: skip
+        if value:
+            attributes[name] = value
+    span.set_attributes(attributes)
     if error is not None:
         _failed(span, error, server=status >= 500)
     span.end()
@@ -235,12 +239,12 @@ class _Step:
 
     def answered(self, result) -> None:
         """An attempt's outcome (proxy.attempts._attempt's result): an Answer, or (error, verdict)."""
-        span, call = self.span, self.call
-        span.update_name(f"chat {call.remote_model}")
-        span.set_attribute("gen_ai.request.model", call.remote_model)
+        span, model = self.span, self.call.remote_model
+        span.update_name(f"chat {model}")
         if isinstance(result, tuple):
             err, verdict = result
-            span.set_attributes({"http.response.status_code": err.status, "gatehouse.retry": verdict.retry})
+            span.set_attributes({"gen_ai.request.model": model, "http.response.status_code": err.status,
+                                 "gatehouse.retry": verdict.retry})  # fmt: skip
             _failed(span, err)
         else:
-            span.set_attribute("http.response.status_code", result.response.status_code)
+            span.set_attributes({"gen_ai.request.model": model, "http.response.status_code": result.response.status_code})
