@@ -17,8 +17,9 @@ One request is one trace (proxy.core.run begins it, proxy.metering.Call.finish e
 
 Spans are exported by the SDK's BatchSpanProcessor from its own thread: the request path only records them.
 Off, nothing here imports opentelemetry: `begin` returns None and every other function checks `call.trace` (or
-the module's `_tracer`) once and returns. `setup()` runs once as a server starts (gateway_site/asgi.py) and
-`shutdown()` flushes what is queued as it drains (gateway_site/server.py, the ASGI lifespan).
+the module's `_tracer`) once and returns; so does a request the sampler drops. `setup()` runs once as a server
+loads the app (gateway_site/asgi.py) or a Celery task process starts (gateway_site/celery.py), and `shutdown()`
+exports what is queued as it drains (gateway_site/server.py, the ASGI lifespan, Celery's process shutdown).
 
 This module reads proxy.metering.Call duck-typed, as usage.metrics does (usage never imports proxy).
 """
@@ -247,4 +248,5 @@ class _Step:
                                  "gatehouse.retry": verdict.retry})  # fmt: skip
             _failed(span, err)
         else:
-            span.set_attributes({"gen_ai.request.model": model, "http.response.status_code": result.response.status_code})
+            status = result.response.status_code
+            span.set_attributes({"gen_ai.request.model": model, "http.response.status_code": status})

@@ -112,7 +112,8 @@ def collector():
 def traced(world, collector, tmp_path_factory):
     """The gateway with tracing on: only the standard OTEL_* variables, read by the SDK."""
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_SERVICE_NAME": "gatehouse-e2e",
-           "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer collector-token", "OTEL_BSP_SCHEDULE_DELAY": "50"}  # fmt: skip
+           "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer collector-token",
+           "OTEL_BSP_SCHEDULE_DELAY": "50"}  # fmt: skip
     running = start_gateway(env, tmp_dir=tmp_path_factory.mktemp("traced"))
     yield running
     stop_gateway(running)
@@ -136,9 +137,11 @@ def test_a_request_is_a_trace_continuing_the_clients_traceparent_and_carried_ups
 
     trace_id, parent, header = _traceparent()
     mark, secret = ow.marker(), world.keys["alpha"]
-    client = anthropic.Anthropic(base_url=traced.url, api_key=secret, max_retries=0, default_headers={"traceparent": header})
+    client = anthropic.Anthropic(base_url=traced.url, api_key=secret, max_retries=0,
+                                 default_headers={"traceparent": header})  # fmt: skip
+    text = f"SAY: hi {mark}\nUSAGE: in=120 out=7"
     raw = client.messages.with_raw_response.create(
-        model="gw-anthropic", max_tokens=50, messages=[{"role": "user", "content": f"SAY: hi {mark}\nUSAGE: in=120 out=7"}]
+        model="gw-anthropic", max_tokens=50, messages=[{"role": "user", "content": text}]
     )
     assert raw.parse().content[0].text == f"hi {mark}"
     spans = collector.trace(trace_id)
@@ -147,11 +150,13 @@ def test_a_request_is_a_trace_continuing_the_clients_traceparent_and_carried_ups
     assert server["name"] == "chat gw-anthropic"
     attrs = server["attrs"]
     assert attrs["gatehouse.request_id"] == raw.headers["request-id"]
-    assert (attrs["gatehouse.project"], attrs["gatehouse.ingress"], attrs["gen_ai.operation.name"]) == ("alpha", "anthropic", "chat")
+    assert (attrs["gatehouse.project"], attrs["gatehouse.ingress"]) == ("alpha", "anthropic")
+    assert attrs["gen_ai.operation.name"] == "chat"
     assert (attrs["gen_ai.request.model"], attrs["gen_ai.response.model"]) == ("gw-anthropic", "fake-claude")
     assert attrs["gen_ai.provider.name"] == "anthropic"
     assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (120, 7)
-    assert (attrs["http.response.status_code"], attrs["gatehouse.outcome"], attrs["gatehouse.attempts"]) == (200, "ok", 1)
+    assert (attrs["http.response.status_code"], attrs["gatehouse.outcome"]) == (200, "ok")
+    assert attrs["gatehouse.attempts"] == 1
     assert attrs["gatehouse.cost_usd"] > 0
     prefix = attrs["gatehouse.key_prefix"]
     assert 4 <= len(prefix) < len(secret) and secret.startswith(prefix)
@@ -161,9 +166,11 @@ def test_a_request_is_a_trace_continuing_the_clients_traceparent_and_carried_ups
     assert all(s["parent"] == server["span_id"] for s in children.values())
     attempt = children["chat fake-claude"]
     assert attempt["kind"] == CLIENT
-    assert attempt["attrs"]["gatehouse.account"] == "main" and attempt["attrs"]["gatehouse.provider"] == "fake-anthropic"
+    assert (attempt["attrs"]["gatehouse.account"], attempt["attrs"]["gatehouse.provider"]) == ("main", "fake-anthropic")
     assert attempt["attrs"]["http.response.status_code"] == 200 and "gatehouse.retry_wait_ms" not in attempt["attrs"]
-    assert server["start"] <= children["admit"]["start"] <= attempt["start"] <= children["relay"]["start"] <= server["end"]
+    starts = [server, children["admit"], attempt, children["relay"]]
+    assert [s["start"] for s in starts] == sorted(s["start"] for s in starts)
+    assert children["relay"]["end"] <= server["end"]
     # The upstream call carried the attempt span's traceparent: the provider's spans join the same trace.
     assert _upstream_traceparents(world, mark) == [f"00-{trace_id}-{attempt['span_id']}-01"]
     # What the SDK was told by the standard variables: the collector's header and the service name.
@@ -200,7 +207,8 @@ def test_a_failover_is_two_attempt_spans_each_with_its_account_and_traceparent(w
     alias, secret, prov = pw.served_route(traced.url, world.fake, ("bad", "sk-wrong-key", 0, 1), ("good", None, 1, 1))
     trace_id, _, header = _traceparent()
     mark = ow.marker()
-    client = openai.OpenAI(base_url=traced.url + "/v1", api_key=secret, max_retries=0, default_headers={"traceparent": header})
+    client = openai.OpenAI(base_url=traced.url + "/v1", api_key=secret, max_retries=0,
+                           default_headers={"traceparent": header})  # fmt: skip
     answer = client.chat.completions.create(model=alias, messages=[{"role": "user", "content": f"SAY: rescued {mark}"}])
     assert answer.choices[0].message.content == f"rescued {mark}"
     spans = collector.trace(trace_id, spans=5)
@@ -237,11 +245,13 @@ def test_the_cache_lookup_is_a_span_and_a_hit_makes_no_attempt(world, traced, co
     ids = []
     for _ in range(2):  # temperature 0: a deterministic request, which the cache keeps
         response = client.messages.with_raw_response.create(
-            model="gw-anthropic", max_tokens=50, extra_body={"temperature": 0}, messages=[{"role": "user", "content": f"SAY: cached {mark}"}]
+            model="gw-anthropic", max_tokens=50, extra_body={"temperature": 0},
+            messages=[{"role": "user", "content": f"SAY: cached {mark}"}],
         )
         ids.append(response.headers["request-id"])
     assert response.headers["x-cache"] == "HIT"
-    miss, hit = _by_name(collector.trace(request_id=ids[0], spans=5)), _by_name(collector.trace(request_id=ids[1], spans=3))
+    miss = _by_name(collector.trace(request_id=ids[0], spans=5))
+    hit = _by_name(collector.trace(request_id=ids[1], spans=3))
     assert miss["cache lookup"]["attrs"]["gatehouse.cache.hit"] is False and "chat fake-claude" in miss
     assert hit["cache lookup"]["attrs"]["gatehouse.cache.hit"] is True
     assert set(hit) == {"chat gw-anthropic", "admit", "cache lookup"}  # no attempt, no relay
