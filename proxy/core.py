@@ -13,8 +13,10 @@
         settle     real tokens and exact cost against the reservations            } call.finish
         record     one ledger row                                                 } (proxy/metering.py)
 
-With tracing on (usage/tracing.py), the request is a trace: admit, the cache lookup, each attempt and the relay
-are its spans. proxy/api.py calls it for HTTP requests; a batch job calls it from a Celery task (through `run_to_end`, which
+With tracing on (usage/tracing.py) the request is a trace: admit, the cache lookup, each attempt and the relay
+are its spans (`with tracing.step(...)` at the step; the trace ends in call.finish).
+
+proxy/api.py calls it for HTTP requests; a batch job calls it from a Celery task (through `run_to_end`, which
 also waits for the answer's end and the settlement, so the task's event loop can close). It returns a
 Result; a refusal or failure raises a GatewayError whose `headers` the caller's response must carry (limit
 headers, request id). Either way the ledger gets exactly one row.
