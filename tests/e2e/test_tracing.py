@@ -13,6 +13,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -276,6 +277,28 @@ def test_each_response_on_the_websocket_is_a_trace_under_the_upgrades_traceparen
     attempts = {s["span_id"] for s in spans if s["kind"] == CLIENT}
     sent = _upstream_traceparents(world, mark)
     assert len(sent) == 2 and {t.split("-")[2] for t in sent} == attempts
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_a_graceful_stop_exports_the_spans_still_queued(world, collector, tmp_path, server):
+    """With an export interval longer than the test, the spans reach the collector only through the SIGTERM
+    drain's flush: gateway_site/server.py for daphne (where the SDK's atexit hook would also do it), the ASGI
+    lifespan for uvicorn (which ends by re-raising SIGTERM, so no atexit hook runs: without the lifespan's flush
+    this case fails)."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    running = start_gateway(env, tmp_dir=tmp_path, server=server)
+    try:
+        trace_id, _, header = _traceparent()
+        response = httpx.post(f"{running.url}/v1/messages", json={"model": "gw-anthropic", "max_tokens": 20,
+                              "messages": [{"role": "user", "content": "SAY: flushed"}]},
+                              headers={"x-api-key": world.keys["alpha"], "traceparent": header}, timeout=30)  # fmt: skip
+        assert response.status_code == 200
+        time.sleep(0.5)
+        assert not [s for s in list(collector.spans) if s["trace_id"] == trace_id]  # still queued in the server
+    finally:
+        stop_gateway(running)
+    assert running.process.returncode is not None
+    assert {s["name"] for s in collector.trace(trace_id, timeout=2)} >= {"chat gw-anthropic", "admit", "relay"}
 
 
 def test_without_otel_settings_the_gateway_sends_no_traceparent_upstream(world):
