@@ -301,6 +301,23 @@ def test_a_graceful_stop_exports_the_spans_still_queued(world, collector, tmp_pa
     assert {s["name"] for s in collector.trace(trace_id, timeout=2)} >= {"chat gw-anthropic", "admit", "relay"}
 
 
+def test_a_request_the_sampler_drops_records_nothing_and_sends_no_traceparent(world, collector, tmp_path):
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "50",
+           "OTEL_TRACES_SAMPLER": "always_off"}  # fmt: skip
+    running = start_gateway(env, tmp_dir=tmp_path)
+    try:
+        mark = ow.marker()
+        response = pw.anthropic_chat(running.url, world.keys["alpha"], "gw-anthropic", f"SAY: dropped {mark}")
+        assert response.status_code == 200
+        time.sleep(0.5)  # ten export intervals
+        request_id = response.headers["request-id"]
+        assert not [s for s in list(collector.spans) if s["attrs"].get("gatehouse.request_id") == request_id]
+        (call,) = ow.upstream_calls(world.fake, mark)
+        assert "traceparent" not in call["headers"]
+    finally:
+        stop_gateway(running)
+
+
 def test_without_otel_settings_the_gateway_sends_no_traceparent_upstream(world):
     """The shared world's gateway runs without OTEL_*: a client's traceparent is neither continued nor forwarded."""
     _, _, header = _traceparent()
