@@ -306,7 +306,7 @@ async def lifespan(scope, receive, send):
     never runs there: drain the ledger here instead. Daphne has no lifespan: gateway_site/server.py's GracefulServer
     starts and drains the ledger there, whether daphne runs through bin/serve or as the plain daphne command."""
     from proxy.upstreams import http as http_client
-    from usage import ledger
+    from usage import ledger, tracing
 
     while True:
         message = await receive()
@@ -315,6 +315,7 @@ async def lifespan(scope, receive, send):
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await asyncio.to_thread(ledger.stop)
+            await asyncio.to_thread(tracing.shutdown)  # the spans still queued are exported
             await http_client.close_all()
             await send({"type": "lifespan.shutdown.complete"})
             return
@@ -330,6 +331,11 @@ if "daphne.http_protocol" in sys.modules:  # served by daphne: refuse at the hea
 from usage import scheduler as usage_scheduler  # noqa: E402
 
 usage_scheduler.start()
+
+# OpenTelemetry traces, only when OTEL_* says where to send them (usage/tracing.py); flushed by the drain.
+from usage import tracing  # noqa: E402
+
+tracing.setup()
 
 # The admin's session identifies the user (usage/consumers.py checks it); the Origin must be one of ALLOWED_HOSTS,
 # so another site's page cannot open a socket with a staff member's cookie.

@@ -14,7 +14,8 @@ an error event. Every deploy sends SIGTERM, so on SIGTERM or SIGINT the server h
      and the SDKs retry on both) and gives them END_SECONDS to send it; their rows are written like any other
      (outcome `interrupted`, the tokens streamed so far);
   4. drains the ledger (usage.ledger.stop; rows the database cannot take now stay in the spool for the next
-     start), closes the upstream connections, and stops (websockets are closed then).
+     start), exports the trace spans still queued (usage.tracing.shutdown), closes the upstream connections, and
+     stops (websockets are closed then).
 
 Daphne: GracefulServer does all four; a second signal skips the wait of step 2. uvicorn does 1, 2 and 4 itself
 (its ASGI lifespan drains the ledger, gateway_site/asgi.py); GracefulUvicorn adds step 3. Both start the ledger
@@ -127,7 +128,7 @@ def _build_graceful_server():
 
             from proxy import relay
             from proxy.upstreams import http as http_client
-            from usage import ledger
+            from usage import ledger, tracing
 
             try:
                 for port in self.ports:
@@ -138,6 +139,7 @@ def _build_graceful_server():
                     self.hurry.clear()
                     await self._wait_idle(END_SECONDS)
                 await asyncio.to_thread(ledger.stop)
+                await asyncio.to_thread(tracing.shutdown)  # the spans still queued are exported
                 await http_client.close_all()
             except Exception:
                 log.exception("graceful shutdown failed; stopping now")

@@ -46,6 +46,7 @@ import httpx
 from django.conf import settings
 
 from accounts import oauth
+from usage import tracing
 
 from . import breaker, formats, optimize, selection, upstreams
 from .canonical import TargetOptions
@@ -150,6 +151,7 @@ async def first_answer(call, route, body: dict, ingress, client_headers, health:
         pick = _next(candidates, tried, burned)
         if pick is None:
             break
+        wait = 0.0
         if pick.account.id in tried:
             wait = policy.backoff(call.attempts)
             if last_wait is not None:
@@ -165,7 +167,9 @@ async def first_answer(call, route, body: dict, ingress, client_headers, health:
         if pick.panic:
             breaker.panicked(pick)
         tried.add(pick.account.id)
-        parsed, result = await _attempt(call, route, pick, body, ingress, client_headers, parsed, operation)
+        with tracing.attempt(call, pick, wait) as span:  # its traceparent goes upstream (proxy/upstreams/base.py)
+            parsed, result = await _attempt(call, route, pick, body, ingress, client_headers, parsed, operation)
+            span.answered(result)
         if isinstance(result, Answer):
             if pick.panic:
                 breaker.panic_answered(pick.account.id)

@@ -15,6 +15,9 @@
         settle     real tokens and exact cost against the reservations            } call.finish
         record     one ledger row                                                 } (proxy/metering.py)
 
+With tracing on (usage/tracing.py) the request is a trace: admit, the cache lookup, each attempt and the relay
+are its spans (`with tracing.step(...)` at the step; the trace ends in call.finish).
+
 proxy/api.py calls it for HTTP requests; a batch job calls it from a Celery task (through `run_to_end`, which
 also waits for the answer's end and the settlement, so the task's event loop can close). It returns a
 Result; a refusal or failure raises a GatewayError whose `headers` the caller's response must carry (limit
@@ -29,6 +32,8 @@ from datetime import date
 from typing import AsyncIterator
 
 from django.utils import timezone
+
+from usage import tracing
 
 from . import attempts, coding_gateway_headers, formats, hop, ids, optimize, policies, redact, relay, routing
 from . import validate
@@ -60,6 +65,7 @@ async def run(
     call = Call(request_id or ids.request_id(), ingress_api, client_headers.get("user-agent", ""), key=key,
                 batch_id=batch_id)
     call.session_id = client_headers.get(SESSION_HEADER) or ""
+    call.trace = tracing.begin(call, client_headers)  # None (no spans) unless OTEL_* is set; ended by call.finish
     headers = {ids.request_id_header(ingress.NAME): call.request_id}
     try:
         body_bytes = len(body) if isinstance(body, bytes) else 0
@@ -71,7 +77,8 @@ async def run(
         model = body.get("model") if key.optimize is None else optimize.choose_model(call, key.optimize, body, body_bytes)
         route = snapshot.resolve(key, model)
         call.alias, call.price_of = route.alias, _prices(snapshot)
-        call.ticket = await policies.admit(call, snapshot, route, body, body_bytes)
+        with tracing.step(call, "admit"):
+            call.ticket = await policies.admit(call, snapshot, route, body, body_bytes)
         headers.update(ingress.render_limit_headers(call.ticket.limits, time.time()))
         # -- cache lookup and request transforms (proxy/optimize; nothing but this check when a project has none) --
         plan = None if key.optimize is None else await optimize.prepare(call, key.optimize, route, body, ingress, headers)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from accounts.keys import AuthenticatedKey
-from usage import feed, ledger, metrics, pricing
+from usage import feed, ledger, metrics, pricing, tracing
 from usage.ledger_row import LedgerRow, error_fields, usage_fields
 
 from . import policies, selection
@@ -68,6 +68,7 @@ class Call:
     saved_usd: object = 0  # a cache hit's avoided cost; reductions' is priced at finish
     requested_model: str = ""  # the model name the client sent (alias may be the pattern that matched it)
     snapshot_at: float = 0.0  # perf_counter of the last spooled snapshot; 0 = none yet
+    trace: object = None  # usage.tracing.Trace of a traced request (set by proxy.core.run); None = not traced
 
     def __post_init__(self) -> None:
         metrics.request_started(self.ingress)
@@ -144,6 +145,7 @@ class Call:
         elapsed = time.perf_counter() - self.started
         metrics.request_finished(self, status, outcome, cost, elapsed)
         feed.publish(self, status, outcome, cost, elapsed)  # costs a clock read when nobody watches
+        tracing.finished(self, status, outcome, error, cost)  # one check when tracing is off
 
     def row(self, status: int, outcome: str, error: GatewayError | None, cost) -> LedgerRow:
         return LedgerRow(

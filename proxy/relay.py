@@ -23,6 +23,8 @@ import httpx
 import orjson
 from django.conf import settings
 
+from usage import tracing
+
 from .canonical import Ping, StreamError, Usage
 from .errors import GatewayError, UpstreamError
 from .keepalive import with_keepalive
@@ -38,6 +40,7 @@ _ending: set = set()  # tasks cancelled by end_streams (a shutdown), not by a cl
 def complete(answer, ingress, call) -> bytes:
     """The answer of a request that does not stream (attempts has read its body already)."""
     raw, chat, upstream_format = answer.raw, answer.chat, answer.upstream_format
+    tracing.relay_started(call)  # the relay span, ended with the request (usage/tracing.py)
     call.first_byte()
     try:
         upstream_body = orjson.loads(raw)
@@ -128,6 +131,7 @@ async def _relayed(response, chunks, side, call, estimate):
     """The one way a stream runs and ends, whichever `side` (_SameApi, _Translated) makes its bytes."""
     outcome, error, deltas = "ok", None, 0
     task, feed, clock = _started(call), side.feed, time.perf_counter  # (bound once: this loop runs per chunk)
+    tracing.relay_started(call)  # ended with the request, by call.finish below
     try:
         async for chunk in chunks:
             if chunk is not None:

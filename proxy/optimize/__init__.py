@@ -14,6 +14,8 @@ upstream's prompt-cache simulation); see the README's "Cost optimization".
 
 from dataclasses import dataclass
 
+from usage import tracing
+
 from .. import upstreams
 from . import cache, smart_routing, transforms
 
@@ -60,7 +62,9 @@ async def prepare(call, opt, route, body: dict, ingress, headers: dict) -> Plan 
         headers["x-cache"] = "MISS"
         key = cache.cache_key(call.key.project_id, fmt, route.alias, body, opt.response_cache_any)
         if key is not None:
-            hit = await cache.lookup(key, call, ingress, body)
+            with tracing.step(call, "cache lookup") as span:
+                hit = await cache.lookup(key, call, ingress, body)
+                span.set("gatehouse.cache.hit", hit is not None)
             if hit is not None:
                 headers["x-cache"] = "HIT"
                 return Plan(hit=hit)

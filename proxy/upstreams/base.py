@@ -3,7 +3,8 @@
     api                       the wire format it speaks (a proxy.formats name): what the body looks like
     url(provider, operation)  where an operation ("chat", "count_tokens", "models") goes
     headers(provider, account, client_headers)   how a call is signed: the kind's own_headers, then the hop
-                              header (proxy/hop.py), last, so neither a kind nor extra_headers can drop it
+                              header (proxy/hop.py) and, when tracing, the attempt's traceparent (usage/tracing.py),
+                              last, so neither a kind nor extra_headers can drop them
     payload(ingress, body, options, chat)        the upstream body for a caller's body: the ONE payload builder,
                               used by live traffic (proxy/attempts.py) and native batches (batches/native.py)
     request(provider, account, client_headers, payload, operation)
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
+
+from usage import tracing
 
 from .. import formats, hop
 from ..errors import UpstreamError
@@ -52,6 +55,7 @@ class Upstream:
     def headers(self, provider, account, client_headers) -> dict[str, str]:
         headers = self.own_headers(provider, account, client_headers)
         headers[hop.HEADER] = hop.value(client_headers)  # every upstream call builds its headers here
+        tracing.inject(headers)  # the attempt's traceparent, when tracing is on (usage/tracing.py)
         return headers
 
     def own_headers(self, provider, account, client_headers) -> dict[str, str]:
