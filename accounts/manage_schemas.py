@@ -23,6 +23,12 @@ class ErrorBody(Schema):
 # --- projects -------------------------------------------------------------------------------------------------
 
 
+class RequestLogs(Schema):
+    mode: str = Field("off", description="off, metadata (no bodies) or full (request and response bodies)")
+    retention_days: int = Field(30, description="Logs older than this are deleted by the nightly job")
+    max_bytes: int = Field(262144, description="Size cap per log (JSON before compression); longer texts are cut")
+
+
 class ProjectIn(Schema):
     slug: str
     name: str | None = None
@@ -33,6 +39,7 @@ class ProjectIn(Schema):
     daily_budget_usd: str | None = None
     budget_alert_percent: int = 80
     allowed_models: list[str] = []
+    request_logs: RequestLogs | None = Field(None, description="Request logs (docs/request-logs.md); null = unchanged")
 
 
 class ProjectOut(ProjectIn):

@@ -11,7 +11,7 @@
         attempts   select an account, send, classify, back off, fail over (proxy/attempts.py)
         relay      the upstream's answer in the caller's format, complete or streamed (proxy/relay.py)
         settle     real tokens and exact cost against the reservations            } call.finish
-        record     one ledger row                                                 } (proxy/metering.py)
+        record     one ledger row (and its request log, proxy/request_log.py)     } (proxy/metering.py)
 
 proxy/api.py calls it for HTTP requests; a batch job calls it from a Celery task (through `run_to_end`, which
 also waits for the answer's end and the settlement, so the task's event loop can close). It returns a
@@ -28,7 +28,7 @@ from typing import AsyncIterator
 
 from django.utils import timezone
 
-from . import attempts, formats, hop, ids, optimize, policies, relay, routing, validate
+from . import attempts, formats, hop, ids, optimize, policies, relay, request_log, routing, validate
 from .errors import GatewayError, body_limit, json_object, too_large, unexpected
 from .metering import Call, outcome_of
 
@@ -63,6 +63,7 @@ async def run(
         body = parse_body(body, ingress.NAME) if isinstance(body, bytes) else validate.check(ingress.NAME, body)
         call.stream = body.get("stream") is True
         call.requested_model = str(body.get("model") or "")
+        call.log = request_log.capture(key, ingress, body)  # None unless the project keeps request logs
         hop.check(client_headers)  # the gateway is its own upstream: 508 here, not one more hop (proxy/hop.py)
         snapshot = await routing.snapshot()
         model = body.get("model") if key.optimize is None else optimize.choose_model(call, key.optimize, body, body_bytes)
@@ -78,8 +79,11 @@ async def run(
         answer = await attempts.first_answer(call, route, body, ingress, client_headers, call.ticket.health)
         if call.stream:
             chunks = relay.stream(answer, body, ingress, call)
+            chunks = chunks if call.log is None else call.log.tee(chunks)
             return Result(200, headers, chunks=chunks if plan is None else plan.keep_stream(chunks, call, ingress, body))
         content = relay.complete(answer, ingress, call)
+        if call.log is not None:
+            call.log.answered(content)
         call.finish(status=200, outcome="ok")
         if plan is not None:
             plan.keep(content, call)
