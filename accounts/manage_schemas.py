@@ -337,6 +337,27 @@ class Status(Schema):
     in_flight: int
 
 
+class RequestLogOut(Schema):
+    request_id: str
+    created_at: datetime
+    project_id: int | None
+    key_id: int | None
+    model: str
+    ingress_api: str
+    stream: bool
+    http_status: int
+    outcome: str
+    mode: str = Field(description="full (bodies kept) or metadata")
+    meta: dict = Field(description="Message count, tool names, tool calls, stop reason")
+    body_bytes: int
+    stored_bytes: int
+    truncated: bool
+    bodies: dict | None = Field(
+        None, description="{request, response} in the caller's format; only for a `logs` or `write` token, and only "
+        "in full mode (absent for a `read` token)",
+    )
+
+
 # --- helpers --------------------------------------------------------------------------------------------------
 
 ERRORS = {code: ErrorBody for code in (400, 401, 403, 404, 409, 422, 429)}

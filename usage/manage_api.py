@@ -19,7 +19,7 @@ from accounts import manage_schemas as S
 from accounts.manage_common import ManagementError, audited, config_item_apply, idempotent, json_body, not_found, page
 from accounts.models import ApiKey, Project
 
-from . import selectors
+from . import request_logs, selectors
 from .models import ModelPrice, UsageRecord
 
 router = Router(tags=["prices and usage"])
@@ -276,3 +276,16 @@ def _text(value) -> str | None:
 
 def _percent(spent: Decimal, budget) -> float | None:
     return round(float(spent / budget * 100), 1) if budget else None
+
+
+@router.get(
+    "/request-logs/{request_id}",
+    summary="A request's log (projects that keep them): metadata; the bodies for a `logs` or `write` token",
+    response=S.responds(200, S.RequestLogOut),
+    exclude_unset=True,
+)
+def request_log(request: HttpRequest, request_id: str):
+    entry = request_logs.log_find(request_id)
+    if entry is None:
+        raise not_found(f"request log {request_id!r}")
+    return request_logs.as_json(entry, with_bodies=request_logs.token_reads_bodies(request.auth))

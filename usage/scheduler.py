@@ -1,6 +1,6 @@
 """The embedded default's nightly job: with no Celery broker (REDIS_URL unset) nothing runs beat, so the web
-process runs services.nightly itself, from one daemon thread: GATEWAY_ROLLUP_FIRST_DELAY_SECONDS (60) after
-start-up, to catch up on days missed while it was down, and then every day at 00:10 UTC.
+process runs services.nightly and request log retention (usage/request_logs.py) itself, from one daemon
+thread: GATEWAY_ROLLUP_FIRST_DELAY_SECONDS (60) after start-up, to catch up on days missed while it was down, and then every day at 00:10 UTC.
 
 GATEWAY_ROLLUP_IN_PROCESS: `auto` (the default) starts the thread only without a broker; `on` always; `off`
 never (run `manage.py rollup_usage` from cron instead). With several web processes and no broker each one
@@ -56,7 +56,7 @@ def _loop() -> None:
 
 
 def run_once() -> None:
-    from . import services
+    from . import request_logs, services
 
     try:
         close_old_connections()
@@ -65,5 +65,9 @@ def run_once() -> None:
                  "nothing", done["deleted"])  # fmt: skip
     except Exception:
         log.exception("usage nightly rollup failed; it runs again tomorrow (or: manage.py rollup_usage)")
+    try:
+        request_logs.expire()  # apart from the rollup: one failing never holds back the other
+    except Exception:
+        log.exception("request log retention failed; it runs again tomorrow")
     finally:
         connection.close()

@@ -3,6 +3,7 @@
     nightly            beat runs it at 00:10 UTC (settings.CELERY_BEAT_SCHEDULE): re-roll the last
                        GATEWAY_ROLLUP_REROLL_DAYS days, then apply GATEWAY_LEDGER_RETENTION_DAYS
     rollup_day(day)    roll one day up again (e.g. after a correction), `day` as YYYY-MM-DD
+    request_logs_expire  beat runs it with `nightly`: request logs past their project's retention
 
 Without a broker (REDIS_URL unset) Celery runs tasks eagerly and nothing runs beat: usage/scheduler.py calls
 services.nightly from a timer thread in the web process instead.
@@ -13,7 +14,7 @@ from datetime import date
 
 from celery import shared_task
 
-from . import services
+from . import request_logs, services
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +30,8 @@ def nightly() -> dict:
 @shared_task(name="usage.tasks.rollup_day")
 def rollup_day(day: str) -> int:
     return services.rollup_day(date.fromisoformat(day)).rows
+
+
+@shared_task(name="usage.tasks.request_logs_expire")
+def request_logs_expire() -> int:
+    return request_logs.expire()
