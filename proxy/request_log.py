@@ -127,7 +127,7 @@ def response_meta(api: str, resp) -> dict:
     """Stop reason and the names of the tools the answer calls, for each caller API's answer shape."""
     if not isinstance(resp, dict):
         return {"stop_reason": None, "tool_calls": []}
-    if "error" in resp and resp.get("type") in ("error", None):
+    if isinstance(resp.get("error"), dict) and resp.get("object") != "response":  # an error body, not an answer
         error = resp["error"] if isinstance(resp["error"], dict) else {}
         return {"stop_reason": "error", "error": str(error.get("type") or error.get("code") or ""), "tool_calls": []}
     if api == "openai":

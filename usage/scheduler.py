@@ -1,6 +1,7 @@
 """The embedded default's nightly job: with no Celery broker (REDIS_URL unset) nothing runs beat, so the web
 process runs services.nightly and request log retention (usage/request_logs.py) itself, from one daemon
-thread: GATEWAY_ROLLUP_FIRST_DELAY_SECONDS (60) after start-up, to catch up on days missed while it was down, and then every day at 00:10 UTC.
+thread: GATEWAY_ROLLUP_FIRST_DELAY_SECONDS (60) after start-up, to catch up on days missed while it was down,
+and then every day at 00:10 UTC.
 
 GATEWAY_ROLLUP_IN_PROCESS: `auto` (the default) starts the thread only without a broker; `on` always; `off`
 never (run `manage.py rollup_usage` from cron instead). With several web processes and no broker each one
