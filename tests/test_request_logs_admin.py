@@ -152,8 +152,11 @@ def test_the_setting_reaches_the_request_path_only_when_on():
 
 @pytest.fixture
 def many_logs(logged, monkeypatch):
-    project, key = logged.project, logged.api_key
-    rows = [_row(project, key, f"req_{i}", full=False) for i in range(3000)]
+    owners = [(logged.project, logged.api_key)]
+    for n in range(4):  # several projects and keys, so no filter matches (almost) every log
+        project = Project.objects.create(slug=f"p{n}", name=f"P{n}", request_log_mode="metadata")
+        owners += [(project, keys.key_create(project=project, name=f"k{m}")[0]) for m in range(2)]
+    rows = [_row(*owners[i % len(owners)], f"req_{i}", full=False) for i in range(3000)]
     request_logs.logs_insert(rows)
     now = timezone.now()
     for days in range(0, 400, 4):  # spread over a year
