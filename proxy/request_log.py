@@ -136,7 +136,8 @@ def response_meta(api: str, resp) -> dict:
         return {"stop_reason": choice.get("finish_reason"), "tool_calls": [c["function"]["name"] for c in calls]}
     if api == "responses":
         details = resp.get("incomplete_details") or {}
-        calls = [o.get("name") for o in resp.get("output") or [] if o.get("type") in ("function_call", "custom_tool_call")]
+        called = ("function_call", "custom_tool_call")
+        calls = [o.get("name") for o in resp.get("output") or [] if o.get("type") in called]
         return {"stop_reason": details.get("reason") or resp.get("status"), "tool_calls": calls}
     calls = [b.get("name") for b in resp.get("content") or [] if b.get("type") == "tool_use"]
     return {"stop_reason": resp.get("stop_reason"), "tool_calls": calls}

@@ -222,7 +222,7 @@ class RolledDay(models.Model):
 
 class RequestLog(models.Model):
     """A request's log, for projects that keep them (accounts.models.Project.request_log_mode): its metadata and,
-    in full mode, the request and response bodies as zlib-compressed JSON. Written only by the ledger writer, in
+    in full mode, the request and response bodies as zstd-compressed JSON. Written only by the ledger writer, in
     the transaction that inserts the request's ledger row (usage/request_logs.py); linked to that row by
     request_id, not a foreign key, so the ledger's retention never touches logs and logs expire on their own."""
 
@@ -237,7 +237,7 @@ class RequestLog(models.Model):
     outcome = models.CharField(max_length=20, choices=UsageRecord.OUTCOMES)
     full = models.BooleanField(default=False, help_text="Bodies kept (full mode); else metadata only.")
     meta = models.JSONField(default=dict, blank=True, help_text="Tool names, stop reason, message count, sizes.")
-    body = models.BinaryField(null=True, blank=True, help_text="zlib-compressed JSON: request and response.")
+    body = models.BinaryField(null=True, blank=True, help_text="zstd-compressed JSON: request and response.")
     body_bytes = models.PositiveIntegerField(default=0, help_text="The bodies' JSON size before compression.")
     stored_bytes = models.PositiveIntegerField(default=0, help_text="Compressed size.")
     truncated = models.BooleanField(default=False, help_text="Cut to the project's size cap.")

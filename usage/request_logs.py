@@ -12,9 +12,10 @@ The log document a request hands over (`LedgerRow.request_log`, plain JSON so it
 caller's body and the answer in the caller's format; a stream's assembled) only in full mode.
 
 Storage: the bodies as one JSON document {"request", "response"}, cut to the project's size cap (longest strings
-first, each cut marked CUT_MARK; what still does not fit is kept as the JSON text's head), compressed with zlib
-(level 6: the standard library, no new dependency; conversations compress 4-10x; it runs in the writer thread,
-which zlib releases the GIL for). A row in RequestLog, linked to the ledger row by request_id.
+first, each cut marked CUT_MARK; what still does not fit is kept as the JSON text's head), compressed with zstd
+level 3 (a frame with its size, readable by any zstd tool): in the one ledger writer thread it compresses a Claude
+Code request 11x faster than zlib level 6 for about the same size (2.6 vs 29 ms, 36.4 vs 34.6 KB for 115 KB of
+JSON, measured on a loaded machine). A row in RequestLog, linked to the ledger row by request_id.
 
 Never lost, never twice: the log is in the row's spool line, so a process killed before the insert replays both;
 the row and its log are inserted in one transaction, and replay skips request ids the ledger has (so their logs
@@ -23,18 +24,17 @@ metadata only) and management tokens with the `logs` or `write` scope (may_read_
 """
 
 import logging
-import zlib
 from datetime import timedelta
 
 import orjson
+import zstandard
 from django.utils import timezone
 
 from .models import RequestLog
 
 log = logging.getLogger(__name__)
 
-ENCODING = "zlib"
-LEVEL = 6
+LEVEL = 3  # zstd; a (de)compressor per call: zstandard's are not thread-safe, and one costs microseconds
 CUT_MARK = "…[cut by the request log size cap: {} more characters]"
 DELETE_BATCH = 5000
 BODY_PERMISSION = "usage.view_requestlog"
@@ -56,7 +56,7 @@ def pack(row) -> RequestLog | None:
     )  # fmt: skip
     if entry.full:
         raw, truncated = fit({"request": doc.get("request"), "response": doc.get("response")}, doc.get("max_bytes"))
-        entry.body = zlib.compress(raw, LEVEL)
+        entry.body = zstandard.ZstdCompressor(level=LEVEL).compress(raw)
         entry.body_bytes, entry.stored_bytes, entry.truncated = len(raw), len(entry.body), truncated
     entry.meta = meta
     return entry
@@ -124,7 +124,7 @@ def bodies(entry: RequestLog) -> dict | None:
     """{"request", "response"} of a full-mode log (or {"cut": text} when it did not fit), None in metadata mode."""
     if not entry.body:
         return None
-    return orjson.loads(zlib.decompress(bytes(entry.body)))
+    return orjson.loads(zstandard.ZstdDecompressor().decompress(bytes(entry.body)))
 
 
 def may_read_bodies(user) -> bool:

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                 ('outcome', models.CharField(choices=[('ok', 'ok'), ('client_error', 'client error'), ('upstream_error', 'upstream error'), ('rate_limited', 'rate limited'), ('budget_exceeded', 'budget exceeded'), ('cancelled', 'cancelled'), ('interrupted', 'interrupted'), ('cache_hit', 'cache hit')], max_length=20)),
                 ('full', models.BooleanField(default=False, help_text='Bodies kept (full mode); else metadata only.')),
                 ('meta', models.JSONField(blank=True, default=dict, help_text='Tool names, stop reason, message count, sizes.')),
-                ('body', models.BinaryField(blank=True, help_text='zlib-compressed JSON: request and response.', null=True)),
+                ('body', models.BinaryField(blank=True, help_text='zstd-compressed JSON: request and response.', null=True)),
                 ('body_bytes', models.PositiveIntegerField(default=0, help_text="The bodies' JSON size before compression.")),
                 ('stored_bytes', models.PositiveIntegerField(default=0, help_text='Compressed size.')),
                 ('truncated', models.BooleanField(default=False, help_text="Cut to the project's size cap.")),
