@@ -202,3 +202,28 @@ def test_a_log_answered_before_a_kill_is_kept_with_its_row(world, keys, committe
         assert len(logs) == 1
     body = request_logs.bodies(logs[0])
     assert body["response"]["choices"][0]["message"]["content"] == "kept through a kill"
+
+
+def test_the_management_api_turns_logs_on_and_traffic_follows(world, keys, committed):
+    from usage.models import RequestLog
+
+    project = keys["projects"]["off"]
+    api = httpx.Client(base_url=f"{world.url}/manage/v1", headers={"authorization": f"Bearer {keys['tokens']['write']}"})
+    assert api.get(f"/projects/{project.slug}").json()["request_logs"] == {"mode": "off", "retention_days": 30,
+                                                                          "max_bytes": 262144}  # fmt: skip
+    bad = api.patch(f"/projects/{project.slug}", json={"request_logs": {"mode": "everything"}})
+    assert bad.status_code == 422 and "request_logs.mode: invalid mode 'everything'" in bad.text
+    changed = api.patch(f"/projects/{project.slug}", json={"request_logs": {"mode": "full", "retention_days": 7}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["request_logs"] == {"mode": "full", "retention_days": 7, "max_bytes": 262144}
+    try:
+        import time
+
+        deadline = time.monotonic() + 5  # the gateway's key snapshot is refreshed within GATEWAY_CACHE_TTL
+        while True:
+            request_id, _ = chat_call(world, keys["keys"]["off"], stream=False)
+            if fetch(world, keys, request_id, timeout=1).status_code == 200 or time.monotonic() > deadline:
+                break
+        assert RequestLog.objects.get(request_id=request_id).full
+    finally:
+        api.patch(f"/projects/{project.slug}", json={"request_logs": {"mode": "off"}})
