@@ -5,7 +5,6 @@ readably through the real admin HTML, bodies hidden from a finance-only user, ev
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -14,6 +13,7 @@ from accounts import keys
 from accounts.config import ConfigError, config_parse
 from accounts.models import Project
 from tests import test_admin_query_plans as plans
+from tests.test_finance_group import finance_client  # noqa: F401  (a fixture: a Finance-group user, logged in)
 from usage import request_logs
 from usage.ledger_row import LedgerRow
 from usage.models import RequestLog, UsageRecord
@@ -55,14 +55,6 @@ def logged():
                                http_status=200, outcome="ok")  # fmt: skip
     request_logs.logs_insert([row])
     return RequestLog.objects.get(request_id=row.request_id)
-
-
-@pytest.fixture
-def finance_client(client):
-    user = User.objects.create_user("fin", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name="Finance"))
-    client.force_login(user)
-    return client
 
 
 def test_the_admin_renders_the_conversation_with_thinking_collapsed_and_the_raw_json(admin_client, logged):
