@@ -4,6 +4,7 @@ readably through the real admin HTML, bodies hidden from a finance-only user, ev
 
 from datetime import timedelta
 
+import orjson
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -97,6 +98,15 @@ def test_the_size_cap_cuts_the_longest_strings_with_a_marker(logged):
     text = bodies["request"]["messages"][0]["content"]
     assert text.startswith("xxxx") and "[cut by the request log size cap:" in text
     assert bodies["response"]["stop_reason"] == "end_turn"  # short values kept whole
+
+
+def test_a_document_too_big_even_with_short_strings_keeps_the_head_of_its_json():
+    many = {"request": {"messages": [{"role": "user", "content": "hi"}] * 2000}, "response": None}
+    raw, truncated = request_logs.fit(many, 1024)
+    kept = orjson.loads(raw)["cut"]
+    assert truncated and len(raw) <= 1024
+    assert kept.startswith('{"request":{"messages":[{"role":"user"') and "[cut by the request log size cap:" in kept
+    assert request_logs.fit({"request": {"a": "b"}}, 1024) == (b'{"request":{"a":"b"}}', False)
 
 
 def test_retention_deletes_past_each_projects_days_in_batches(logged, monkeypatch):

@@ -76,9 +76,11 @@ def fit(bodies: dict, max_bytes: int | None) -> tuple[bytes, bool]:
             best, low = candidate, limit + 1
         else:
             high = limit - 1
-    if best is None:
-        head = raw[: max(0, max_bytes - 100)].decode("utf-8", "ignore")
+    size = max_bytes - 100
+    while best is None or len(best) > max_bytes:  # the JSON text's head (escaped, it grows: shrink until it fits)
+        head = raw[: max(0, size)].decode("utf-8", "ignore")
         best = orjson.dumps({"cut": head + CUT_MARK.format(len(raw) - len(head))})
+        size = min(size - 1, size * max_bytes // len(best) - 1)
     return best, True
 
 
