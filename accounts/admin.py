@@ -96,6 +96,8 @@ class ProjectAdmin(ConfigOwned, admin.ModelAdmin):
         ("Limits (empty = unlimited)", {"fields": ("rpm_limit", "tpm_limit")}),
         ("Budgets (USD, calendar periods in UTC; empty = unlimited)",
          {"fields": ("monthly_budget_usd", "daily_budget_usd", "budget_alert_percent")}),
+        ("Request logs (docs/request-logs.md)",
+         {"fields": ("request_log_mode", "request_log_retention_days", "request_log_max_bytes")}),
     ]  # fmt: skip
     readonly_fields = ("new_key_link", "created_at")
     inlines = [ApiKeyInline, ProjectOptimizationInline, ProjectRedactionInline]

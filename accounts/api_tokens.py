@@ -18,7 +18,7 @@ from .models import ManagementToken
 PREFIX = "ghm_"
 PREFIX_LENGTH = len(PREFIX) + 8
 _ALPHABET = string.ascii_letters + string.digits
-SCOPES = ("read", "write")
+SCOPES = ("read", "logs", "write")  # logs: read + request log bodies (usage/manage_api.py)
 
 
 @transaction.atomic

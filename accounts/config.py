@@ -101,6 +101,7 @@ class ProjectSpec:
     allowed_models: list[str] = field(default_factory=list)
     optimize: dict | None = None  # ProjectOptimization field values; None = leave the project's settings alone
     redaction: dict | None = None  # ProjectRedaction field values; None = leave the project's rules alone
+    request_logs: dict | None = None  # Project.request_log_* values (REQUEST_LOG_FIELDS); None = leave them alone
 
 
 # What the file writes: with GATEWAY_CONFIG set, every start (bin/run -> bootstrap) applies the file again, and for
@@ -278,7 +279,10 @@ ROUTE, PROJECT, PRICE = "accounts.ModelRoute", "accounts.Project", "usage.ModelP
 _f = fields.field
 TARGET_FIELDS = {"provider", "model", "priority", "weight"}
 PROJECT_FIELDS = {"slug", "name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd",
-                  "budget_alert_percent", "allowed_models", "optimize", "redaction"}  # fmt: skip
+                  "budget_alert_percent", "allowed_models", "optimize", "redaction", "request_logs"}  # fmt: skip
+# `projects[].request_logs:` key -> the Project field that stores it (its type and validators are the rule).
+REQUEST_LOG_FIELDS = {"mode": "request_log_mode", "retention_days": "request_log_retention_days",
+                      "max_bytes": "request_log_max_bytes"}  # fmt: skip
 
 
 def config_parse(data, *, environ, known_providers=()) -> Config:
@@ -434,6 +438,7 @@ def _projects(r: _Reader, items: list, config: Config) -> None:
                 allowed_models=_aliases(r, item, path),
                 optimize=_optimize(r, item, path),
                 redaction=_redaction(r, item, path),
+                request_logs=_request_logs(r, item, path),
             )
         )
 
@@ -501,6 +506,26 @@ def _redaction(r: _Reader, item: dict, path: str) -> dict | None:
                 out[name] = fields.checked(_f("accounts.ProjectRedaction", name), value[name])
             except fields.FieldProblem as problem:
                 r.fail(f"{where}.{name}", str(problem))
+    return out
+
+
+def _request_logs(r: _Reader, item: dict, path: str) -> dict | None:
+    """`request_logs:` {mode, retention_days, max_bytes}: every setting of the project's request logs; absent
+    ones take their defaults (docs/request-logs.md)."""
+    value = item.get("request_logs")
+    where = f"{path}.request_logs"
+    if value is None or r.mapping(value, where, set(REQUEST_LOG_FIELDS)) is None:
+        return None
+    out = {}
+    for key, name in REQUEST_LOG_FIELDS.items():
+        model_field = _f(PROJECT, name)
+        if model_field.choices:
+            modes = [choice for choice, _ in model_field.choices]
+            out[name] = r.string(value, key, where, model_field.default)
+            if out[name] not in modes:
+                r.fail(f"{where}.{key}", f"invalid mode {out[name]!r} (expected one of: {', '.join(modes)})")
+        else:
+            out[name] = r.number(value, key, where, model_field.default, model_field)
     return out
 
 

@@ -24,6 +24,20 @@ _ALPHABET = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True, slots=True)
+class RequestLogSetting:
+    """What the request path needs of a project's request-log setting (accounts.models.Project.request_log_*)."""
+
+    full: bool  # False: metadata only
+    max_bytes: int
+
+
+def request_log_setting(project: Project) -> RequestLogSetting | None:
+    if project.request_log_mode not in ("metadata", "full"):
+        return None
+    return RequestLogSetting(full=project.request_log_mode == "full", max_bytes=project.request_log_max_bytes)
+
+
+@dataclass(frozen=True, slots=True)
 class AuthenticatedKey:
     id: int
     prefix: str
@@ -46,6 +60,7 @@ class AuthenticatedKey:
     budget_alert_percent: int = 80
     optimize: Optimization | None = None  # the project's cost-optimization layers (proxy/optimize); None = all off
     redact: Redaction | None = None  # the project's redaction rules (proxy/redact.py); None = every rule off
+    request_log: RequestLogSetting | None = None  # the project's request logs (proxy/request_log.py); None = off
 
 
 def digest(secret: str) -> str:
@@ -128,4 +143,5 @@ def _usable(key: ApiKey) -> AuthenticatedKey | None:
         budget_alert_percent=project.budget_alert_percent,
         optimize=project.optimization.view() if hasattr(project, "optimization") else None,
         redact=project.redaction.view() if hasattr(project, "redaction") else None,
+        request_log=request_log_setting(project),
     )

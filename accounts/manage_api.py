@@ -19,6 +19,7 @@ from ninja import Router
 
 from . import manage_schemas as S
 from . import self_address, services
+from .config import REQUEST_LOG_FIELDS
 from .manage_common import ManagementError, config_item_apply, endpoint, invalid, json_body, not_found, page
 from .models import ApiKey, ModelRoute, Project, Provider, ProviderAccount, split_aliases
 
@@ -42,7 +43,7 @@ def _money(value: Decimal | None) -> str | None:
 # --- projects -------------------------------------------------------------------------------------------------
 
 PROJECT_EDITABLE = ("name", "active", "rpm", "tpm", "monthly_budget_usd", "daily_budget_usd", "budget_alert_percent",
-                    "allowed_models", "redaction")  # fmt: skip
+                    "allowed_models", "redaction", "request_logs")  # fmt: skip
 
 
 def project_out(project: Project) -> dict:
@@ -58,6 +59,7 @@ def project_out(project: Project) -> dict:
         "budget_alert_percent": project.budget_alert_percent,
         "allowed_models": split_aliases(project.allowed_models),
         "redaction": _redaction_out(project),
+        "request_logs": {key: getattr(project, name) for key, name in REQUEST_LOG_FIELDS.items()},
         "created_at": project.created_at.isoformat(),
     }
 

@@ -42,6 +42,12 @@ class RedactionRules(Schema):
     rules: dict[str, str] = Field({}, description='Per-rule actions over the group\'s, e.g. {"jwt": "log"}.')
 
 
+class RequestLogs(Schema):
+    mode: str = Field("off", description="off, metadata (no bodies) or full (request and response bodies)")
+    retention_days: int = Field(30, description="Logs older than this are deleted by the nightly job")
+    max_bytes: int = Field(262144, description="Size cap per log (JSON before compression); longer texts are cut")
+
+
 class ProjectIn(Schema):
     slug: str
     name: str | None = None
@@ -53,6 +59,7 @@ class ProjectIn(Schema):
     budget_alert_percent: int = 80
     allowed_models: list[str] = []
     redaction: RedactionRules | None = None
+    request_logs: RequestLogs | None = Field(None, description="Request logs (docs/request-logs.md); null = unchanged")
 
 
 class ProjectOut(ProjectIn):
@@ -329,6 +336,27 @@ class Status(Schema):
     accounts: list[AccountStatus]
     unhealthy: int
     in_flight: int
+
+
+class RequestLogOut(Schema):
+    request_id: str
+    created_at: datetime
+    project_id: int | None
+    key_id: int | None
+    model: str
+    ingress_api: str
+    stream: bool
+    http_status: int
+    outcome: str
+    mode: str = Field(description="full (bodies kept) or metadata")
+    meta: dict = Field(description="Message count, tool names, tool calls, stop reason")
+    body_bytes: int
+    stored_bytes: int
+    truncated: bool
+    bodies: dict | None = Field(
+        None, description="{request, response} in the caller's format; only for a `logs` or `write` token, and only "
+        "in full mode (absent for a `read` token)",
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------------------------

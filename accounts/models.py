@@ -42,6 +42,21 @@ class Project(models.Model):
     )
     allowed_models = models.TextField(blank=True, help_text=alias_list_help)
     created_at = models.DateTimeField(default=timezone.now)
+    # Request logs (usage/request_logs.py, docs/request-logs.md): off unless chosen here or in the config file.
+    REQUEST_LOG_MODES = [("off", "off"), ("metadata", "metadata only (no bodies)"), ("full", "full (bodies)")]
+    request_log_mode = models.CharField(
+        "request logs", max_length=10, choices=REQUEST_LOG_MODES, default="off",
+        help_text="Keep each request: metadata only (model, sizes, tool names, stop reason) or the full request "
+        "and response bodies (a stream's assembled answer). Off stores nothing.",
+    )
+    request_log_retention_days = models.PositiveIntegerField(
+        "request log retention (days)", default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="The nightly job deletes this project's request logs older than this.",
+    )
+    request_log_max_bytes = models.PositiveIntegerField(
+        "request log size cap (bytes)", default=262144, validators=[MinValueValidator(1024)],
+        help_text="The most one log keeps (its JSON before compression); longer texts are cut with a marker.",
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -280,7 +295,8 @@ class ManagementToken(models.Model):
     """A credential for the management API (gateway_site/manage_api.py, accounts/manage_api.py), never for the
     model API. The secret is shown once at creation; only its digest is kept, as for API keys."""
 
-    SCOPES = [("read", "read: usage, costs, errors, status"), ("write", "write: everything")]
+    SCOPES = [("read", "read: usage, costs, errors, status"),
+              ("logs", "logs: read, and request log bodies"), ("write", "write: everything")]  # fmt: skip
 
     name = models.CharField(max_length=200, unique=True)
     scope = models.CharField(max_length=10, choices=SCOPES, default="read")

@@ -174,6 +174,7 @@ def _apply(config: Config, report: ApplyReport) -> None:
         same_models = project is not None and split_aliases(project.allowed_models) == spec.allowed_models
         values = {name: getattr(spec, name) for name in FILE_OWNED_FIELDS["project"]}
         values["allowed_models"] = project.allowed_models if same_models else ", ".join(spec.allowed_models)
+        values |= spec.request_logs or {}  # given: the whole setting (absent keys were defaulted); else left alone
         project, state = _upsert(Project, {"slug": spec.slug}, values, f"projects[{i}]")
         if spec.optimize is not None:  # the file describes every setting: absent ones go back to their defaults
             defaults = {f.name: f.get_default() for f in ProjectOptimization._meta.concrete_fields if not f.primary_key}

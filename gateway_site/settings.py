@@ -235,6 +235,9 @@ CELERY_BEAT_SCHEDULE = {
     # the vendors' reports of the day before have filled in; GATEWAY_RECONCILE_BEAT_SECONDS > 0: that often (tests).
     "usage-reconcile-bills": {"task": "usage.tasks.reconcile_bills",
                               "schedule": env_float("GATEWAY_RECONCILE_BEAT_SECONDS", 0.0) or crontab(hour=4, minute=20)},
+    # Request logs past their project's retention (usage/request_logs.py), on the same schedule.
+    "usage-request-logs": {"task": "usage.tasks.request_logs_expire",
+                           "schedule": env_float("GATEWAY_ROLLUP_BEAT_SECONDS", 0.0) or crontab(hour=0, minute=10)},
 }
 # Rollups re-roll this many past days every night (rows that arrive late); raw ledger rows older than
 # GATEWAY_LEDGER_RETENTION_DAYS are deleted once their day is rolled up (0 keeps them all). GATEWAY_ROLLUP_IN_PROCESS:

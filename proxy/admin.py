@@ -120,3 +120,6 @@ class ApiKeyAdmin(accounts_admin.ApiKeyAdmin):
 for model, model_admin in ((ProviderAccount, AccountAdmin), (Project, ProjectAdmin), (ApiKey, ApiKeyAdmin)):
     admin.site.unregister(model)
     admin.site.register(model, model_admin)
+
+
+from . import admin_request_logs  # noqa: E402,F401  (request logs: proxy/admin_request_logs.py)

@@ -13,7 +13,7 @@
         attempts   select an account, send, classify, back off, fail over (proxy/attempts.py)
         relay      the upstream's answer in the caller's format, complete or streamed (proxy/relay.py)
         settle     real tokens and exact cost against the reservations            } call.finish
-        record     one ledger row                                                 } (proxy/metering.py)
+        record     one ledger row (and its request log, proxy/request_log.py)     } (proxy/metering.py)
 
 With tracing on (usage/tracing.py) the request is a trace: admit, the cache lookup, each attempt and the relay
 are its spans (`with tracing.step(...)` at the step; the trace ends in call.finish).
@@ -35,8 +35,8 @@ from django.utils import timezone
 
 from usage import tracing
 
-from . import attempts, coding_gateway_headers, formats, hop, ids, optimize, policies, redact, relay, routing
-from . import validate
+from . import attempts, coding_gateway_headers, formats, hop, ids, optimize, policies, redact, relay, request_log
+from . import routing, validate
 from .errors import GatewayError, body_limit, json_object, too_large, unexpected
 from .metering import Call, outcome_of
 
@@ -72,6 +72,7 @@ async def run(
         body = parse_body(body, ingress.NAME) if isinstance(body, bytes) else validate.check(ingress.NAME, body)
         call.stream = body.get("stream") is True
         call.requested_model = str(body.get("model") or "")
+        call.log = request_log.capture(key, ingress, body)  # None unless the project keeps request logs
         hop.check(client_headers)  # the gateway is its own upstream: 508 here, not one more hop (proxy/hop.py)
         snapshot = await routing.snapshot()
         model = body.get("model") if key.optimize is None else optimize.choose_model(call, key.optimize, body, body_bytes)
@@ -90,9 +91,12 @@ async def run(
         answer = await attempts.first_answer(call, route, body, ingress, client_headers, call.ticket.health)
         if call.stream:
             chunks = relay.stream(answer, body, ingress, call)
+            chunks = chunks if call.log is None else call.log.tee(chunks)
             chunks = chunks if plan is None else plan.keep_stream(chunks, call, ingress, body)
             return _answer(call, headers, chunks=chunks)
         content = relay.complete(answer, ingress, call)
+        if call.log is not None:
+            call.log.answered(content)
         call.finish(status=200, outcome="ok")
         if plan is not None:
             plan.keep(content, call)

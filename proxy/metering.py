@@ -69,6 +69,7 @@ class Call:
     requested_model: str = ""  # the model name the client sent (alias may be the pattern that matched it)
     snapshot_at: float = 0.0  # perf_counter of the last spooled snapshot; 0 = none yet
     trace: object = None  # usage.tracing.Trace of a traced request (set by proxy.core.run); None = not traced
+    log: object = None  # proxy.request_log.Capture, for a project that keeps request logs
 
     def __post_init__(self) -> None:
         metrics.request_started(self.ingress)
@@ -141,7 +142,10 @@ class Call:
             self.saved_usd = pricing.cost(input_tokens=self.tokens_saved, output_tokens=0, cache_read=0, cache_write=0,
                                           price=self.price)  # fmt: skip
         policies.settle(self.ticket, self, cost)
-        ledger.record(self.row(status, outcome, error, cost))
+        row = self.row(status, outcome, error, cost)
+        if self.log is not None:  # the request's log rides in the row's spool line (usage/request_logs.py)
+            row.request_log = self.log.document(self, error)
+        ledger.record(row)
         elapsed = time.perf_counter() - self.started
         metrics.request_finished(self, status, outcome, cost, elapsed)
         feed.publish(self, status, outcome, cost, elapsed)  # costs a clock read when nobody watches

@@ -20,7 +20,9 @@ from django.db import connection
 from django.db.models import Exists, OuterRef
 from django.db.models.expressions import RawSQL
 from django.utils import formats, timezone
+from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 
@@ -464,6 +466,19 @@ class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
     @admin.display(description="key", ordering="api_key__prefix")
     def key_prefix(self, obj):
         return obj.api_key.prefix if obj.api_key_id else "—"
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "request_log")
+
+    def get_fields(self, request, obj=None):
+        fields = [f for f in super().get_fields(request, obj) if f != "request_log"]
+        return [*fields[:2], "request_log", *fields[2:]]  # next to the request id
+
+    @admin.display(description="request log")
+    def request_log(self, obj):
+        """The request's log page, if its project keeps them (proxy/admin_request_logs.py finds it by id)."""
+        url = reverse("admin:usage_requestlog_by_request", args=[obj.request_id])
+        return format_html('<a href="{}">Open the request log</a> (projects that keep them)', url)
 
     @admin.display(description="upstream")
     def upstream(self, obj):

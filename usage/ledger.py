@@ -43,11 +43,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, close_old_connections, connection
+from django.db import DataError, IntegrityError, close_old_connections, connection, transaction
 from django.db.models import Q
 
 from . import metrics
-from .ledger_row import LedgerRow, encode
+from .ledger_row import LedgerRow, columns, encode
 from .ledger_spool import Orphan, Spool, find_orphans
 
 log = logging.getLogger(__name__)
@@ -281,10 +281,21 @@ def _insert(rows: list[LedgerRow], check_existing: bool) -> None:
         existing = set(UsageRecord.objects.filter(request_id__in=ids).values_list("request_id", flat=True))
         rows = [row for row in rows if row.request_id not in existing]
     try:
-        UsageRecord.objects.bulk_create([UsageRecord(**vars(row)) for row in rows])
+        _insert_with_logs(rows)
     except (IntegrityError, DataError):
         for row in rows:  # one bad row must not hold back the others
             _insert_alone(row)
+
+
+def _insert_with_logs(rows: list[LedgerRow]) -> None:
+    """The rows and their request logs (usage/request_logs.py) in one transaction: both are written, or neither
+    and the spool keeps both for the retry."""
+    from . import request_logs
+    from .models import UsageRecord
+
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create([UsageRecord(**columns(row)) for row in rows])
+        request_logs.logs_insert(rows)
 
 
 def _bound_lock_waits() -> None:
@@ -300,11 +311,9 @@ def _bound_lock_waits() -> None:
 
 
 def _insert_alone(row: LedgerRow) -> None:
-    from .models import UsageRecord
-
     for attempt in (row, _unlinked(row)):
         try:
-            UsageRecord.objects.bulk_create([UsageRecord(**vars(attempt))])
+            _insert_with_logs([attempt])
             if attempt is not row:
                 log.warning("usage record %s written without its project/key (deleted?)", row.request_id)
             return
@@ -378,7 +387,8 @@ def discard(request_id: str) -> None:
 
 
 def record(row: LedgerRow) -> None:
-    """Hand over a finished request's row. Never blocks on the database, never raises."""
+    """Hand over a finished request's row (with its `request_log`, if any: in the same spool line, so a crash
+    loses neither). Never blocks on the database, never raises."""
     writer = _writer if _writer is not None and _writer.thread.is_alive() else start()
     token = None
     try:

@@ -50,6 +50,16 @@ class LedgerRow:
     reductions: str = ""
     tokens_saved: int = 0
     saved_usd: Decimal = Decimal(0)
+    # Not a column: the request's log for a project that keeps them (usage/request_logs.py). It travels with the
+    # row through the spool and is inserted into its own table in the transaction that inserts the row.
+    request_log: dict | None = None
+
+
+def columns(row: LedgerRow) -> dict:
+    """The row's UsageRecord values."""
+    values = vars(row).copy()
+    del values["request_log"]
+    return values
 
 
 def usage_fields(usage) -> dict:
@@ -67,7 +77,7 @@ def error_fields(error) -> dict:
     return {"error_type": error.kind, "error_message": error.message[:300]}
 
 
-ROW_FIELDS = {f.name: f for f in fields(LedgerRow)}
+ROW_FIELDS = {f.name: f for f in fields(LedgerRow) if f.name != "request_log"}  # the UsageRecord columns
 _DECIMALS = ("cost_usd", "saved_usd")
 
 
@@ -79,6 +89,7 @@ def encode(kind: str, row: LedgerRow | None = None, request_id: str = "") -> byt
 def row_from_json(data: dict) -> LedgerRow:
     """A spooled row back into a LedgerRow. Fields this version does not know are dropped (a newer spool)."""
     values = {k: v for k, v in data.items() if k in ROW_FIELDS}
+    values["request_log"] = data.get("request_log")
     if isinstance(values.get("created_at"), str):
         values["created_at"] = parse_datetime(values["created_at"])
     for name in _DECIMALS:

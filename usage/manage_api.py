@@ -19,7 +19,7 @@ from accounts import manage_schemas as S
 from accounts.manage_common import ManagementError, config_item_apply, endpoint, json_body, not_found, page
 from accounts.models import ApiKey, Project
 
-from . import report, selectors
+from . import report, request_logs, selectors
 from .models import ModelPrice, UsageRecord
 from .money import exact
 
@@ -250,3 +250,16 @@ def budgets(request: HttpRequest):
 
 def _percent(spent: Decimal, budget) -> float | None:
     return round(float(spent / budget * 100), 1) if budget else None
+
+
+@router.get(
+    "/request-logs/{request_id}",
+    summary="A request's log (projects that keep them): metadata; the bodies for a `logs` or `write` token",
+    response=S.responds(200, S.RequestLogOut),
+    exclude_unset=True,
+)
+def request_log(request: HttpRequest, request_id: str):
+    entry = request_logs.log_find(request_id)
+    if entry is None:
+        raise not_found(f"request log {request_id!r}")
+    return request_logs.as_json(entry, with_bodies=request_logs.token_reads_bodies(request.auth))

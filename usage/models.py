@@ -301,3 +301,43 @@ class BillLine(models.Model):
 
     def __str__(self):
         return f"{self.day} {self.provider_name}/{self.account_name} {self.model}"
+
+
+class RequestLog(models.Model):
+    """A request's log, for projects that keep them (accounts.models.Project.request_log_mode): its metadata and,
+    in full mode, the request and response bodies as zstd-compressed JSON. Written only by the ledger writer, in
+    the transaction that inserts the request's ledger row (usage/request_logs.py); linked to that row by
+    request_id, not a foreign key, so the ledger's retention never touches logs and logs expire on their own."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    request_id = models.CharField(max_length=64)
+    project = models.ForeignKey("accounts.Project", null=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+")
+    model = models.CharField(max_length=200, blank=True, help_text="The model name the client asked for.")
+    ingress_api = models.CharField(max_length=20)
+    stream = models.BooleanField(default=False)
+    http_status = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=20, choices=UsageRecord.OUTCOMES)
+    full = models.BooleanField(default=False, help_text="Bodies kept (full mode); else metadata only.")
+    meta = models.JSONField(default=dict, blank=True, help_text="Tool names, stop reason, message count, sizes.")
+    body = models.BinaryField(null=True, blank=True, help_text="zstd-compressed JSON: request and response.")
+    body_bytes = models.PositiveIntegerField(default=0, help_text="The bodies' JSON size before compression.")
+    stored_bytes = models.PositiveIntegerField(default=0, help_text="Compressed size.")
+    truncated = models.BooleanField(default=False, help_text="Cut to the project's size cap.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        # The admin's filters, each alone or with a date range, read newest first through one of these and stop
+        # at a page (tests/e2e/test_request_logs.py checks the plans); retention reads (project, created_at).
+        indexes = [
+            models.Index(fields=["created_at"], name="reqlog_created_idx"),
+            models.Index(fields=["request_id"], name="reqlog_request_id_idx"),
+            models.Index(fields=["project", "created_at"], name="reqlog_project_created_idx"),
+            models.Index(fields=["api_key", "created_at"], name="reqlog_key_created_idx"),
+            models.Index(fields=["model", "created_at"], name="reqlog_model_created_idx"),
+            models.Index(fields=["http_status", "created_at"], name="reqlog_status_created_idx"),
+        ]
+        verbose_name = "request log"
+
+    def __str__(self):
+        return f"{self.request_id} {self.model} {self.http_status}"

@@ -1,7 +1,8 @@
 """The embedded default's nightly job: with no Celery broker (REDIS_URL unset) nothing runs beat, so the web
-process runs services.nightly itself, from one daemon thread: GATEWAY_ROLLUP_FIRST_DELAY_SECONDS (60) after
-start-up, to catch up on days missed while it was down, and then every day at 00:10 UTC. The bill reconciliation
-(usage/reconcile.py) follows the rollup in the same thread when any bill source is configured.
+process runs services.nightly and request log retention (usage/request_logs.py) itself, from one daemon
+thread: GATEWAY_ROLLUP_FIRST_DELAY_SECONDS (60) after start-up, to catch up on days missed while it was down,
+and then every day at 00:10 UTC. The bill reconciliation (usage/reconcile.py) follows in the same thread when any
+bill source is configured.
 
 GATEWAY_ROLLUP_IN_PROCESS: `auto` (the default) starts the thread only without a broker; `on` always; `off`
 never (run `manage.py rollup_usage` from cron instead). With several web processes and no broker each one
@@ -57,7 +58,7 @@ def _loop() -> None:
 
 
 def run_once() -> None:
-    from . import services
+    from . import request_logs, services
 
     try:
         close_old_connections()
@@ -66,6 +67,10 @@ def run_once() -> None:
                  "nothing", done["deleted"])  # fmt: skip
     except Exception:
         log.exception("usage nightly rollup failed; it runs again tomorrow (or: manage.py rollup_usage)")
+    try:
+        request_logs.expire()  # apart from the rollup: one failing never holds back the other
+    except Exception:
+        log.exception("request log retention failed; it runs again tomorrow")
     try:
         from . import reconcile
         from .models import BillSource

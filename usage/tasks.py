@@ -5,6 +5,7 @@
     rollup_day(day)    roll one day up again (e.g. after a correction), `day` as YYYY-MM-DD
     reconcile_bills    beat runs it at 04:20 UTC: the providers' own bills against the ledger for the last
                        GATEWAY_RECONCILE_DAYS days (usage/reconcile.py, docs/reconciliation.md)
+    request_logs_expire  beat runs it with `nightly`: request logs past their project's retention
 
 Without a broker (REDIS_URL unset) Celery runs tasks eagerly and nothing runs beat: usage/scheduler.py calls
 services.nightly from a timer thread in the web process instead.
@@ -15,7 +16,7 @@ from datetime import date
 
 from celery import shared_task
 
-from . import reconcile, services
+from . import reconcile, request_logs, services
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +40,8 @@ def reconcile_bills(days: int | None = None) -> dict:
     summary = reconcile.summary(outcomes)
     log.info("bill reconciliation: %s", summary["text"])
     return summary
+
+
+@shared_task(name="usage.tasks.request_logs_expire")
+def request_logs_expire() -> int:
+    return request_logs.expire()

@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0016_field_rules'),
+        ('accounts', '0017_request_logs'),
     ]
 
     operations = [

@@ -235,13 +235,13 @@ async def _keep_object(chunks, key: str, ttl: int, call):
     async with aclosing(chunks):
         async for chunk in chunks:
             for event in parser.feed(chunk):
-                final = _terminal_response(event) or final
+                final = terminal_response(event) or final
             yield chunk
     if final is not None and call.succeeded:
         keep(key, ttl, orjson.dumps(final), call)
 
 
-def _terminal_response(event) -> dict | None:
+def terminal_response(event) -> dict | None:
     named = event.event in TERMINAL
     if not named and (event.event is not None or not any(t.encode() in event.data for t in TERMINAL)):
         return None  # only the terminal event is decoded (a data-only stream: when it could be one)
