@@ -3,6 +3,7 @@ query), a batch's page lists its items with their errors, and "Cancel" stops sel
 does the canceling). Nothing here is editable: batches are made through the API."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import Case, When
 from django.utils.html import format_html
 
@@ -27,7 +28,9 @@ class BatchItemInline(admin.TabularInline):
 
     def get_queryset(self, request):
         """Errors first (what an operator opens a batch for), at most SHOWN_ITEMS of a batch of up to 100,000."""
-        object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        # The URL carries the admin's quoted primary key ("msgbatch_01" is linked as "msgbatch_5F01").
+        quoted = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        object_id = unquote(quoted) if quoted else None
         errors_first = Case(When(status="errored", then=0), default=1)
         shown = list(BatchItem.objects.filter(batch_id=object_id).order_by(errors_first, "seq")
                      .values_list("pk", flat=True)[:SHOWN_ITEMS])
