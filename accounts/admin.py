@@ -36,6 +36,9 @@ class ApiKeyInline(admin.TabularInline):
     show_change_link = True
     verbose_name_plural = "API keys (create one with the link above)"
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("project")  # each row is labelled with it
+
     def has_add_permission(self, request, obj=None):
         return False
 
