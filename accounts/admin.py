@@ -223,6 +223,8 @@ class ProviderAccountForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "kind" in self.fields:
             self.fields["kind"].required = False  # absent (older forms, scripts): an API key account
+        if "credential" in self.fields and self.instance.credential_last4:  # what is kept when left empty
+            self.fields["credential"].widget.attrs["placeholder"] = f"{self.instance.credential_last4} (kept)"
 
     def clean_kind(self):
         return self.cleaned_data.get("kind") or "api_key"
@@ -236,8 +238,8 @@ class ProviderAccountForm(forms.ModelForm):
 class ProviderAccountInline(admin.TabularInline):
     model = ProviderAccount
     form = ProviderAccountForm
-    fields = ("name", "kind", "credential", "credential_last4", "weight", "priority", "enabled", "last_error")
-    readonly_fields = ("credential_last4", "last_error")
+    fields = ("name", "kind", "credential", "weight", "priority", "enabled", "last_error")  # last 4: the placeholder
+    readonly_fields = ("last_error",)
     extra = 0
     show_change_link = True
 

@@ -133,15 +133,17 @@ def provider_health(provider, accounts, states, now):
         head = format_html('<span class="gh-quiet">{}</span>', "disabled" if accounts else "no accounts")
     else:
         label = "ok" if not bad else "down" if len(bad) == len(live) else "degraded"
-        head = format_html('<b style="color:{}">{}</b> · {} of {} ok', HEALTH_COLORS[label], label,
+        head = format_html('<b style="color:{}">{}</b> · {} of {} accounts healthy', HEALTH_COLORS[label], label,
                            len(live) - len(bad), len(live))  # fmt: skip
     why = format_html_join("", "<br>{}: {}", ((a.name, _unhealthy_reason(states.get(a.id), a, now)) for a in bad))
     last = max((a for a in accounts if a.last_error_at), key=lambda a: a.last_error_at, default=None)
     if last is None:
         return format_html("{}{}", head, why)
     error = last.last_error if len(last.last_error) <= 60 else last.last_error[:59] + "…"
-    return format_html('{}{}<br><span class="gh-quiet" title="{}">{} ago, {}: {}</span>', head, why,
-                       last.last_error, timesince(last.last_error_at, now).split(",")[0], last.name, error)  # fmt: skip
+    age = timesince(last.last_error_at, now).split(",")[0]
+    when = "just now" if age.startswith("0\xa0") else f"{age} ago"
+    return format_html('{}{}<br><span class="gh-quiet" title="{}">last error {}, {}: {}</span>', head, why,
+                       last.last_error, when, last.name, error)  # fmt: skip
 
 
 def _unhealthy_reason(state, account, now) -> str:

@@ -139,7 +139,7 @@ class Browser:
         self._cdp("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})  # fmt: skip
 
-    def screenshot(self, path, max_height: int = 1600) -> None:
+    def screenshot(self, path, max_height: int = 5000) -> None:
         """The whole page (not only the viewport), at most `max_height` pixels tall, as a PNG file."""
         width, height = self.execute("const e = document.documentElement;"
                                      "return [Math.max(e.scrollWidth, innerWidth), Math.max(e.scrollHeight, innerHeight)];")  # fmt: skip
