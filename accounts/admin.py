@@ -128,7 +128,7 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(SecretOnceAdmin):
-    list_display = ("name", "prefix", "project", "status_label", "created_at", "expires_at", "last_used_at")
+    list_display = ("name", "project", "prefix", "status_label", "created_at", "expires_at", "last_used_at")
     list_filter = (ApiKeyStatusFilter, "project")
     list_select_related = ("project",)
     search_fields = ("name", "prefix", "project__slug", "project__name")

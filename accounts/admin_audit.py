@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from .models import AuditEvent
 
@@ -45,7 +46,7 @@ class AuditEventAdmin(ReadOnly, admin.ModelAdmin):
     def summary(self, obj):
         """One line per field (the first SHOWN), each value cut at 40 characters; the event's page has them all."""
         items = list(obj.changes.items())
-        lines = format_html_join(format_html("<br>"), "<b>{}</b>: {} → {}",
+        lines = format_html_join(mark_safe("<br>"), "<b>{}</b>: {} → {}",
                                  ((name, _short(old), _short(new)) for name, (old, new) in items[:SHOWN]))  # fmt: skip
         more = len(items) - SHOWN
         return format_html("{}<br>… and {} more", lines, more) if more > 0 else lines

@@ -22,6 +22,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from accounts import admin as accounts_admin
@@ -59,6 +60,13 @@ class AccountAdmin(_ListReadsBreakers, accounts_admin.ProviderAccountAdmin):
 
     @admin.display(description="circuit breaker")
     def circuit(self, obj):
+        breaker_state = self._breaker_state(obj)
+        if obj.cooldown_until and obj.cooldown_until > timezone.now():  # set by hand: routing skips it till then
+            return format_html('<b style="color:{}">cooling down</b> until {:%H:%M} UTC<br>{}', STATE_COLORS["open"],
+                               obj.cooldown_until, breaker_state)  # fmt: skip
+        return breaker_state
+
+    def _breaker_state(self, obj):
         state = getattr(_page, "states", {}).get(obj.id)
         if state is None or (state.state == "closed" and not state.failures):
             return format_html('<span style="color:{}">closed</span>', STATE_COLORS["closed"])
@@ -164,7 +172,7 @@ def spend_lines(*, project_id=None, key_id=None, month_budget, day_budget, alert
             rows.append((color, f"{label}: ${spent:.4f} of ${budget} ({share}%)"))
         else:
             rows.append(("inherit", f"{label}: ${spent:.4f} (no budget)"))
-    return format_html_join(format_html("<br>"), '<span style="color:{}">{}</span>', rows)
+    return format_html_join(mark_safe("<br>"), '<span style="color:{}">{}</span>', rows)
 
 
 class ProjectAdmin(accounts_admin.ProjectAdmin):

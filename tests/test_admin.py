@@ -264,6 +264,27 @@ def test_test_connection_action_reports_each_account(admin_client, sample):
     assert good.last_error == ""
 
 
+def test_the_provider_page_tests_each_of_its_accounts(admin_client, sample):
+    """The button on the provider's own page (README, Admin console) runs the accounts' check, not a second one."""
+    with fake_models_server() as (base, seen):
+        provider = Provider.objects.create(name="local", kind="openai", base_url=base + "/v1")
+        for name, secret in (("good", "sk-good-openai-1"), ("bad", "sk-bad-openai-0")):
+            account = ProviderAccount(provider=provider, name=name)
+            account.set_credential(secret)
+            account.save()
+        page = admin_client.get(url("accounts_provider_change", provider.pk)).content.decode()
+        button = url("accounts_provider_test_connection", provider.pk)
+        assert f'action="{button}"' in page and 'id="test-connection"' in page
+        assert admin_client.get(button).status_code == 302 and not seen  # a GET probes nothing
+        response = admin_client.post(button, follow=True)
+    html = response.content.decode().lower()
+    assert response.redirect_chain[-1][0] == url("accounts_provider_change", provider.pk)
+    assert "local/good: ok in" in html and "local/bad: failed in" in html and "http 401: invalid api key" in html
+    assert ProviderAccount.objects.get(provider=provider, name="bad").last_error == "HTTP 401: invalid api key"
+    listing = admin_client.get(url("accounts_provider_changelist")).content.decode()
+    assert "2 of 2 accounts healthy" in listing and "bad: HTTP 401: invalid api key" in listing  # the health column
+
+
 # --- routes -----------------------------------------------------------------------------------------------
 
 
