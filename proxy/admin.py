@@ -62,8 +62,8 @@ class AccountAdmin(_ListReadsBreakers, accounts_admin.ProviderAccountAdmin):
     def circuit(self, obj):
         breaker_state = self._breaker_state(obj)
         if obj.cooldown_until and obj.cooldown_until > timezone.now():  # set by hand: routing skips it till then
-            return format_html('<b style="color:{}">cooling down</b> until {:%H:%M} UTC<br>{}', STATE_COLORS["open"],
-                               obj.cooldown_until, breaker_state)  # fmt: skip
+            return format_html('<b style="color:{}">cooling down</b> until {} UTC<br>{}', STATE_COLORS["open"],
+                               f"{obj.cooldown_until:%H:%M}", breaker_state)  # fmt: skip
         return breaker_state
 
     def _breaker_state(self, obj):

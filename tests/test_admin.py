@@ -285,6 +285,20 @@ def test_the_provider_page_tests_each_of_its_accounts(admin_client, sample):
     assert "2 of 2 accounts healthy" in listing and "bad: HTTP 401: invalid api key" in listing  # the health column
 
 
+def test_an_account_cooling_down_by_hand_is_not_shown_as_healthy(admin_client, sample):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    account = sample["account"]
+    account.cooldown_until = timezone.now() + timedelta(minutes=30)
+    account.save()
+    listing = admin_client.get(url("accounts_provideraccount_changelist")).content.decode()
+    assert f"cooling down</b> until {account.cooldown_until:%H:%M} UTC" in listing
+    providers = admin_client.get(url("accounts_provider_changelist")).content.decode()
+    assert "down</b> · 0 of 1 accounts healthy" in providers and "default: cooling down until" in providers
+
+
 # --- routes -----------------------------------------------------------------------------------------------
 
 
