@@ -22,6 +22,19 @@ def missing() -> str | None:
     return None
 
 
+def require() -> None:
+    """Skip the calling test where Chromium is missing; fail it in CI, where a skip would read as a pass."""
+    import os
+
+    import pytest
+
+    reason = missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run in CI: {reason}")
+        pytest.skip(reason)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
