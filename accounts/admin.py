@@ -37,6 +37,9 @@ class ApiKeyInline(admin.TabularInline):
     show_change_link = True
     verbose_name_plural = "API keys (create one with the link above)"
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("project")  # each row is labelled with it
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -139,7 +142,7 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(SecretOnceAdmin):
-    list_display = ("name", "prefix", "project", "status_label", "created_at", "expires_at", "last_used_at")
+    list_display = ("name", "project", "prefix", "status_label", "created_at", "expires_at", "last_used_at")
     list_filter = (ApiKeyStatusFilter, "project")
     list_select_related = ("project",)
     search_fields = ("name", "prefix", "project__slug", "project__name")
@@ -234,6 +237,8 @@ class ProviderAccountForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "kind" in self.fields:
             self.fields["kind"].required = False  # absent (older forms, scripts): an API key account
+        if "credential" in self.fields and self.instance.credential_last4:  # what is kept when left empty
+            self.fields["credential"].widget.attrs["placeholder"] = f"{self.instance.credential_last4} (kept)"
 
     def clean_kind(self):
         return self.cleaned_data.get("kind") or "api_key"
@@ -247,8 +252,8 @@ class ProviderAccountForm(forms.ModelForm):
 class ProviderAccountInline(admin.TabularInline):
     model = ProviderAccount
     form = ProviderAccountForm
-    fields = ("name", "kind", "credential", "credential_last4", "weight", "priority", "enabled", "last_error")
-    readonly_fields = ("credential_last4", "last_error")
+    fields = ("name", "kind", "credential", "weight", "priority", "enabled", "last_error")  # last 4: the placeholder
+    readonly_fields = ("last_error",)
     extra = 0
     show_change_link = True
 

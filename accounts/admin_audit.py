@@ -2,8 +2,11 @@
 
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from .models import AuditEvent
+
+SHOWN = 6  # changed fields listed per event in the list
 
 
 class ReadOnly:
@@ -21,7 +24,8 @@ class ReadOnly:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ("created_at", "actor", "source", "action", "object_type", "object_repr", "summary")
+    # Who and through what share a column, the object and its type too: the changes get the room (1024 px up).
+    list_display = ("created_at", "who", "action", "changed_object", "summary")
     list_filter = ("source", "action", "object_type", "created_at")
     search_fields = ("actor", "object_repr", "=object_id")
     date_hierarchy = "created_at"
@@ -30,10 +34,22 @@ class AuditEventAdmin(ReadOnly, admin.ModelAdmin):
     readonly_fields = fields
     list_per_page = 100
 
+    @admin.display(description="who", ordering="actor")
+    def who(self, obj):
+        return format_html('{}<br><span class="gh-quiet">{}</span>', obj.actor, obj.source)
+
+    @admin.display(description="object", ordering="object_type")
+    def changed_object(self, obj):
+        return format_html('{}<br><span class="gh-quiet">{}</span>', obj.object_repr, obj.object_type)
+
     @admin.display(description="changes")
     def summary(self, obj):
-        text = "; ".join(f"{name}: {_short(old)} → {_short(new)}" for name, (old, new) in obj.changes.items())
-        return text[:200] + ("…" if len(text) > 200 else "")
+        """One line per field (the first SHOWN), each value cut at 40 characters; the event's page has them all."""
+        items = list(obj.changes.items())
+        lines = format_html_join(mark_safe("<br>"), "<b>{}</b>: {} → {}",
+                                 ((name, _short(old), _short(new)) for name, (old, new) in items[:SHOWN]))  # fmt: skip
+        more = len(items) - SHOWN
+        return format_html("{}<br>… and {} more", lines, more) if more > 0 else lines
 
     @admin.display(description="changes")
     def changes_table(self, obj):

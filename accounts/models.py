@@ -94,7 +94,8 @@ class ApiKey(models.Model):
         indexes = [models.Index(fields=["project", "created_at"])]
 
     def __str__(self):
-        return f"{self.name} ({self.prefix}…)"
+        # Key names repeat across projects ("ci-bot" in each): the project makes the label unambiguous.
+        return f"{self.project} / {self.name} ({self.prefix}…)"
 
     @property
     def status(self) -> str:

@@ -3,6 +3,7 @@ query), a batch's page lists its items with their errors, and "Cancel" stops sel
 does the canceling). Nothing here is editable: batches are made through the API."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import Case, When
 from django.utils.html import format_html
 
@@ -27,7 +28,9 @@ class BatchItemInline(admin.TabularInline):
 
     def get_queryset(self, request):
         """Errors first (what an operator opens a batch for), at most SHOWN_ITEMS of a batch of up to 100,000."""
-        object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        # The URL carries the admin's quoted primary key ("msgbatch_01" is linked as "msgbatch_5F01").
+        quoted = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        object_id = unquote(quoted) if quoted else None
         errors_first = Case(When(status="errored", then=0), default=1)
         shown = list(BatchItem.objects.filter(batch_id=object_id).order_by(errors_first, "seq")
                      .values_list("pk", flat=True)[:SHOWN_ITEMS])
@@ -36,10 +39,18 @@ class BatchItemInline(admin.TabularInline):
 
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
-    list_display = ("id", "project", "kind", "status", "outcome", "progress", "counts", "created_at", "ended_at")
+    list_display = ("id", "project", "kind", "state", "progress", "counts", "created_at", "ended_at")
     list_filter = ("status", "outcome", "kind", "project")
     search_fields = ("id",)
     readonly_fields = [f.name for f in Batch._meta.fields] + ["progress", "counts"]
+    fieldsets = [  # what an operator opens a batch for first; then its files, times and the rest
+        (None, {"fields": ("id", "project", "api_key", "kind", "status", "outcome", "progress", "counts")}),
+        ("Files", {"fields": ("input_file", "output_file", "error_file")}),
+        ("Times", {"fields": ("created_at", "in_progress_at", "finalizing_at", "ended_at", "cancel_initiated_at",
+                              "expires_at")}),
+        ("Details", {"fields": ("ingress_api", "total", "endpoint", "completion_window", "metadata", "errors",
+                                "native"), "classes": ("collapse",)}),
+    ]  # fmt: skip
     actions = ["cancel_batches"]
     inlines = [BatchItemInline]
     list_select_related = ("project",)
@@ -53,12 +64,20 @@ class BatchAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="status", ordering="status")
+    def state(self, obj):
+        """The status, and how it ended once it has (the two share a column so the list fits 1024 px)."""
+        if not obj.outcome:
+            return obj.get_status_display()
+        return format_html('{}<br><span class="gh-quiet">{}</span>', obj.get_status_display(),
+                           obj.get_outcome_display())  # fmt: skip
+
     @admin.display(description="progress")
     def progress(self, obj):
         done = obj.n_succeeded + obj.n_errored + obj.n_canceled + obj.n_expired
         percent = int(100 * done / obj.total) if obj.total else 100
         return format_html(
-            '<progress value="{}" max="100" title="{}%" style="width:8em">{}%</progress> {}%', percent, percent,
+            '<progress value="{}" max="100" title="{}%" style="width:6em">{}%</progress> {}%', percent, percent,
             percent, percent)
 
     @admin.display(description="counts")

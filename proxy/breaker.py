@@ -163,6 +163,16 @@ async def reset(account_id: int) -> None:
     remember({account_id: CLOSED})
 
 
+def account_health(enabled: bool, state: BreakerState | None, cooling: bool) -> str:
+    """One account's health in a word: "disabled", "unhealthy" (breaker not closed, or cooling down after a
+    refused credential), "ok", or "unknown" (state None: not readable from here). gateway_status and the admin."""
+    if not enabled:
+        return "disabled"
+    if cooling or (state is not None and state.state != "closed"):
+        return "unhealthy"
+    return "unknown" if state is None else "ok"
+
+
 def states_now(account_ids) -> dict[int, BreakerState]:
     """The shared state, read from sync code (the admin) on a short event loop of its own; {} if unavailable."""
 

@@ -4,6 +4,7 @@ provider whose preset has no model list (models_endpoint false: Azure deployment
 to a model it is routed to, built by the kind's Upstream.request like a live call."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -16,6 +17,7 @@ from . import routing, upstreams
 from .errors import UpstreamError
 
 CHECK_TIMEOUT = 10.0
+MAX_PARALLEL = 16
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,20 @@ def account_check(account: ProviderAccount, *, timeout: float = CHECK_TIMEOUT, t
     result = probe(probe_plan(account), timeout=timeout, transport=transport)
     result_record(account, result)
     return result
+
+
+def accounts_check(accounts, *, timeout: float = CHECK_TIMEOUT) -> list[CheckResult]:
+    """Probe the accounts at once (each within `timeout`) and record each result on its account; the results in
+    the accounts' order. `check_providers`, the admin's "Test connection" action and the provider page's button."""
+    accounts = list(accounts)
+    if not accounts:
+        return []
+    plans = [probe_plan(a) for a in accounts]  # database reads stay on this thread
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(plans))) as pool:
+        results = list(pool.map(lambda plan: probe(plan, timeout=timeout), plans))
+    for account, result in zip(accounts, results):
+        result_record(account, result)
+    return results
 
 
 @dataclass(frozen=True)

@@ -264,6 +264,41 @@ def test_test_connection_action_reports_each_account(admin_client, sample):
     assert good.last_error == ""
 
 
+def test_the_provider_page_tests_each_of_its_accounts(admin_client, sample):
+    """The button on the provider's own page (README, Admin console) runs the accounts' check, not a second one."""
+    with fake_models_server() as (base, seen):
+        provider = Provider.objects.create(name="local", kind="openai", base_url=base + "/v1")
+        for name, secret in (("good", "sk-good-openai-1"), ("bad", "sk-bad-openai-0")):
+            account = ProviderAccount(provider=provider, name=name)
+            account.set_credential(secret)
+            account.save()
+        page = admin_client.get(url("accounts_provider_change", provider.pk)).content.decode()
+        button = url("accounts_provider_test_connection", provider.pk)
+        assert f'action="{button}"' in page and 'id="test-connection"' in page
+        assert admin_client.get(button).status_code == 302 and not seen  # a GET probes nothing
+        response = admin_client.post(button, follow=True)
+    html = response.content.decode().lower()
+    assert response.redirect_chain[-1][0] == url("accounts_provider_change", provider.pk)
+    assert "local/good: ok in" in html and "local/bad: failed in" in html and "http 401: invalid api key" in html
+    assert ProviderAccount.objects.get(provider=provider, name="bad").last_error == "HTTP 401: invalid api key"
+    listing = admin_client.get(url("accounts_provider_changelist")).content.decode()
+    assert "2 of 2 accounts healthy" in listing and "bad: HTTP 401: invalid api key" in listing  # the health column
+
+
+def test_an_account_cooling_down_by_hand_is_not_shown_as_healthy(admin_client, sample):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    account = sample["account"]
+    account.cooldown_until = timezone.now() + timedelta(minutes=30)
+    account.save()
+    listing = admin_client.get(url("accounts_provideraccount_changelist")).content.decode()
+    assert f"cooling down</b> until {account.cooldown_until:%H:%M} UTC" in listing
+    providers = admin_client.get(url("accounts_provider_changelist")).content.decode()
+    assert "down</b> · 0 of 1 accounts healthy" in providers and "default: cooling down until" in providers
+
+
 # --- routes -----------------------------------------------------------------------------------------------
 
 

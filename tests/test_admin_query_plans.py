@@ -180,7 +180,7 @@ def ledger_list_pages(ledger) -> dict[str, str]:
         "day": usage_list(created_at__year=newest.year, created_at__month=newest.month, created_at__day=newest.day),
         "day sorted by cost": usage_list(created="today", o=f"-{cost_column}"),
         "day sorted by project": usage_list(created_at__year=newest.year, created_at__month=newest.month,
-                                            created_at__day=newest.day, o=ledger_columns().index("project")),
+                                            created_at__day=newest.day, o=ledger_columns().index("project_key")),
         "stale sort, no range": usage_list(o=f"-{cost_column}"),
         "month and outcome": usage_list(created_at__year=newest.year, created_at__month=newest.month,
                                         outcome__exact="ok"),  # fmt: skip

@@ -367,11 +367,14 @@ class AliasFilter(admin.SimpleListFilter):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ("created_at", "request_id", "project", "key_prefix", "alias", "upstream", "ingress_api", "stream",
-                    "http_status", "outcome", "input_tokens", "output_tokens", "cost", "latency_ms")  # fmt: skip
+    # Fits 1024 px beside the filters (tests/browser/test_admin_screens.py): related values share a column (project
+    # and key, model and upstream, API and streaming, outcome and HTTP status); a request id is cut on screen (the
+    # whole id on hover and on its page); below 1200 px the API column gives way (templates/admin/base_site.html).
+    list_display = ("created_at", "request", "project_key", "model_upstream", "api", "outcome_status", "input_tokens",
+                    "output_tokens", "cost", "latency_ms")  # fmt: skip
     list_filter = (CreatedRangeFilter, "outcome", AliasFilter, IngressFilter, ProviderNameFilter, StreamFilter,
                    "project")
-    list_select_related = ("project", "api_key")
+    list_select_related = ("project", "api_key__project")  # the key is labelled with its project (ApiKey.__str__)
     search_fields = ("=request_id",)  # get_search_results below decides what a term matches
     search_help_text = (
         "An exact request id (the x-request-id / request-id response header), a Claude Code session id (its "
@@ -463,10 +466,6 @@ class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
     def cost(self, obj):
         return usd_html(obj.cost_usd)  # cents, the exact amount on hover and on the record's page (usage/money.py)
 
-    @admin.display(description="key", ordering="api_key__prefix")
-    def key_prefix(self, obj):
-        return obj.api_key.prefix if obj.api_key_id else "—"
-
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "request_log")
 
@@ -480,11 +479,32 @@ class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
         url = reverse("admin:usage_requestlog_by_request", args=[obj.request_id])
         return format_html('<a href="{}">Open the request log</a> (projects that keep them)', url)
 
-    @admin.display(description="upstream")
-    def upstream(self, obj):
+    @admin.display(description="request id")
+    def request(self, obj):
+        return format_html('<span class="gh-cut" title="{}">{}</span>', obj.request_id, obj.request_id)
+
+    @admin.display(description="project / key", ordering="project__name")
+    def project_key(self, obj):
+        if not obj.api_key_id:
+            return str(obj.project or "—")
+        key = obj.api_key
+        return format_html('{} /<br><span title="{}">{}</span>', key.project, key, key.name)  # its project's own name
+
+    @admin.display(description="model → upstream", ordering="alias")
+    def model_upstream(self, obj):
         if not obj.provider:
-            return "—"
+            return obj.alias or "—"
         where = f"{obj.provider}/{obj.account}" if obj.account else obj.provider
-        return f"{where}:{obj.remote_model}"
+        return format_html('{}<br><span class="gh-quiet gh-small">{}:{}</span>', obj.alias or "—", where,
+                           obj.remote_model)  # fmt: skip
+
+    @admin.display(description="API", ordering="ingress_api")
+    def api(self, obj):
+        return format_html("{}<br>stream", obj.ingress_api) if obj.stream else obj.ingress_api
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_status(self, obj):
+        return format_html('{} <span class="gh-quiet">{}</span>', obj.get_outcome_display(), obj.http_status)
+
 
 from . import admin_bills  # noqa: E402,F401  bill sources (usage/admin_bills.py)

@@ -183,8 +183,9 @@ def _labels(projects, keys) -> dict[str, dict]:
 
 
 def key_label(key) -> str:
-    """A key as the finance pages name it: its project first, since names like "ci-bot" repeat across projects."""
-    return f"{key.project.name} / {key.name} ({key.prefix}…)"
+    """A key as the finance pages name it: ApiKey's own name, its project first (names like "ci-bot" repeat across
+    projects). The key's project must be loaded with it."""
+    return str(key)
 
 
 def _label(dimension: str, value, labels) -> str:

@@ -1,5 +1,6 @@
 """Just enough W3C WebDriver to drive headless Chromium through chromedriver with httpx (no selenium)."""
 
+import base64
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,19 @@ def missing() -> str | None:
     if not any(shutil.which(name) for name in CHROMIUM):
         return "chromium is not installed (apt-get install chromium chromium-driver)"
     return None
+
+
+def require() -> None:
+    """Skip the calling test where Chromium is missing; fail it in CI, where a skip would read as a pass."""
+    import os
+
+    import pytest
+
+    reason = missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run in CI: {reason}")
+        pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -125,6 +139,27 @@ class Browser:
 
     def text(self, css: str) -> str:
         return self._s("GET", f"/element/{self.find(css)}/text")
+
+    def execute(self, script: str, *args):
+        """Run `script` (a function body: `return …`, arguments in `arguments`) in the page; its result."""
+        return self._s("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def _cdp(self, command: str, params: dict) -> dict:
+        return self._s("POST", "/goog/cdp/execute", {"cmd": command, "params": params})
+
+    def viewport(self, width: int, height: int = 900) -> None:
+        """Lay pages out in exactly width x height CSS pixels (window.innerWidth == width), as a screen that size."""
+        self._cdp("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})  # fmt: skip
+
+    def screenshot(self, path, max_height: int = 5000) -> None:
+        """The whole page (not only the viewport), at most `max_height` pixels tall, as a PNG file."""
+        width, height = self.execute("const e = document.documentElement;"
+                                     "return [Math.max(e.scrollWidth, innerWidth), Math.max(e.scrollHeight, innerHeight)];")  # fmt: skip
+        clip = {"x": 0, "y": 0, "width": width, "height": min(height, max_height), "scale": 1}
+        data = self._cdp("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data["data"]))
 
     def quit(self) -> None:
         if self.session:

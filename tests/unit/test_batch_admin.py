@@ -1,5 +1,7 @@
 """The admin's batch pages: progress and counts in the list, item errors on a batch's page, the cancel action."""
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -55,3 +57,20 @@ def test_cancel_action_cancels_pending_items_and_ends_the_batch(admin_client, se
     assert (batch.status, batch.outcome) == ("ended", "canceled") and batch.cancel_initiated_at
     assert BatchItem.objects.filter(batch=batch, status="canceled").count() == 2
     assert batch.output_file is not None  # the results file, with the canceled lines
+
+
+def test_the_lists_own_link_opens_a_page_that_shows_the_items(admin_client):
+    """Followed as a person clicks it: the admin quotes the key in its links ("_" -> "_5F"), so the page must find
+    the items of the unquoted id (the plain URL of the tests above never showed this)."""
+    project = Project.objects.create(slug="lnk", name="Lnk")
+    batch = _batch(project, ["succeeded", "errored"])
+    listing = admin_client.get("/admin/batches/batch/").content.decode()
+    links = set(re.findall(r'href="(/admin/batches/batch/[^"]+/change/[^"]*)"', listing))
+    assert len(links) == 1, links
+    link = html.unescape(links.pop())
+    assert "_5F" in link  # the admin's own quoting of "msgbatch_admin2"
+    page = admin_client.get(link)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert batch.id in text and "max_tokens: Field required" in text
+    assert text.count('class="field-custom_id"') == 2  # both items, not an empty table

@@ -28,3 +28,14 @@ def test_the_captures_the_tests_replay_are_in_the_repository():
     captures = sorted((fixtures / "claude-code").glob("*.json")) + sorted((fixtures / "openai-clients").glob("*.json"))
     for capture in captures:
         assert f"`{capture.parent.name}/{capture.name}`" in readme, f"{capture.name} is not described in the README"
+
+
+def test_every_template_folder_ships_in_the_wheel():
+    """templates/ is installed as data files, one line per folder (pyproject.toml): a folder a change adds without
+    its line works from the source tree and fails with TemplateDoesNotExist once installed."""
+    import tomllib
+
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    globs = {pattern for patterns in shipped.values() for pattern in patterns}
+    folders = {path.parent.relative_to(ROOT).as_posix() for path in (ROOT / "templates").rglob("*.html")}
+    assert sorted(f for f in folders if f"{f}/*.html" not in globs) == []

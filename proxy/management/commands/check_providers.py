@@ -2,15 +2,12 @@
 where the preset has no model list; proxy/checks.py), each within --timeout, and print latency and the error
 for each. Exit status 1 when any probe fails, so cron or a container health check can use it."""
 
-from concurrent.futures import ThreadPoolExecutor
-
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.management.output import write_json, write_table
 from accounts.models import ProviderAccount
-from proxy.checks import CHECK_TIMEOUT, probe, probe_plan, result_record
+from proxy.checks import CHECK_TIMEOUT, accounts_check
 
-MAX_PARALLEL = 16
 COLUMNS = ("provider", "account", "kind", "status", "latency_ms", "detail")
 
 
@@ -34,11 +31,7 @@ class Command(BaseCommand):
         if not accounts:
             self.stdout.write("No enabled provider accounts. Add one in the admin or with apply_config.")
             return
-        plans = [probe_plan(a) for a in accounts]  # database reads stay on this thread
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(plans))) as pool:
-            results = list(pool.map(lambda plan: probe(plan, timeout=timeout), plans))
-        for account, result in zip(accounts, results):
-            result_record(account, result)
+        results = accounts_check(accounts, timeout=timeout)
         self._print(accounts, results, as_json=as_json)
         failed = sum(1 for r in results if not r.ok)
         if failed:

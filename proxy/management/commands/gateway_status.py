@@ -76,7 +76,7 @@ def status_rows(live: dict | None = None) -> tuple[list[dict], str]:
             "provider": account.provider.name,
             "preset": account.provider.preset_name,
             "account": account.name,
-            "health": _health(account.enabled and account.provider.enabled, state, cooling),
+            "health": breaker.account_health(account.enabled and account.provider.enabled, state, cooling),
             "breaker": "unknown" if state is None else state.state + (f" ({state.reason})" if state.reason else ""),
             "cooldown_s": round(cooldown, 1),
             "in_flight": live[key]["in_flight"] if live and key in live else None,
@@ -85,14 +85,6 @@ def status_rows(live: dict | None = None) -> tuple[list[dict], str]:
             "last_error": account.last_error,
         })  # fmt: skip
     return rows, source
-
-
-def _health(enabled: bool, state, cooling: bool) -> str:
-    if not enabled:
-        return "disabled"
-    if cooling or (state is not None and state.state != "closed"):
-        return "unhealthy"
-    return "unknown" if state is None else "ok"
 
 
 def _breaker_states(accounts, live: dict | None) -> tuple[dict, str]:
