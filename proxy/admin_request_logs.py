@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from accounts.admin_audit import ReadOnly
 from usage import request_logs
-from usage.admin import CreatedRangeFilter, LedgerPaginator
+from usage.admin import CreatedRangeFilter, LedgerPaginator, RequestColumns
 from usage.models import RequestLog
 from usage.views import can_view_reports
 
@@ -53,11 +53,10 @@ class ModelFilter(admin.SimpleListFilter):
 
 
 @admin.register(RequestLog)
-class RequestLogAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ("created_at", "request_id", "project", "key_prefix", "model", "ingress_api", "stream",
-                    "http_status", "outcome", "tools_called", "stop_reason", "kept")  # fmt: skip
+class RequestLogAdmin(RequestColumns, ReadOnly, admin.ModelAdmin):
+    list_display = ("created_at", "request", "project_key", "model", "api", "outcome_status", "answer", "kept")
     list_filter = (CreatedRangeFilter, "project", "api_key", ModelFilter, StatusFilter)
-    list_select_related = ("project", "api_key")
+    list_select_related = ("project", "api_key__project")
     search_fields = ("=request_id",)
     search_help_text = "An exact request id (the request-id / x-request-id response header)."
     paginator = LedgerPaginator
@@ -111,17 +110,11 @@ class RequestLogAdmin(ReadOnly, admin.ModelAdmin):
                 context["bodies_hidden"] = True
         return super().change_view(request, object_id, form_url, context)
 
-    @admin.display(description="key")
-    def key_prefix(self, obj):
-        return obj.api_key.prefix if obj.api_key_id else "—"
-
-    @admin.display(description="tool calls")
-    def tools_called(self, obj):
-        return ", ".join(obj.meta.get("tool_calls") or []) or "—"
-
-    @admin.display(description="stop reason")
-    def stop_reason(self, obj):
-        return obj.meta.get("stop_reason") or "—"
+    @admin.display(description="answer")
+    def answer(self, obj):
+        """How the model answered: its stop reason, and the tools it called."""
+        tools = ", ".join(obj.meta.get("tool_calls") or [])
+        return format_html('{}<br><span class="gh-quiet gh-small">{}</span>', obj.meta.get("stop_reason") or "—", tools)
 
     @admin.display(description="kept")
     def kept(self, obj):

@@ -365,8 +365,32 @@ class AliasFilter(admin.SimpleListFilter):
         return queryset.filter(alias=self.value()) if self.value() is not None else queryset
 
 
+class RequestColumns:
+    """List columns of a model with a request's fields (UsageRecord, RequestLog): related values share a column so
+    a list fits 1024 px beside its filters (tests/browser/test_admin_screens.py, templates/admin/base_site.html)."""
+
+    @admin.display(description="request id")
+    def request(self, obj):
+        return format_html('<span class="gh-cut" title="{}">{}</span>', obj.request_id, obj.request_id)
+
+    @admin.display(description="project / key", ordering="project__name")
+    def project_key(self, obj):
+        if not obj.api_key_id:
+            return str(obj.project or "—")
+        key = obj.api_key
+        return format_html('{} /<br><span title="{}">{}</span>', key.project, key, key.name)  # its project's own name
+
+    @admin.display(description="API", ordering="ingress_api")
+    def api(self, obj):
+        return format_html("{}<br>stream", obj.ingress_api) if obj.stream else obj.ingress_api
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_status(self, obj):
+        return format_html('{} <span class="gh-quiet">{}</span>', obj.get_outcome_display(), obj.http_status)
+
+
 @admin.register(UsageRecord)
-class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
+class UsageRecordAdmin(RequestColumns, ReadOnly, admin.ModelAdmin):
     # Fits 1024 px beside the filters (tests/browser/test_admin_screens.py): related values share a column (project
     # and key, model and upstream, API and streaming, outcome and HTTP status); a request id is cut on screen (the
     # whole id on hover and on its page); below 1200 px the API column gives way (templates/admin/base_site.html).
@@ -479,17 +503,6 @@ class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
         url = reverse("admin:usage_requestlog_by_request", args=[obj.request_id])
         return format_html('<a href="{}">Open the request log</a> (projects that keep them)', url)
 
-    @admin.display(description="request id")
-    def request(self, obj):
-        return format_html('<span class="gh-cut" title="{}">{}</span>', obj.request_id, obj.request_id)
-
-    @admin.display(description="project / key", ordering="project__name")
-    def project_key(self, obj):
-        if not obj.api_key_id:
-            return str(obj.project or "—")
-        key = obj.api_key
-        return format_html('{} /<br><span title="{}">{}</span>', key.project, key, key.name)  # its project's own name
-
     @admin.display(description="model → upstream", ordering="alias")
     def model_upstream(self, obj):
         if not obj.provider:
@@ -497,14 +510,6 @@ class UsageRecordAdmin(ReadOnly, admin.ModelAdmin):
         where = f"{obj.provider}/{obj.account}" if obj.account else obj.provider
         return format_html('{}<br><span class="gh-quiet gh-small">{}:{}</span>', obj.alias or "—", where,
                            obj.remote_model)  # fmt: skip
-
-    @admin.display(description="API", ordering="ingress_api")
-    def api(self, obj):
-        return format_html("{}<br>stream", obj.ingress_api) if obj.stream else obj.ingress_api
-
-    @admin.display(description="outcome", ordering="outcome")
-    def outcome_status(self, obj):
-        return format_html('{} <span class="gh-quiet">{}</span>', obj.get_outcome_display(), obj.http_status)
 
 
 from . import admin_bills  # noqa: E402,F401  bill sources (usage/admin_bills.py)

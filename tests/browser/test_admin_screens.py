@@ -109,9 +109,10 @@ def _high_water() -> dict:
 
 def _int_keyed():
     from accounts.models import AuditEvent, ManagementToken, ModelRoute, Project, Provider
-    from usage.models import ModelPrice, UsageRecord
+    from usage.models import ModelPrice, RequestLog, UsageRecord
 
-    return (UsageRecord, AuditEvent, ManagementToken, ModelPrice, ModelRoute, Provider, Project)  # deleted in order
+    # deleted in order; bill sources and lines go with their provider's accounts
+    return (RequestLog, UsageRecord, AuditEvent, ManagementToken, ModelPrice, ModelRoute, Provider, Project)
 
 
 def _remove_since(before: dict) -> None:
@@ -159,8 +160,28 @@ def _seed(url: str, fake) -> dict:
         changes={"base_url": ["https://api.anthropic.com", "https://anthropic-proxy.internal.example.com/v1"],
                  "capabilities": [None, {"images": True, "reasoning_echo": False, "max_tokens_param": "max_tokens"}],
                  "read_timeout": [600, 120], "extra_headers": [{}, {"anthropic-beta": "prompt-caching-2024-07-31"}]})
+    _seed_bills_and_logs(key)
     return {"user": user, "password": password, "alias": alias, "secret": secret, "provider": provider,
             "batch": batch}  # fmt: skip
+
+
+def _seed_bills_and_logs(key) -> None:
+    """A provider's bill with one line over tolerance (usage/reconcile.py), and a request log (metadata only)."""
+    from decimal import Decimal
+
+    from accounts.models import ProviderAccount
+    from usage.models import BillLine, BillSource, RequestLog
+
+    account = ProviderAccount.objects.select_related("provider").get(provider__name="anthropic-main", name="backup")
+    BillSource.objects.create(account=account, kind="csv")
+    BillLine.objects.create(day=timezone.localdate(), account=account, provider_name=account.provider.name,
+                            account_name=account.name, model="claude-sonnet-4-5", source="csv",
+                            bill_input_tokens=1_250_000, bill_output_tokens=48_000, bill_cost_usd=Decimal("4.47"),
+                            ledger_requests=312, ledger_input_tokens=1_200_000, ledger_output_tokens=48_000,
+                            ledger_cost_usd=Decimal("4.32000000"), over_tolerance=True)  # fmt: skip
+    RequestLog.objects.create(request_id=f"req_{secrets.token_hex(12)}", project=key.project, api_key=key,
+                              model="claude-sonnet-4-5", ingress_api="anthropic", http_status=200, outcome="ok",
+                              meta={"tools": ["Read", "Edit"], "stop_reason": "tool_use", "messages": 14})  # fmt: skip
 
 
 def _check(browser, name: str, width: int) -> list[str]:

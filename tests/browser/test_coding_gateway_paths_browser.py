@@ -3,8 +3,6 @@ real headless Chromium, logged in, still gets the admin's pages on those paths, 
 
 import pytest
 
-from tests.browser.test_live_feed_browser import staff  # noqa: F401  (a committed superuser: username, password)
-
 pytestmark = pytest.mark.browser
 
 

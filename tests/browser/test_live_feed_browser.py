@@ -1,25 +1,15 @@
 """The live request feed in a real headless Chromium: staff open it from the usage records list, a request made
 with the SDK appears as a row without reloading the page."""
 
-import secrets
 
 import anthropic
 import pytest
-from django.contrib.auth.models import User
 
 from tests.e2e import policy_world as pw
 from tests.e2e.conftest import FAKE_KEY
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def staff(committed):
-    password = secrets.token_urlsafe(16)
-    user = User.objects.create_superuser(f"live-{secrets.token_hex(4)}", password=password)
-    yield user.username, password
-    user.delete()
 
 
 @pytest.fixture

@@ -2,11 +2,9 @@
 its request id links to the log, and the log page shows the conversation with thinking collapsed and the raw
 JSON one click away."""
 
-import secrets
 
 import anthropic
 import pytest
-from django.contrib.auth.models import User
 
 from accounts.models import Project
 from tests.e2e import policy_world as pw
@@ -14,14 +12,6 @@ from tests.e2e.conftest import FAKE_KEY, ledger_row
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def staff(committed):
-    password = secrets.token_urlsafe(16)
-    user = User.objects.create_superuser(f"logs-{secrets.token_hex(4)}", password=password)
-    yield user.username, password
-    user.delete()
 
 
 @pytest.fixture
