@@ -126,7 +126,9 @@ def used_lines(environ) -> list[str]:
         if var.kind in ("none", "same") or (var.kind == "always" and flag(raw) is False):
             continue  # "same": Gatehouse's own variables, which the start describes by what they made
         shown = var.name if var.secret else f"{var.name}={raw}"
-        wins = f" ({var.setting} is set too: it wins)" if var.kind == "setting" and var.setting in environ else ""
+        # (the start copies a seed's setting variable to Gatehouse's name first: an equal value is that copy)
+        overridden = var.kind == "setting" and environ.get(var.setting, raw) != raw
+        wins = f" ({var.setting} is set too: it wins)" if overridden else ""
         lines.append(f"  {shown} ({seed.TITLE}) -> {var.counterpart}{wins}")
     return lines
 

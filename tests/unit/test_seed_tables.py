@@ -62,3 +62,14 @@ def test_claude_proxy_base_url_gets_one_v1():
     assert _with_v1("https://api.example.com") == "https://api.example.com/v1"
     assert _with_v1("https://api.deepseek.com/v1") == "https://api.deepseek.com/v1"
     assert _with_v1("") is None
+
+
+def test_a_setting_copied_from_its_seed_name_is_not_reported_as_set_twice():
+    """The start copies ADMIN_API_KEY to GATEWAY_ADMIN_API_KEY before start_from_env reports: that copy is not the
+    operator setting both names; a different value under Gatehouse's name is, and wins."""
+    from accounts import seeds
+
+    copied = {"ADMIN_API_KEY": "k-1", "GATEWAY_ADMIN_API_KEY": "k-1"}
+    assert not any("is set too" in line for line in seeds.used_lines(copied))
+    both = {"ADMIN_API_KEY": "k-1", "GATEWAY_ADMIN_API_KEY": "k-2"}
+    assert any("GATEWAY_ADMIN_API_KEY is set too: it wins" in line for line in seeds.used_lines(both))
