@@ -2,35 +2,19 @@
 its request id links to the log, and the log page shows the conversation with thinking collapsed and the raw
 JSON one click away."""
 
-
-import anthropic
 import pytest
 
 from accounts.models import Project
-from tests.e2e import policy_world as pw
-from tests.e2e.conftest import FAKE_KEY, ledger_row
-from tests.fakes.upstream import FakeUpstream
+from tests.e2e.conftest import ledger_row
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def served(gateway_server, committed):
-    """An Anthropic route on a fake upstream of its own, and a key for a new project that keeps full logs."""
-    fake = FakeUpstream(key=FAKE_KEY)
-    fake.start()
-    proj = pw.project()
-    Project.objects.filter(pk=proj.pk).update(request_log_mode="full")
-    alias = pw.route((pw.provider(fake, kind="anthropic"), "fake-claude", 0))
-    secret = pw.key(proj)
-    pw.wait_for_config(gateway_server.url, secret, alias)
-    yield anthropic.Anthropic(base_url=gateway_server.url, api_key=secret, max_retries=0), alias
-    fake.stop()
-
-
 def test_the_live_feed_links_to_a_readable_conversation(browser, staff, served):
     username, password = staff
-    client, alias = served
+    client, alias, project = served
+    Project.objects.filter(pk=project.pk).update(request_log_mode="full")  # the server reads it again within
+    # GATEWAY_CACHE_TTL (0.5 s in tests), long before the request below, sent after the login
     browser.get("/admin/login/?next=/admin/usage/usagerecord/live/")
     browser.type("#id_username", username)
     browser.type("#id_password", password)
