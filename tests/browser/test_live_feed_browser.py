@@ -1,9 +1,7 @@
 """The live request feed in a real headless Chromium: staff open it from the usage records list, a request made
 with the SDK appears as a row without reloading the page."""
 
-
 import pytest
-
 
 pytestmark = pytest.mark.browser
 
